@@ -1,0 +1,70 @@
+# xvrrp — build, test, generate, demo, bench.
+#
+# `make test` and `make demo` install what they need from Debian's packages when it
+# is missing (they run as root on the machines this project targets); Go modules
+# come from the module proxy at the versions go.mod pins.
+
+GO      ?= go
+CLANG   ?= clang
+# Pinned for reproducible objects: Debian 12's clang/llvm 14.
+CFLAGS  := -O2 -g -Wall -Werror
+export BPF_CLANG := $(CLANG)
+export BPF_CFLAGS := $(CFLAGS)
+
+APT_PACKAGES := clang llvm bpftool keepalived tcpdump iproute2 libbpf-dev
+# One command or file per package above, to tell whether it is there.
+APT_PROBES   := clang llvm-strip bpftool keepalived tcpdump ip /usr/include/bpf/bpf_helpers.h
+
+FUZZTIME ?= 10s
+
+.PHONY: all build test vet generate vmlinux demo bench fuzz deps clean
+
+all: build
+
+build:
+	$(GO) build -o bin/xvrrp ./cmd/xvrrp
+
+deps:
+	@missing=""; \
+	for p in $(APT_PROBES); do \
+		case $$p in /*) [ -e $$p ] ;; *) command -v $$p >/dev/null ;; esac || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages (missing:$$missing)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+	fi
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); [ -z "$$out" ] || { echo "gofmt would change:"; echo "$$out"; exit 1; }
+
+# Every test, privileged ones included: they need root and fail (not skip) when
+# CI=true and the kernel or privileges are missing.
+test: deps vet build
+	$(GO) test -count=1 -timeout 30m ./...
+
+# Short coverage-guided runs of every fuzz target (seed corpora run in `make test`).
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list 'Fuzz.*' $$pkg | grep '^Fuzz'); do \
+			echo "fuzz $$pkg $$f"; \
+			$(GO) test -run XXX -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+# Regenerates vmlinux.h from this kernel's BTF and the BPF objects with bpf2go.
+generate: deps vmlinux
+	$(GO) generate ./...
+
+vmlinux:
+	bpftool btf dump file /sys/kernel/btf/vmlinux format c > vmlinux.h.tmp
+	mv vmlinux.h.tmp vmlinux.h
+
+demo: deps build
+	./bin/xvrrp demo
+
+bench:
+	$(GO) test -run XXX -bench . -benchmem ./...
+
+clean:
+	rm -rf bin

@@ -1,0 +1,156 @@
+package vrrp
+
+import (
+	"encoding/binary"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// Packet is a VRRP advert together with the IP header fields VRRP looks at.
+type Packet struct {
+	Src, Dst netip.Addr
+	TTL      uint8 // TTL or hop limit
+	Advert
+}
+
+const (
+	ipv4HeaderLen = 20
+	ipv6HeaderLen = 40
+)
+
+// DecodePacket decodes an IPv4 or IPv6 packet carrying a VRRP message. It returns
+// ErrNotVRRP for any other packet, and otherwise the same errors as DecodeMessage.
+// Bytes past the IP header's length (Ethernet padding) are ignored.
+func DecodePacket(pkt []byte) (*Packet, error) {
+	if len(pkt) < 1 {
+		return nil, ErrNotVRRP
+	}
+	var (
+		p       = new(Packet)
+		payload []byte
+	)
+	switch pkt[0] >> 4 {
+	case 4:
+		if len(pkt) < ipv4HeaderLen {
+			return nil, invalid(ErrLength, "%d bytes of IPv4 header", len(pkt))
+		}
+		if pkt[9] != Protocol {
+			return nil, ErrNotVRRP
+		}
+		ihl := int(pkt[0]&0x0f) * 4
+		total := int(binary.BigEndian.Uint16(pkt[2:4]))
+		if ihl < ipv4HeaderLen || total < ihl || total > len(pkt) {
+			return nil, invalid(ErrLength, "IPv4 header length %d, total length %d, %d bytes", ihl, total, len(pkt))
+		}
+		// Fragments are dropped as a length problem: an advert always fits one packet.
+		if binary.BigEndian.Uint16(pkt[6:8])&0x3fff != 0 {
+			return nil, invalid(ErrLength, "IPv4 fragment")
+		}
+		p.TTL = pkt[8]
+		p.Src = netip.AddrFrom4([4]byte(pkt[12:16]))
+		p.Dst = netip.AddrFrom4([4]byte(pkt[16:20]))
+		payload = pkt[ihl:total]
+	case 6:
+		if len(pkt) < ipv6HeaderLen {
+			return nil, invalid(ErrLength, "%d bytes of IPv6 header", len(pkt))
+		}
+		// Extension headers are not walked: VRRP is sent without them.
+		if pkt[6] != Protocol {
+			return nil, ErrNotVRRP
+		}
+		plen := int(binary.BigEndian.Uint16(pkt[4:6]))
+		if ipv6HeaderLen+plen > len(pkt) {
+			return nil, invalid(ErrLength, "IPv6 payload length %d, %d bytes", plen, len(pkt)-ipv6HeaderLen)
+		}
+		p.TTL = pkt[7]
+		p.Src = netip.AddrFrom16([16]byte(pkt[8:24]))
+		p.Dst = netip.AddrFrom16([16]byte(pkt[24:40]))
+		payload = pkt[ipv6HeaderLen : ipv6HeaderLen+plen]
+	default:
+		return nil, ErrNotVRRP
+	}
+	if err := p.Advert.decode(payload, p.Src, p.Dst, p.TTL); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// AppendPacket appends an IP packet carrying the advert from src to dst with the
+// given TTL (or hop limit). Tests and fault injection use it to craft adverts the
+// kernel would not build, such as a TTL other than 255.
+func (a *Advert) AppendPacket(b []byte, src, dst netip.Addr, ttl uint8) ([]byte, error) {
+	if err := a.validate(src, dst); err != nil {
+		return b, err
+	}
+	n := a.Len()
+	start := len(b)
+	if src.Is4() {
+		b = append(b,
+			0x45, 0xc0, // version 4, IHL 5; DSCP CS6 like keepalived
+			byte((ipv4HeaderLen+n)>>8), byte(ipv4HeaderLen+n),
+			0, 0, 0, 0, // id, flags, fragment offset
+			ttl, Protocol, 0, 0)
+		b = append(b, src.AsSlice()...)
+		b = append(b, dst.AsSlice()...)
+		hdr := b[start:]
+		binary.BigEndian.PutUint16(hdr[10:12], ^fold(sumBytes(0, hdr)))
+	} else {
+		b = append(b, 0x6c, 0, 0, 0, byte(n>>8), byte(n), Protocol, ttl) // traffic class CS6
+		b = append(b, src.AsSlice()...)
+		b = append(b, dst.AsSlice()...)
+	}
+	return a.Append(b, src, dst)
+}
+
+// Accept is what an instance accepts beyond a well-formed advert. The kernel keeps
+// the same in the instances and unicast_peers maps and checks it in the same order.
+type Accept struct {
+	Version     uint8
+	MinInterval time.Duration // version 2 accepts exactly its own interval
+	MaxInterval time.Duration
+	AuthType    uint8
+	AuthData    [AuthDataLen]byte
+	// UnicastPeers, when not empty, are the only sources accepted.
+	UnicastPeers []netip.Addr
+}
+
+// Check applies the instance's rules to an advert that DecodeMessage accepted,
+// from src. The advert's VRID has already matched the instance.
+func (acc *Accept) Check(a *Advert, src netip.Addr) error {
+	if a.Version != acc.Version {
+		return invalid(ErrVersion, "version %d, instance runs version %d", a.Version, acc.Version)
+	}
+	if a.Interval < acc.MinInterval || a.Interval > acc.MaxInterval {
+		return invalid(ErrInterval, "interval %v outside %v to %v", a.Interval, acc.MinInterval, acc.MaxInterval)
+	}
+	if a.Version == 2 {
+		if a.AuthType != acc.AuthType {
+			return invalid(ErrAuthType, "authentication type %d, want %d", a.AuthType, acc.AuthType)
+		}
+		if a.AuthType == AuthPass && a.AuthData != acc.AuthData {
+			return invalid(ErrAuthKey, "password does not match")
+		}
+	}
+	if len(acc.UnicastPeers) > 0 && !slices.Contains(acc.UnicastPeers, src) {
+		return invalid(ErrUnicastPeer, "source %v is not a unicast peer", src)
+	}
+	return nil
+}
+
+// DecodeFrame decodes an Ethernet frame (with at most one 802.1Q tag) carrying an
+// IPv4 or IPv6 VRRP packet, as the XDP program sees it.
+func DecodeFrame(frame []byte) (*Packet, error) {
+	const ethLen = 14
+	if len(frame) < ethLen {
+		return nil, ErrNotVRRP
+	}
+	etype, off := binary.BigEndian.Uint16(frame[12:14]), ethLen
+	if etype == 0x8100 && len(frame) >= ethLen+4 {
+		etype, off = binary.BigEndian.Uint16(frame[16:18]), ethLen+4
+	}
+	if etype != 0x0800 && etype != 0x86dd {
+		return nil, ErrNotVRRP
+	}
+	return DecodePacket(frame[off:])
+}

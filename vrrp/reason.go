@@ -1,0 +1,92 @@
+package vrrp
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Reason says why an advert was accepted or dropped. The numbering is shared with
+// the XDP program (enum xvrrp_reason in bpf/xvrrp.h), which counts adverts in the
+// stats map by Reason; loader tests hold the two lists together.
+//
+// The order of the constants is the order in which both the Go decoder and the
+// kernel apply the checks, so a packet with several faults is counted under the
+// first one, the same way on both sides.
+type Reason uint32
+
+const (
+	ReasonValid       Reason = iota // advert accepted
+	ReasonLength                    // shorter than its headers or than its IP length claims
+	ReasonVersion                   // not version 2 or 3, or v2 over IPv6, or not the instance's version
+	ReasonType                      // not an ADVERTISEMENT
+	ReasonTTL                       // IPv4 TTL or IPv6 hop limit is not 255
+	ReasonChecksum                  // VRRP checksum does not verify
+	ReasonAddrCount                 // address count is 0 or disagrees with the length
+	ReasonUnknownVRID               // no instance with this VRID on the interface and family
+	ReasonInterval                  // interval 0, or outside what the instance accepts
+	ReasonAuthType                  // v2 authentication type unknown or not the instance's
+	ReasonAuthKey                   // v2 simple-password key does not match
+	ReasonUnicastPeer               // source is not among the instance's unicast peers
+	NumReasons                      // number of reasons; not a reason
+)
+
+var reasonNames = [NumReasons]string{
+	ReasonValid:       "valid",
+	ReasonLength:      "length",
+	ReasonVersion:     "version",
+	ReasonType:        "type",
+	ReasonTTL:         "ttl",
+	ReasonChecksum:    "checksum",
+	ReasonAddrCount:   "addr_count",
+	ReasonUnknownVRID: "unknown_vrid",
+	ReasonInterval:    "interval",
+	ReasonAuthType:    "auth_type",
+	ReasonAuthKey:     "auth_key",
+	ReasonUnicastPeer: "unicast_peer",
+}
+
+// String returns the short name used in logs, `xvrrp status` and the stats map dump.
+func (r Reason) String() string {
+	if r < NumReasons {
+		return reasonNames[r]
+	}
+	return fmt.Sprintf("reason(%d)", uint32(r))
+}
+
+// Sentinel errors, one per drop reason. Every error the decoder returns wraps one of
+// them, so callers match with errors.Is and count with ReasonOf.
+var (
+	ErrLength      = &reasonError{ReasonLength}
+	ErrVersion     = &reasonError{ReasonVersion}
+	ErrType        = &reasonError{ReasonType}
+	ErrTTL         = &reasonError{ReasonTTL}
+	ErrChecksum    = &reasonError{ReasonChecksum}
+	ErrAddrCount   = &reasonError{ReasonAddrCount}
+	ErrUnknownVRID = &reasonError{ReasonUnknownVRID}
+	ErrInterval    = &reasonError{ReasonInterval}
+	ErrAuthType    = &reasonError{ReasonAuthType}
+	ErrAuthKey     = &reasonError{ReasonAuthKey}
+	ErrUnicastPeer = &reasonError{ReasonUnicastPeer}
+)
+
+type reasonError struct{ r Reason }
+
+func (e *reasonError) Error() string { return "invalid advert: " + e.r.String() }
+
+// ReasonOf returns the drop reason carried by err, ReasonValid for nil, and false
+// when err does not come from this package's checks.
+func ReasonOf(err error) (Reason, bool) {
+	if err == nil {
+		return ReasonValid, true
+	}
+	var re *reasonError
+	if errors.As(err, &re) {
+		return re.r, true
+	}
+	return 0, false
+}
+
+// invalid wraps a sentinel with detail for logs while keeping errors.Is working.
+func invalid(sentinel *reasonError, format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{sentinel}, args...)...)
+}
