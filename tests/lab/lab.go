@@ -1,0 +1,460 @@
+// Package lab builds throw-away test networks: hosts that are network namespaces,
+// each with one veth into a bridge that lives in a namespace of its own, so nothing
+// touches the root namespace's interfaces. End-to-end tests and `xvrrp demo` use it.
+//
+// Every namespace of a lab is named xvrrp-<pid>-<random>-<host>, unique per run.
+// Close removes all of it; so do SIGINT and SIGTERM while a lab is open; and New
+// removes what a run that died without cleaning (SIGKILL) left behind, recognised by
+// a pid that no longer runs.
+package lab
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"os/signal"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// NamePrefix starts the name of every namespace a lab creates.
+const NamePrefix = "xvrrp-"
+
+const bridgeName = "br0"
+
+// Subnets the lab numbers its hosts from. Hosts get .11, .12, … (::11, ::12, …),
+// the client .200 (::200); VIPs are for the tests to choose, e.g. .1 and ::1.
+var (
+	Subnet4 = netip.MustParsePrefix("192.0.2.0/24")
+	Subnet6 = netip.MustParsePrefix("2001:db8::/64")
+)
+
+// Options say what to build.
+type Options struct {
+	Hosts  int  // VRRP nodes, h1 … hN
+	Client bool // one more host, "client", for probes
+}
+
+// Lab is a bridge and the hosts plugged into it.
+type Lab struct {
+	ID     string // xvrrp-<pid>-<random>
+	Hosts  []*Host
+	Client *Host
+	Dir    string // scratch directory, removed by Close
+
+	switchNS string
+	mu       sync.Mutex
+	procs    []*Proc
+	closed   bool
+}
+
+// Host is one network namespace with interface eth0 on the lab's bridge.
+type Host struct {
+	Name  string // h1, h2, …, client
+	NS    string // the namespace's name, for `ip netns exec`
+	Iface string // always eth0
+	MAC   net.HardwareAddr
+	IPv4  netip.Prefix
+	IPv6  netip.Prefix
+
+	lab  *Lab
+	port string // the bridge's end of the veth, in the switch namespace
+}
+
+// New builds a lab. On error nothing is left behind.
+func New(ctx context.Context, opt Options) (_ *Lab, err error) {
+	if opt.Hosts < 0 || opt.Hosts > 50 {
+		return nil, fmt.Errorf("new lab: %d hosts, want 0 to 50", opt.Hosts)
+	}
+	SweepStale()
+
+	var rnd [3]byte
+	if _, err := rand.Read(rnd[:]); err != nil {
+		return nil, err
+	}
+	l := &Lab{ID: fmt.Sprintf("%s%d-%s", NamePrefix, os.Getpid(), hex.EncodeToString(rnd[:]))}
+	l.switchNS = l.ID + "-sw"
+	register(l)
+	defer func() {
+		if err != nil {
+			l.Close()
+		}
+	}()
+	if l.Dir, err = os.MkdirTemp("", l.ID+"-"); err != nil {
+		return nil, fmt.Errorf("new lab: %w", err)
+	}
+
+	if err := createNS(l.switchNS, switchSysctls); err != nil {
+		return nil, err
+	}
+	err = l.inNS(l.switchNS, func(h *netlink.Handle) error {
+		snoop := false // VRRP multicast must reach every port, querier or not
+		br := &netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: bridgeName}, MulticastSnooping: &snoop}
+		if err := h.LinkAdd(br); err != nil {
+			return fmt.Errorf("add bridge: %w", err)
+		}
+		return h.LinkSetUp(br)
+	})
+	if err != nil {
+		return nil, err
+	}
+
+	for i := 1; i <= opt.Hosts; i++ {
+		h, err := l.addHost(ctx, fmt.Sprintf("h%d", i), 10+i)
+		if err != nil {
+			return nil, err
+		}
+		l.Hosts = append(l.Hosts, h)
+	}
+	if opt.Client {
+		if l.Client, err = l.addHost(ctx, "client", 200); err != nil {
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+func (l *Lab) addHost(ctx context.Context, name string, n int) (*Host, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	h := &Host{
+		Name:  name,
+		NS:    l.ID + "-" + name,
+		Iface: "eth0",
+		MAC:   net.HardwareAddr{0x02, 0x00, 0x5e, 0x10, byte(n >> 8), byte(n)},
+		IPv4:  netip.PrefixFrom(nthAddr(Subnet4.Addr(), n), Subnet4.Bits()),
+		// ::11 rather than ::b, so the two families read alike.
+		IPv6: netip.PrefixFrom(netip.MustParseAddr(fmt.Sprintf("2001:db8::%d", n)), Subnet6.Bits()),
+		lab:  l,
+		port: "p-" + name,
+	}
+	if err := createNS(h.NS, hostSysctls); err != nil {
+		return nil, err
+	}
+	hostNS, err := netns.GetFromName(h.NS)
+	if err != nil {
+		return nil, fmt.Errorf("open namespace %s: %w", h.NS, err)
+	}
+	defer hostNS.Close()
+
+	err = l.inNS(l.switchNS, func(nh *netlink.Handle) error {
+		br, err := nh.LinkByName(bridgeName)
+		if err != nil {
+			return err
+		}
+		veth := &netlink.Veth{
+			LinkAttrs:        netlink.LinkAttrs{Name: h.port, MasterIndex: br.Attrs().Index},
+			PeerName:         h.Iface,
+			PeerHardwareAddr: h.MAC,
+			PeerNamespace:    netlink.NsFd(hostNS),
+		}
+		if err := nh.LinkAdd(veth); err != nil {
+			return fmt.Errorf("add veth %s: %w", h.port, err)
+		}
+		return nh.LinkSetUp(veth)
+	})
+	if err != nil {
+		return nil, err
+	}
+	err = l.inNS(h.NS, func(nh *netlink.Handle) error {
+		lo, err := nh.LinkByName("lo")
+		if err != nil {
+			return err
+		}
+		if err := nh.LinkSetUp(lo); err != nil {
+			return err
+		}
+		eth, err := nh.LinkByName(h.Iface)
+		if err != nil {
+			return err
+		}
+		for _, p := range []netip.Prefix{h.IPv4, h.IPv6} {
+			// NODAD: the address is usable at once instead of tentative for a second.
+			addr := &netlink.Addr{IPNet: prefixNet(p), Flags: unix.IFA_F_NODAD}
+			if err := nh.AddrAdd(eth, addr); err != nil {
+				return fmt.Errorf("add %v: %w", p, err)
+			}
+		}
+		return nh.LinkSetUp(eth)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("set up host %s: %w", name, err)
+	}
+	return h, nil
+}
+
+// Host returns the host with the given name, or nil.
+func (l *Lab) Host(name string) *Host {
+	for _, h := range l.all() {
+		if h.Name == name {
+			return h
+		}
+	}
+	return nil
+}
+
+func (l *Lab) all() []*Host {
+	hs := slices.Clone(l.Hosts)
+	if l.Client != nil {
+		hs = append(hs, l.Client)
+	}
+	return hs
+}
+
+// Namespaces lists the names of the namespaces the lab made.
+func (l *Lab) Namespaces() []string {
+	names := []string{l.switchNS}
+	for _, h := range l.all() {
+		names = append(names, h.NS)
+	}
+	return names
+}
+
+// Close stops every process the lab started and removes its namespaces, and with
+// them every interface, and its scratch directory. It may be called more than once.
+func (l *Lab) Close() error {
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return nil
+	}
+	l.closed = true
+	procs := l.procs
+	l.mu.Unlock()
+	unregister(l)
+
+	var errs []error
+	for _, p := range procs {
+		p.kill()
+	}
+	// Deleting the namespaces also deletes the veths and the bridge inside them.
+	for _, name := range l.Namespaces() {
+		if err := deleteNS(name); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if l.Dir != "" {
+		if err := os.RemoveAll(l.Dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Cut takes the host's link down on the bridge's side, as a pulled cable would: the
+// host loses carrier and nobody hears it.
+func (h *Host) Cut() error { return h.setPort(false) }
+
+// Restore brings the host's link back.
+func (h *Host) Restore() error { return h.setPort(true) }
+
+func (h *Host) setPort(up bool) error {
+	return h.lab.inNS(h.lab.switchNS, func(nh *netlink.Handle) error {
+		port, err := nh.LinkByName(h.port)
+		if err != nil {
+			return err
+		}
+		if up {
+			return nh.LinkSetUp(port)
+		}
+		return nh.LinkSetDown(port)
+	})
+}
+
+// Do runs fn on an OS thread that is in the host's network namespace. Sockets fn
+// opens stay in that namespace after Do returns.
+func (h *Host) Do(fn func() error) error {
+	return doInNS(h.NS, fn)
+}
+
+// Netlink runs fn with a netlink handle in the host's namespace.
+func (h *Host) Netlink(fn func(*netlink.Handle) error) error {
+	return h.lab.inNS(h.NS, fn)
+}
+
+func (l *Lab) inNS(name string, fn func(*netlink.Handle) error) error {
+	ns, err := netns.GetFromName(name)
+	if err != nil {
+		return fmt.Errorf("open namespace %s: %w", name, err)
+	}
+	defer ns.Close()
+	h, err := netlink.NewHandleAt(ns)
+	if err != nil {
+		return fmt.Errorf("netlink in %s: %w", name, err)
+	}
+	defer h.Close()
+	return fn(h)
+}
+
+// doInNS runs fn on a locked OS thread switched into the named namespace. The
+// thread is never handed back to the scheduler: the goroutine exits still locked,
+// so the runtime throws the thread away instead of reusing it in the wrong namespace.
+func doInNS(name string, fn func() error) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		ns, err := netns.GetFromName(name)
+		if err != nil {
+			errc <- fmt.Errorf("open namespace %s: %w", name, err)
+			return
+		}
+		defer ns.Close()
+		if err := netns.Set(ns); err != nil {
+			errc <- fmt.Errorf("enter namespace %s: %w", name, err)
+			return
+		}
+		errc <- fn()
+	}()
+	return <-errc
+}
+
+// createNS creates a named namespace and sets sysctls in it before any interface
+// exists, so interfaces created later inherit them from "default".
+func createNS(name string, sysctls map[string]string) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // see doInNS: this thread is discarded
+		ns, err := netns.NewNamed(name)
+		if err != nil {
+			errc <- fmt.Errorf("create namespace %s: %w", name, err)
+			return
+		}
+		ns.Close()
+		for key, val := range sysctls {
+			// /proc/sys/net belongs to the writing thread's namespace.
+			path := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
+			if err := os.WriteFile(path, []byte(val), 0o644); err != nil {
+				errc <- fmt.Errorf("namespace %s: set %s: %w", name, key, err)
+				return
+			}
+		}
+		errc <- nil
+	}()
+	return <-errc
+}
+
+var (
+	// Hosts are usable as soon as New returns: no duplicate address detection
+	// holding link-local addresses tentative for a second.
+	hostSysctls = map[string]string{
+		"net.ipv6.conf.default.accept_dad": "0",
+		"net.ipv6.conf.all.accept_dad":     "0",
+	}
+	// The switch has no addresses of its own and sends nothing into captures.
+	switchSysctls = map[string]string{
+		"net.ipv6.conf.default.disable_ipv6": "1",
+		"net.ipv6.conf.all.disable_ipv6":     "1",
+	}
+)
+
+func deleteNS(name string) error {
+	if err := netns.DeleteNamed(name); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("delete namespace %s: %w", name, err)
+	}
+	return nil
+}
+
+// SweepStale removes namespaces left by lab runs whose process is gone, as after a
+// SIGKILL, which no handler can clean up after. It returns what it removed.
+func SweepStale() []string {
+	entries, err := os.ReadDir("/run/netns")
+	if err != nil {
+		return nil
+	}
+	var removed []string
+	for _, e := range entries {
+		pid, ok := ownerPID(e.Name())
+		if !ok || pid == os.Getpid() || processAlive(pid) {
+			continue
+		}
+		if deleteNS(e.Name()) == nil {
+			removed = append(removed, e.Name())
+		}
+	}
+	return removed
+}
+
+func ownerPID(ns string) (int, bool) {
+	rest, ok := strings.CutPrefix(ns, NamePrefix)
+	if !ok {
+		return 0, false
+	}
+	digits, _, ok := strings.Cut(rest, "-")
+	if !ok {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(digits)
+	return pid, err == nil && pid > 0
+}
+
+func processAlive(pid int) bool {
+	err := unix.Kill(pid, 0)
+	return err == nil || errors.Is(err, unix.EPERM)
+}
+
+// Labs open in this process, so that a signal can remove them.
+var (
+	openMu   sync.Mutex
+	openLabs = map[*Lab]bool{}
+	sigOnce  sync.Once
+)
+
+func register(l *Lab) {
+	openMu.Lock()
+	openLabs[l] = true
+	openMu.Unlock()
+	sigOnce.Do(func() {
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+		go func() {
+			sig := <-c
+			n := CloseAll()
+			fmt.Fprintf(os.Stderr, "lab: %v: removed %d lab(s)\n", sig, n)
+			os.Exit(128 + int(sig.(syscall.Signal)))
+		}()
+	})
+}
+
+func unregister(l *Lab) {
+	openMu.Lock()
+	delete(openLabs, l)
+	openMu.Unlock()
+}
+
+// CloseAll closes every lab open in this process and returns how many there were.
+func CloseAll() int {
+	openMu.Lock()
+	labs := make([]*Lab, 0, len(openLabs))
+	for l := range openLabs {
+		labs = append(labs, l)
+	}
+	openMu.Unlock()
+	for _, l := range labs {
+		l.Close()
+	}
+	return len(labs)
+}
+
+func nthAddr(base netip.Addr, n int) netip.Addr {
+	b := base.As4()
+	b[3] += byte(n)
+	return netip.AddrFrom4(b)
+}
+
+func prefixNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
