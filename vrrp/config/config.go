@@ -1,0 +1,304 @@
+// Package config reads keepalived.conf — the VRRP side of it — into xvrrp's
+// configuration, validating it the way keepalived does. Keywords of keepalived's
+// other parts (LVS, SMTP, SNMP, BFD, process tuning) are accepted with a warning
+// naming them; a keyword that would change VRRP behaviour and that xvrrp does not
+// implement is an error, never silently ignored.
+package config
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Config is a parsed and validated configuration.
+type Config struct {
+	Global         Global
+	Scripts        []*Script
+	Instances      []*Instance
+	SyncGroups     []*SyncGroup
+	TrackFiles     []*TrackFile
+	TrackProcesses []*TrackProcess
+	// Warnings are problems that do not stop xvrrp: ignored keywords of other
+	// keepalived parts, settings keepalived also ignores, deprecated forms.
+	Warnings []Diag
+}
+
+// Global holds global_defs.
+type Global struct {
+	RouterID    string
+	Version     uint8 // vrrp_version, default 2
+	McastGroup4 netip.Addr
+	McastGroup6 netip.Addr
+	Garp        Garp
+	// GarpInterval and GnaInterval space out gratuitous ARPs and NAs.
+	GarpInterval time.Duration
+	GnaInterval  time.Duration
+	// MinGarp sends one GARP on becoming master and no refresh (vrrp_min_garp).
+	MinGarp              bool
+	StartupDelay         time.Duration
+	EnableScriptSecurity bool
+	ScriptUser           string
+	ScriptGroup          string
+	MaxAutoPriority      int // -1 when unset
+	SkipCheckAdvAddr     bool
+	Strict               bool
+	CheckUnicastSrc      bool
+	LowerPrioNoAdvert    bool
+	HigherPrioSendAdvert bool
+	DownTimerAdverts     int
+	NotifyFifo           *Fifo
+	VRRPNotifyFifo       *Fifo
+	NotifyPriorityChange bool
+	DefaultInterface     string
+	DynamicInterfaces    bool
+	LogUnknownVRIDs      bool
+	VMACPrefix           string
+}
+
+// Garp is the gratuitous ARP / unsolicited NA schedule of a master.
+type Garp struct {
+	MasterDelay         time.Duration // second burst after becoming master; 0: none
+	MasterRepeat        int           // GARPs per burst
+	MasterRefresh       time.Duration // periodic refresh while master; 0: none
+	MasterRefreshRepeat int
+	LowerPrioDelay      time.Duration // burst after hearing a lower priority advert
+	LowerPrioRepeat     int
+}
+
+// Fifo is a notify FIFO with an optional script reading it.
+type Fifo struct {
+	Path   string
+	Script *Command
+}
+
+// Command is a script or program to run, as written, with the user to run it as.
+type Command struct {
+	Pos   Pos
+	Line  string // as written, quotes removed, e.g. `/usr/local/bin/notify.sh MASTER`
+	User  string
+	Group string
+}
+
+// Script is a vrrp_script.
+type Script struct {
+	Pos      Pos
+	Name     string
+	Command  *Command
+	Interval time.Duration
+	Timeout  time.Duration // 0: the interval
+	Weight   int
+	Reverse  bool
+	Rise     int
+	Fall     int
+	InitFail bool
+}
+
+// Family of an instance, from its VIPs.
+type Family uint8
+
+const (
+	IPv4 Family = 4
+	IPv6 Family = 6
+)
+
+func (f Family) String() string {
+	if f == IPv6 {
+		return "IPv6"
+	}
+	return "IPv4"
+}
+
+// Instance is a vrrp_instance.
+type Instance struct {
+	Pos       Pos
+	Name      string
+	State     string // MASTER, BACKUP, or "" (BACKUP)
+	Interface string
+	VRID      uint8
+	Priority  uint8 // base priority, 1–255
+	Interval  time.Duration
+	Version   uint8 // effective: instance, else global; IPv6 is always 3
+	Family    Family
+	AuthType  uint8  // vrrp.AuthNone or vrrp.AuthPass
+	AuthPass  string // at most 8 bytes, as sent
+
+	VIPs         []VIP
+	ExcludedVIPs []VIP
+	Routes       []Route
+
+	Preempt      bool
+	PreemptDelay time.Duration
+	// Accept is accept mode: answer for VIPs when not the address owner. keepalived
+	// defaults it on, unless strict mode.
+	Accept bool
+
+	McastSrcIP         netip.Addr
+	McastDstIP         netip.Addr // unset: the global group for the family
+	UnicastSrcIP       netip.Addr
+	UnicastPeers       []UnicastPeer
+	CheckUnicastSrc    bool
+	UnicastTTL         int // 0: 255
+	UnicastFaultNoPeer bool
+
+	TrackInterfaces []TrackInterface
+	TrackScripts    []TrackRef
+	TrackFiles      []TrackRef
+	TrackProcesses  []TrackRef
+
+	Notify Notify
+
+	Garp                 Garp
+	GarpExtraIf          time.Duration
+	UseVMAC              bool
+	VMACName             string
+	VMACAddr             string
+	VMACXmitBase         bool
+	DontTrackPrimary     bool
+	TrackSrcIP           bool
+	SkipCheckAdvAddr     bool
+	Strict               bool
+	DownTimerAdverts     int
+	LowerPrioNoAdvert    bool
+	HigherPrioSendAdvert bool
+	PromoteSecondaries   bool
+
+	SyncGroup string // name of the sync group this instance belongs to
+}
+
+// VIP is one line of virtual_ipaddress or virtual_ipaddress_excluded.
+type VIP struct {
+	Pos          Pos
+	Prefix       netip.Prefix
+	Dev          string
+	Label        string
+	Scope        string
+	Broadcast    string
+	Peer         netip.Addr
+	NoDAD        bool
+	Home         bool
+	MngTmpAddr   bool
+	NoPrefixRt   bool
+	AutoJoin     bool
+	NoTrack      bool
+	UseVMAC      bool
+	PreferredLFT string
+}
+
+// Route is one line of virtual_routes, kept as words for `ip route`-like parsing
+// by the runtime.
+type Route struct {
+	Pos   Pos
+	Words []string
+}
+
+// UnicastPeer is one unicast_peer entry.
+type UnicastPeer struct {
+	Addr   netip.Addr
+	MinTTL int
+	MaxTTL int
+}
+
+// TrackInterface is one track_interface entry.
+type TrackInterface struct {
+	Pos     Pos
+	Name    string
+	Weight  int
+	Reverse bool
+}
+
+// TrackRef is a track_script, track_file or track_process entry: a named tracker
+// and, when given, the weight that overrides the tracker's own.
+type TrackRef struct {
+	Pos     Pos
+	Name    string
+	Weight  *int
+	Reverse bool
+}
+
+// Notify holds the notify scripts of an instance or a sync group.
+type Notify struct {
+	Master, Backup, Fault, Stop, Any, Deleted *Command
+	MasterRxLowerPri                          *Command
+	PriorityChanges                           bool
+}
+
+// SyncGroup is a vrrp_sync_group.
+type SyncGroup struct {
+	Pos             Pos
+	Name            string
+	Members         []string
+	TrackInterfaces []TrackInterface
+	TrackScripts    []TrackRef
+	TrackFiles      []TrackRef
+	TrackProcesses  []TrackRef
+	Notify          Notify
+	TrackingWeight  bool // sync_group_tracking_weight
+}
+
+// TrackFile is a vrrp_track_file (or track_file) block.
+type TrackFile struct {
+	Pos       Pos
+	Name      string
+	File      string
+	Weight    int
+	Reverse   bool
+	InitFile  bool
+	InitValue int
+	Overwrite bool
+}
+
+// TrackProcess is a vrrp_track_process block.
+type TrackProcess struct {
+	Pos            Pos
+	Name           string
+	Process        string
+	Params         string
+	ParamMatch     string // "", "initial" or "partial"
+	FullCommand    bool
+	Weight         int
+	Reverse        bool
+	Quorum         int
+	QuorumMax      int
+	ForkDelay      time.Duration
+	TerminateDelay time.Duration
+}
+
+// Script returns the vrrp_script with the given name, or nil.
+func (c *Config) Script(name string) *Script {
+	for _, s := range c.Scripts {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// Instance returns the vrrp_instance with the given name, or nil.
+func (c *Config) Instance(name string) *Instance {
+	for _, in := range c.Instances {
+		if in.Name == name {
+			return in
+		}
+	}
+	return nil
+}
+
+// TrackFile returns the track file with the given name, or nil.
+func (c *Config) TrackFile(name string) *TrackFile {
+	for _, t := range c.TrackFiles {
+		if t.Name == name {
+			return t
+		}
+	}
+	return nil
+}
+
+// TrackProcess returns the tracked process with the given name, or nil.
+func (c *Config) TrackProcess(name string) *TrackProcess {
+	for _, t := range c.TrackProcesses {
+		if t.Name == name {
+			return t
+		}
+	}
+	return nil
+}

@@ -1,0 +1,454 @@
+package config
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// validate checks what single keywords cannot: families, versions, intervals,
+// references between blocks, and duplicates. It fills in derived settings.
+func (p *parser) validate() {
+	c := p.cfg
+	p.uniqueNames()
+	for _, in := range c.Instances {
+		p.validateInstance(in)
+	}
+	p.validateSyncGroups()
+	p.uniqueVRIDs()
+}
+
+func (p *parser) uniqueNames() {
+	c := p.cfg
+	dup := func(kind string, names []string, pos []Pos) {
+		first := map[string]Pos{}
+		for i, n := range names {
+			if at, ok := first[n]; ok {
+				p.diags.errorf(pos[i], "%s %s is already defined at %v", kind, n, at)
+				continue
+			}
+			first[n] = pos[i]
+		}
+	}
+	var names []string
+	var pos []Pos
+	for _, s := range c.Scripts {
+		names, pos = append(names, s.Name), append(pos, s.Pos)
+	}
+	dup("vrrp_script", names, pos)
+	names, pos = nil, nil
+	for _, in := range c.Instances {
+		names, pos = append(names, in.Name), append(pos, in.Pos)
+	}
+	dup("vrrp_instance", names, pos)
+	names, pos = nil, nil
+	for _, g := range c.SyncGroups {
+		names, pos = append(names, g.Name), append(pos, g.Pos)
+	}
+	dup("vrrp_sync_group", names, pos)
+	names, pos = nil, nil
+	for _, t := range c.TrackFiles {
+		names, pos = append(names, t.Name), append(pos, t.Pos)
+	}
+	dup("track_file", names, pos)
+	names, pos = nil, nil
+	for _, t := range c.TrackProcesses {
+		names, pos = append(names, t.Name), append(pos, t.Pos)
+	}
+	dup("vrrp_track_process", names, pos)
+}
+
+func (p *parser) validateInstance(in *Instance) {
+	g := &p.cfg.Global
+	seen := p.explicit[in]
+	at := func(key string) Pos {
+		if pos, ok := seen[key]; ok {
+			return pos
+		}
+		return in.Pos
+	}
+	name := "vrrp_instance " + in.Name
+
+	if in.Interface == "" {
+		in.Interface = g.DefaultInterface
+	}
+	if in.Interface == "" {
+		p.diags.errorf(in.Pos, "%s has no interface", name)
+	}
+	if in.VRID == 0 {
+		if _, given := seen["virtual_router_id"]; !given {
+			p.diags.errorf(in.Pos, "%s has no virtual_router_id (1 to 255)", name)
+		}
+	}
+
+	// Family: all VIPs of virtual_ipaddress share the first one's family.
+	if len(in.VIPs) == 0 {
+		p.diags.errorf(at("virtual_ipaddress"), "%s has no virtual_ipaddress: an advert carries at least one address", name)
+	} else {
+		in.Family = familyOf(in.VIPs[0].Prefix.Addr())
+		for _, v := range in.VIPs[1:] {
+			if familyOf(v.Prefix.Addr()) != in.Family {
+				p.diags.errorf(v.Pos, "%s: %v is not %v like the first virtual_ipaddress; put other families in virtual_ipaddress_excluded", name, v.Prefix.Addr(), in.Family)
+			}
+		}
+		if len(in.VIPs) > 255 {
+			p.diags.errorf(at("virtual_ipaddress"), "%s: %d addresses, an advert carries at most 255 (move the rest to virtual_ipaddress_excluded)", name, len(in.VIPs))
+		}
+	}
+	p.duplicateVIPs(in)
+
+	// Version: the instance's, else global; IPv6 always runs version 3.
+	if in.Version == 0 {
+		in.Version = g.Version
+	}
+	if in.Family == IPv6 && in.Version == 2 {
+		if pos, explicit := seen["version"]; explicit {
+			p.diags.warnf(pos, "%s: IPv6 instances always use VRRP version 3 (RFC 5798), as in keepalived", name)
+		}
+		in.Version = 3
+	}
+
+	// Interval, by version.
+	switch in.Version {
+	case 2:
+		if in.Interval%time.Second != 0 || in.Interval < time.Second {
+			p.diags.errorf(at("advert_int"), "%s: advert_int %v: VRRP version 2 counts whole seconds (1 to 255); use version 3 for sub-second adverts", name, in.Interval.Seconds())
+		}
+	case 3:
+		if in.Interval%(10*time.Millisecond) != 0 || in.Interval < 10*time.Millisecond || in.Interval > 40950*time.Millisecond {
+			p.diags.errorf(at("advert_int"), "%s: advert_int %v: VRRP version 3 counts 10 ms steps from 0.01 to 40.95 s", name, in.Interval.Seconds())
+		}
+	}
+
+	// Authentication: version 2 only.
+	if _, given := seen["authentication"]; given {
+		switch {
+		case in.Version == 3:
+			p.diags.errorf(at("authentication"), "%s: VRRP version 3 has no authentication (RFC 5798); remove the block or use version 2", name)
+		case in.AuthType == 0 && in.AuthPass != "":
+			p.diags.errorf(at("authentication"), "%s: auth_pass without auth_type PASS", name)
+		case in.AuthType == 1 && in.AuthPass == "":
+			p.diags.errorf(at("authentication"), "%s: auth_type PASS needs auth_pass", name)
+		}
+	}
+
+	// Strict mode: keepalived's vrrp_strict rules, and no accept mode.
+	if !in.Strict {
+		in.Strict = g.Strict
+	}
+	if _, given := seen["accept"]; !given && !in.Strict {
+		if _, noAccept := seen["no_accept"]; !noAccept {
+			in.Accept = true // keepalived's default
+		}
+	}
+	if in.Strict {
+		if _, given := seen["accept"]; given {
+			p.diags.errorf(at("accept"), "%s: accept mode is not allowed with strict mode", name)
+		}
+		in.Accept = false
+		if len(in.UnicastPeers) > 0 {
+			p.diags.errorf(at("unicast_peer"), "%s: unicast peers are not allowed with strict mode", name)
+		}
+		if in.AuthType != 0 {
+			p.diags.errorf(at("authentication"), "%s: authentication is not allowed with strict mode", name)
+		}
+	}
+	if in.Priority == 255 {
+		in.Accept = true // the address owner always answers for its addresses
+	}
+	if !in.SkipCheckAdvAddr {
+		in.SkipCheckAdvAddr = g.SkipCheckAdvAddr
+	}
+	if !in.CheckUnicastSrc {
+		in.CheckUnicastSrc = g.CheckUnicastSrc
+	}
+	if !in.LowerPrioNoAdvert {
+		in.LowerPrioNoAdvert = g.LowerPrioNoAdvert
+	}
+	if !in.HigherPrioSendAdvert {
+		in.HigherPrioSendAdvert = g.HigherPrioSendAdvert
+	}
+
+	// Preemption, as keepalived: ignored when starting as MASTER.
+	if in.State == "MASTER" || in.Priority == 255 {
+		why := "state MASTER"
+		if in.Priority == 255 {
+			why = "priority 255 (the address owner)"
+		}
+		if pos, given := seen["nopreempt"]; given || !in.Preempt {
+			if !given {
+				pos = at("no_preempt")
+			}
+			p.diags.warnf(pos, "%s: nopreempt is ignored with %s", name, why)
+			in.Preempt = true
+		}
+		if in.PreemptDelay > 0 {
+			p.diags.warnf(at("preempt_delay"), "%s: preempt_delay is ignored with %s", name, why)
+			in.PreemptDelay = 0
+		}
+	}
+
+	// Addresses.
+	for _, key := range []struct {
+		addr netip.Addr
+		kw   string
+	}{{in.UnicastSrcIP, "unicast_src_ip"}, {in.McastSrcIP, "mcast_src_ip"}} {
+		if key.addr.IsValid() && in.Family != 0 && familyOf(key.addr) != in.Family {
+			p.diags.errorf(at(key.kw), "%s: %s %v is not %v like the instance", name, key.kw, key.addr, in.Family)
+		}
+	}
+	if in.McastDstIP.IsValid() && in.Family != 0 && familyOf(in.McastDstIP) != in.Family {
+		p.diags.errorf(at("mcast_dst_ip"), "%s: mcast_dst_ip %v is not %v like the instance", name, in.McastDstIP, in.Family)
+	}
+	if !in.McastDstIP.IsValid() {
+		in.McastDstIP = g.McastGroup4
+		if in.Family == IPv6 {
+			in.McastDstIP = g.McastGroup6
+		}
+	}
+	peers := map[netip.Addr]bool{}
+	for _, u := range in.UnicastPeers {
+		if in.Family != 0 && familyOf(u.Addr) != in.Family {
+			p.diags.errorf(at("unicast_peer"), "%s: unicast_peer %v is not %v like the instance", name, u.Addr, in.Family)
+		}
+		if peers[u.Addr] {
+			p.diags.errorf(at("unicast_peer"), "%s: unicast_peer %v is listed twice", name, u.Addr)
+		}
+		peers[u.Addr] = true
+		if u.MinTTL != 0 || u.MaxTTL != 0 {
+			in.CheckUnicastSrc = true // keepalived: min_ttl/max_ttl turn it on
+		}
+	}
+	if in.UnicastFaultNoPeer && len(in.UnicastPeers) == 0 {
+		p.diags.warnf(at("unicast_fault_no_peer"), "%s: unicast_fault_no_peer without unicast peers: the instance stays in FAULT", name)
+	}
+
+	// Trackers refer to blocks that must exist.
+	c := p.cfg
+	for _, t := range in.TrackScripts {
+		if c.Script(t.Name) == nil {
+			p.diags.errorf(t.Pos, "%s: track_script %s: no vrrp_script of that name", name, t.Name)
+		}
+	}
+	for _, t := range in.TrackFiles {
+		if c.TrackFile(t.Name) == nil {
+			p.diags.errorf(t.Pos, "%s: track_file %s: no vrrp_track_file of that name", name, t.Name)
+		}
+	}
+	for _, t := range in.TrackProcesses {
+		if c.TrackProcess(t.Name) == nil {
+			p.diags.errorf(t.Pos, "%s: track_process %s: no vrrp_track_process of that name", name, t.Name)
+		}
+	}
+	if in.UseVMAC && len(in.UnicastPeers) > 0 && !in.VMACXmitBase {
+		p.diags.errorf(at("use_vmac"), "%s: use_vmac with unicast peers needs vmac_xmit_base, as in keepalived", name)
+	}
+}
+
+func (p *parser) duplicateVIPs(in *Instance) {
+	first := map[netip.Addr]Pos{}
+	in.VIPs = p.dedupVIPs(in, first, in.VIPs)
+	in.ExcludedVIPs = p.dedupVIPs(in, first, in.ExcludedVIPs)
+}
+
+func (p *parser) dedupVIPs(in *Instance, first map[netip.Addr]Pos, vips []VIP) []VIP {
+	out := vips[:0]
+	for _, v := range vips {
+		if at, ok := first[v.Prefix.Addr()]; ok {
+			// keepalived adds the address once and carries on; so does xvrrp.
+			p.diags.warnf(v.Pos, "vrrp_instance %s: %v is already listed at %v; this line is ignored", in.Name, v.Prefix.Addr(), at)
+			continue
+		}
+		first[v.Prefix.Addr()] = v.Pos
+		out = append(out, v)
+	}
+	return out
+}
+
+// uniqueVRIDs: two instances on one interface and family with one VRID would read
+// each other's adverts, unless their unicast peers or multicast groups keep them
+// apart (keepalived.conf(5), virtual_router_id).
+func (p *parser) uniqueVRIDs() {
+	type key struct {
+		iface  string
+		family Family
+		vrid   uint8
+	}
+	seen := map[key][]*Instance{}
+	for _, in := range p.cfg.Instances {
+		if in.VRID == 0 || in.Family == 0 {
+			continue
+		}
+		k := key{in.Interface, in.Family, in.VRID}
+		for _, other := range seen[k] {
+			if apart(in, other) {
+				continue
+			}
+			p.diags.errorf(in.Pos, "vrrp_instance %s: VRID %d on %s (%v) is already used by vrrp_instance %s at %v", in.Name, in.VRID, in.Interface, in.Family, other.Name, other.Pos)
+		}
+		seen[k] = append(seen[k], in)
+	}
+	// The same VIP in two instances would be added by both.
+	owner := map[netip.Addr]*Instance{}
+	for _, in := range p.cfg.Instances {
+		for _, v := range slices.Concat(in.VIPs, in.ExcludedVIPs) {
+			if o, ok := owner[v.Prefix.Addr()]; ok && o != in {
+				p.diags.errorf(v.Pos, "vrrp_instance %s: %v is also a VIP of vrrp_instance %s", in.Name, v.Prefix.Addr(), o.Name)
+				continue
+			}
+			owner[v.Prefix.Addr()] = in
+		}
+	}
+}
+
+func apart(a, b *Instance) bool {
+	if len(a.UnicastPeers) > 0 && len(b.UnicastPeers) > 0 {
+		for _, x := range a.UnicastPeers {
+			for _, y := range b.UnicastPeers {
+				if x.Addr == y.Addr {
+					return false
+				}
+			}
+		}
+		return true
+	}
+	return len(a.UnicastPeers) == 0 && len(b.UnicastPeers) == 0 && a.McastDstIP != b.McastDstIP
+}
+
+func (p *parser) validateSyncGroups() {
+	c := p.cfg
+	for _, g := range c.SyncGroups {
+		name := "vrrp_sync_group " + g.Name
+		if len(g.Members) == 0 {
+			p.diags.errorf(g.Pos, "%s has no group { … } of instances", name)
+			continue
+		}
+		if len(g.Members) == 1 {
+			p.diags.warnf(g.Pos, "%s has only one instance; a sync group syncs two or more", name)
+		}
+		for _, m := range g.Members {
+			in := c.Instance(m)
+			switch {
+			case in == nil:
+				p.diags.errorf(g.Pos, "%s: no vrrp_instance %s", name, m)
+			case in.SyncGroup != "":
+				p.diags.errorf(g.Pos, "%s: vrrp_instance %s is already in vrrp_sync_group %s", name, m, in.SyncGroup)
+			default:
+				in.SyncGroup = g.Name
+			}
+		}
+		for _, t := range g.TrackScripts {
+			if c.Script(t.Name) == nil {
+				p.diags.errorf(t.Pos, "%s: track_script %s: no vrrp_script of that name", name, t.Name)
+			}
+		}
+		for _, t := range g.TrackFiles {
+			if c.TrackFile(t.Name) == nil {
+				p.diags.errorf(t.Pos, "%s: track_file %s: no vrrp_track_file of that name", name, t.Name)
+			}
+		}
+		for _, t := range g.TrackProcesses {
+			if c.TrackProcess(t.Name) == nil {
+				p.diags.errorf(t.Pos, "%s: track_process %s: no vrrp_track_process of that name", name, t.Name)
+			}
+		}
+	}
+}
+
+func familyOf(a netip.Addr) Family {
+	if a.Is4() {
+		return IPv4
+	}
+	return IPv6
+}
+
+// PriorityRange returns the lowest and highest priority trackers can give the
+// instance, clamped as keepalived clamps: 1 to 254, and 255 stays 255.
+func (c *Config) PriorityRange(in *Instance) (lo, hi int) {
+	base := int(in.Priority)
+	if base == 255 {
+		return 255, 255
+	}
+	lo, hi = base, base
+	add := func(w int, reverse bool) {
+		if reverse {
+			w = -w
+		}
+		// A positive weight is added while up, a negative one while down; either
+		// way the tracker moves the priority by w at most, in its direction.
+		if w > 0 {
+			hi += w
+		} else {
+			lo += w
+		}
+	}
+	weights := func(ti []TrackInterface, ts, tf, tp []TrackRef) {
+		for _, t := range ti {
+			add(t.Weight, t.Reverse)
+		}
+		for _, t := range ts {
+			w := 0
+			if s := c.Script(t.Name); s != nil {
+				w = s.Weight
+			}
+			if t.Weight != nil {
+				w = *t.Weight
+			}
+			add(w, t.Reverse)
+		}
+		for _, t := range tf {
+			w := 1
+			if f := c.TrackFile(t.Name); f != nil {
+				w = f.Weight
+			}
+			if t.Weight != nil {
+				w = *t.Weight
+			}
+			// A file's value times its weight: unbounded both ways.
+			if w != 0 {
+				lo, hi = 1, 254
+			}
+		}
+		for _, t := range tp {
+			w := 0
+			if pr := c.TrackProcess(t.Name); pr != nil {
+				w = pr.Weight
+			}
+			if t.Weight != nil {
+				w = *t.Weight
+			}
+			add(w, t.Reverse)
+		}
+	}
+	weights(in.TrackInterfaces, in.TrackScripts, in.TrackFiles, in.TrackProcesses)
+	for _, g := range c.SyncGroups {
+		if g.Name == in.SyncGroup {
+			weights(g.TrackInterfaces, g.TrackScripts, g.TrackFiles, g.TrackProcesses)
+		}
+	}
+	return clamp(lo), clamp(hi)
+}
+
+func clamp(p int) int { return max(1, min(254, p)) }
+
+// CanFault reports whether a tracker with weight 0 can put the instance in FAULT.
+func (c *Config) CanFault(in *Instance) bool {
+	for _, t := range in.TrackInterfaces {
+		if t.Weight == 0 {
+			return true
+		}
+	}
+	for _, t := range in.TrackScripts {
+		w := 0
+		if s := c.Script(t.Name); s != nil {
+			w = s.Weight
+		}
+		if t.Weight != nil {
+			w = *t.Weight
+		}
+		if w == 0 {
+			return true
+		}
+	}
+	return false
+}
