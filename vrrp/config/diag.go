@@ -30,6 +30,7 @@ func (e *Error) Error() string {
 
 type diags struct {
 	errs, warns []Diag
+	fileOrder   map[string]int // files in the order they were first read
 }
 
 func (d *diags) errorf(pos Pos, format string, args ...any) {
@@ -40,11 +41,18 @@ func (d *diags) warnf(pos Pos, format string, args ...any) {
 	d.warns = append(d.warns, Diag{pos, fmt.Sprintf(format, args...)})
 }
 
-func sortDiags(ds []Diag) {
-	sort.SliceStable(ds, func(i, j int) bool {
-		if ds[i].Pos.File != ds[j].Pos.File {
-			return ds[i].Pos.File < ds[j].Pos.File
+// sort orders diagnostics as a reader meets them: by file, in the order the files
+// were read, then by line.
+func (d *diags) sort() {
+	less := func(ds []Diag) func(i, j int) bool {
+		return func(i, j int) bool {
+			a, b := ds[i].Pos, ds[j].Pos
+			if a.File != b.File {
+				return d.fileOrder[a.File] < d.fileOrder[b.File]
+			}
+			return a.Line < b.Line
 		}
-		return ds[i].Pos.Line < ds[j].Pos.Line
-	})
+	}
+	sort.SliceStable(d.errs, less(d.errs))
+	sort.SliceStable(d.warns, less(d.warns))
 }

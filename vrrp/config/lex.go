@@ -46,6 +46,9 @@ type lexer struct {
 }
 
 func (lx *lexer) readFile(path string, from Pos) {
+	if _, ok := lx.diags.fileOrder[path]; !ok {
+		lx.diags.fileOrder[path] = len(lx.diags.fileOrder)
+	}
 	data, err := lx.read(path)
 	if err != nil {
 		lx.diags.errorf(from, "read %s: %v", path, err)
@@ -96,8 +99,15 @@ func (lx *lexer) read(path string) ([]byte, error) {
 	return os.ReadFile(path)
 }
 
-// logical splits a line at braces outside quotes and handles include.
+// logical handles include, then splits a line at braces outside quotes. Include
+// comes first, as in keepalived, so a pattern may hold {a,b}.
 func (lx *lexer) logical(s string, pos Pos) {
+	if strings.HasPrefix(s, "include") {
+		if words, err := splitWords(s); err == nil && len(words) == 2 && words[0] == "include" {
+			lx.include(words[1], pos)
+			return
+		}
+	}
 	for s != "" {
 		i := braceIndex(s)
 		var part string
@@ -115,10 +125,6 @@ func (lx *lexer) logical(s string, pos Pos) {
 		words, err := splitWords(part)
 		if err != nil {
 			lx.diags.errorf(pos, "%v", err)
-			continue
-		}
-		if len(words) == 2 && words[0] == "include" {
-			lx.include(words[1], pos)
 			continue
 		}
 		lx.lines = append(lx.lines, line{pos: pos, words: words, raw: part})
@@ -307,7 +313,11 @@ func (lx *lexer) substitute(s string, pos Pos) string {
 				for j < len(s) && (s[j] == '_' || s[j] >= 'a' && s[j] <= 'z' || s[j] >= 'A' && s[j] <= 'Z' || s[j] >= '0' && s[j] <= '9') {
 					j++
 				}
-				name, n = s[i+1:j], j-i
+				// keepalived expands a bare $NAME only before white space, ',' or
+				// ')' or at the end: $VIP/24 stays as it is; ${VIP}/24 expands.
+				if j == len(s) || strings.IndexByte(" \t,)", s[j]) >= 0 {
+					name, n = s[i+1:j], j-i
+				}
 			}
 			val, ok := lx.defs[name]
 			if !ok {

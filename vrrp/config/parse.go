@@ -30,15 +30,13 @@ func Load(path string, opt Options) (*Config, error) {
 	if opt.ConfigID == "" {
 		opt.ConfigID, _ = os.Hostname()
 	}
-	d := &diags{}
+	d := &diags{fileOrder: map[string]int{}}
 	lx := &lexer{fsys: opt.FS, configID: opt.ConfigID, defs: map[string]string{}, diags: d}
-	if opt.FS == nil {
-		if abs, err := filepath.Abs(path); err == nil {
-			path = abs
-		}
-	}
 	lx.defs["_INSTANCE"] = opt.ConfigID
 	lx.defs["_PWD"] = filepath.Dir(path)
+	if abs, err := filepath.Abs(path); err == nil && opt.FS == nil {
+		lx.defs["_PWD"] = filepath.Dir(abs)
+	}
 	lx.readFile(path, Pos{File: path})
 	return parseLines(lx.lines, d)
 }
@@ -54,6 +52,7 @@ func parseLines(lines []line, d *diags) (*Config, error) {
 	p := &parser{diags: d, cfg: newConfig()}
 	p.top(buildTree(lines, d))
 	p.validate()
+	d.sort()
 	p.cfg.Warnings = d.warns
 	if len(d.errs) > 0 {
 		return p.cfg, &Error{Diags: d.errs}

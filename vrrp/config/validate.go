@@ -16,6 +16,9 @@ func (p *parser) validate() {
 	}
 	p.validateSyncGroups()
 	p.uniqueVRIDs()
+	if len(c.Scripts) > 0 && !c.Global.EnableScriptSecurity {
+		p.diags.warnf(c.Scripts[0].Pos, "scripts will run without enable_script_security: keepalived calls this a SECURITY VIOLATION; set it in global_defs")
+	}
 }
 
 func (p *parser) uniqueNames() {
@@ -222,6 +225,13 @@ func (p *parser) validateInstance(in *Instance) {
 	if in.UnicastFaultNoPeer && len(in.UnicastPeers) == 0 {
 		p.diags.warnf(at("unicast_fault_no_peer"), "%s: unicast_fault_no_peer without unicast peers: the instance stays in FAULT", name)
 	}
+
+	for _, t := range in.TrackInterfaces {
+		if t.Name == in.Interface {
+			p.diags.warnf(t.Pos, "%s: track_interface %s is the instance's own interface, tracked anyway; ignored as in keepalived", name, t.Name)
+		}
+	}
+	in.TrackInterfaces = slices.DeleteFunc(in.TrackInterfaces, func(t TrackInterface) bool { return t.Name == in.Interface })
 
 	// Trackers refer to blocks that must exist.
 	c := p.cfg
