@@ -349,7 +349,7 @@ func TestErrors(t *testing.T) {
 		{"not implemented", instance(base+"\nuse_ipvlan") + "net_namespace blue\n", []string{"k.conf:7: use_ipvlan: not implemented", "k.conf:9: net_namespace: not implemented"}},
 		{"two VIPs on a line", instance("interface eth0\nvirtual_router_id 51\nvirtual_ipaddress {\n192.0.2.1 192.0.2.2\n}"),
 			[]string{"k.conf:5: 192.0.2.1: '192.0.2.2' is not an address option", "write one address per line"}},
-		{"bad VIP", instance("interface eth0\nvirtual_router_id 51\nvirtual_ipaddress {\n192.0.2.300\n}"), []string{"k.conf:5: '192.0.2.300' is not an IP address", "k.conf:4: vrrp_instance VI_1 has no virtual_ipaddress"}},
+		{"bad VIP", instance("interface eth0\nvirtual_router_id 51\nvirtual_ipaddress {\n192.0.2.300\n}"), []string{"k.conf:5: '192.0.2.300' is not an IP address"}},
 		{"unknown script", instance(base + "\ntrack_script {\nnope weight 10\n}"), []string{"k.conf:8: vrrp_instance VI_1: track_script nope: no vrrp_script of that name"}},
 		{"weight out of range", "vrrp_script s {\nscript /bin/true\nweight 254\n}\n" + instance(base), []string{"k.conf:3: weight: '254' is not a whole number from -253 to 253"}},
 		{"sync group member missing", instance(base) + "vrrp_sync_group G {\ngroup {\nVI_1\nVI_9\n}\n}\n", []string{"k.conf:8: vrrp_sync_group G: no vrrp_instance VI_9"}},

@@ -49,7 +49,7 @@ func Parse(name, text string) (*Config, error) {
 }
 
 func parseLines(lines []line, d *diags) (*Config, error) {
-	p := &parser{diags: d, cfg: newConfig()}
+	p := &parser{diags: d, cfg: newConfig(), explicit: map[*Instance]map[string]Pos{}, badVIPs: map[*Instance]bool{}}
 	p.top(buildTree(lines, d))
 	p.validate()
 	d.sort()
@@ -126,6 +126,7 @@ type parser struct {
 	cfg   *Config
 	// explicit records instance settings given in the file, for validation.
 	explicit map[*Instance]map[string]Pos
+	badVIPs  map[*Instance]bool
 }
 
 type handler func(n *node)
@@ -547,9 +548,6 @@ func (p *parser) instance(n *node) {
 		Garp: g.Garp, DownTimerAdverts: g.DownTimerAdverts,
 	}
 	p.cfg.Instances = append(p.cfg.Instances, in)
-	if p.explicit == nil {
-		p.explicit = map[*Instance]map[string]Pos{}
-	}
 	seen := map[string]Pos{}
 	p.explicit[in] = seen
 	set := func(h handler) handler {
@@ -626,7 +624,11 @@ func (p *parser) instance(n *node) {
 		}),
 		"authentication": set(func(n *node) { p.auth(n, in) }),
 		"virtual_ipaddress": set(func(n *node) {
-			in.VIPs = append(in.VIPs, p.vips(n)...)
+			vips := p.vips(n)
+			if len(vips) < len(n.block) {
+				p.badVIPs[in] = true // reported line by line; no "no VIPs" on top
+			}
+			in.VIPs = append(in.VIPs, vips...)
 		}),
 		"virtual_ipaddress_excluded": set(func(n *node) {
 			in.ExcludedVIPs = append(in.ExcludedVIPs, p.vips(n)...)

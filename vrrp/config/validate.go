@@ -85,9 +85,9 @@ func (p *parser) validateInstance(in *Instance) {
 	}
 
 	// Family: all VIPs of virtual_ipaddress share the first one's family.
-	if len(in.VIPs) == 0 {
+	if len(in.VIPs) == 0 && !p.badVIPs[in] {
 		p.diags.errorf(at("virtual_ipaddress"), "%s has no virtual_ipaddress: an advert carries at least one address", name)
-	} else {
+	} else if len(in.VIPs) > 0 {
 		in.Family = familyOf(in.VIPs[0].Prefix.Addr())
 		for _, v := range in.VIPs[1:] {
 			if familyOf(v.Prefix.Addr()) != in.Family {
