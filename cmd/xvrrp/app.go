@@ -57,6 +57,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		ErrWriter: stderr,
 		Commands: []*cli.Command{
 			checkCommand,
+			demoCommand,
 		},
 		// Actions return errors; run decides the exit status, never cli.
 		ExitErrHandler: func(*cli.Context, error) {},

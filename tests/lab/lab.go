@@ -58,7 +58,16 @@ type Lab struct {
 	switchNS string
 	mu       sync.Mutex
 	procs    []*Proc
+	closers  []func()
 	closed   bool
+}
+
+// onClose registers fn to run first thing in Close, for sockets and goroutines
+// the lab's helpers started.
+func (l *Lab) onClose(fn func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closers = append(l.closers, fn)
 }
 
 // Host is one network namespace with interface eth0 on the lab's bridge.
@@ -233,10 +242,13 @@ func (l *Lab) Close() error {
 		return nil
 	}
 	l.closed = true
-	procs := l.procs
+	procs, closers := l.procs, l.closers
 	l.mu.Unlock()
 	unregister(l)
 
+	for _, fn := range closers {
+		fn()
+	}
 	var errs []error
 	for _, p := range procs {
 		p.kill()
@@ -381,11 +393,32 @@ func SweepStale() []string {
 		if !ok || pid == os.Getpid() || processAlive(pid) {
 			continue
 		}
+		killProcessesIn(e.Name())
 		if deleteNS(e.Name()) == nil {
 			removed = append(removed, e.Name())
 		}
 	}
 	return removed
+}
+
+// killProcessesIn kills every process whose network namespace is the named one,
+// as `ip netns pids` finds them.
+func killProcessesIn(name string) {
+	var want unix.Stat_t
+	if unix.Stat("/run/netns/"+name, &want) != nil {
+		return
+	}
+	procs, _ := os.ReadDir("/proc")
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Stat("/proc/"+p.Name()+"/ns/net", &st) == nil && st.Dev == want.Dev && st.Ino == want.Ino {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+	}
 }
 
 func ownerPID(ns string) (int, bool) {

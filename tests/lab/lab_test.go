@@ -370,3 +370,53 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("condition not met within 5s")
 }
+
+func TestProber(t *testing.T) {
+	l := labtest.New(t, lab.Options{Hosts: 2, Client: true})
+	h1, h2 := l.Hosts[0], l.Hosts[1]
+	for _, h := range l.Hosts {
+		if err := h.StartResponder(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p, err := l.Client.StartProber(h1.IPv4.Addr(), 5*time.Millisecond, 2000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return p.Last() == "h1" })
+	const cutFor = 200 * time.Millisecond
+	cut := time.Now()
+	if err := h1.Cut(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(cutFor)
+	if err := h1.Restore(); err != nil {
+		t.Fatal(err)
+	}
+	restored := time.Now()
+	waitFor(t, func() bool {
+		for _, a := range p.Answers() {
+			if a.Sent.After(restored) && a.From == "h1" {
+				return true
+			}
+		}
+		return false
+	})
+	p.Stop()
+	outage, err := p.Outage(cut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nothing can answer through a cut link: the gap is at least the cut.
+	if outage < cutFor {
+		t.Errorf("outage %v shorter than the %v the link was cut", outage, cutFor)
+	}
+	for _, a := range p.Answers() {
+		if a.From == h2.Name || a.Also != "" {
+			t.Fatalf("probe to h1 answered by %q/%q", a.From, a.Also)
+		}
+	}
+	if _, err := p.Outage(time.Now()); err != lab.ErrNoAnswer {
+		t.Errorf("Outage after the last probe: err = %v, want ErrNoAnswer", err)
+	}
+}

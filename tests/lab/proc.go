@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os/exec"
+	"runtime"
 	"sync"
 	"syscall"
 	"time"
@@ -26,11 +27,46 @@ func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.C
 // Run runs a command in the host and returns its combined output. The error names
 // the command and carries the output.
 func (h *Host) Run(ctx context.Context, name string, args ...string) ([]byte, error) {
-	out, err := h.Command(ctx, name, args...).CombinedOutput()
+	cmd := h.Command(ctx, name, args...)
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	err := startOnSpawner(cmd)
+	if err == nil {
+		err = cmd.Wait()
+	}
+	out := buf.Bytes()
 	if err != nil {
 		return out, fmt.Errorf("%s: %s %v: %w: %s", h.Name, name, args, err, bytes.TrimSpace(out))
 	}
 	return out, nil
+}
+
+// Pdeathsig kills a child when the *thread* that forked it exits, and Go throws
+// away threads (doInNS does, on purpose). So every child is forked from one
+// goroutine locked to a thread that lives as long as the process.
+var (
+	spawnOnce sync.Once
+	spawnReq  chan spawnCall
+)
+
+type spawnCall struct {
+	cmd *exec.Cmd
+	err chan error
+}
+
+func startOnSpawner(cmd *exec.Cmd) error {
+	spawnOnce.Do(func() {
+		spawnReq = make(chan spawnCall)
+		go func() {
+			runtime.LockOSThread() // never unlocked: this thread must not exit
+			for c := range spawnReq {
+				c.err <- c.cmd.Start()
+			}
+		}()
+	})
+	errc := make(chan error, 1)
+	spawnReq <- spawnCall{cmd, errc}
+	return <-errc
 }
 
 // Proc is a process started in a host. The lab stops it on Close.
@@ -58,7 +94,7 @@ func (h *Host) Start(name string, args ...string) (*Proc, error) {
 	if l.closed {
 		return nil, errors.New("start process: lab is closed")
 	}
-	if err := p.Cmd.Start(); err != nil {
+	if err := startOnSpawner(p.Cmd); err != nil {
 		return nil, fmt.Errorf("%s: start %s: %w", h.Name, name, err)
 	}
 	l.procs = append(l.procs, p)
