@@ -21,4 +21,87 @@ enum xvrrp_reason {
 	XVRRP_REASON_MAX,
 };
 
+/* More counters after the reasons, in the stats map. */
+enum xvrrp_counter {
+	XVRRP_COUNTER_FENCED_INGRESS = XVRRP_REASON_MAX,
+	XVRRP_COUNTER_FENCED_EGRESS,
+	XVRRP_COUNTER_MAX,
+};
+
+enum xvrrp_state {
+	XVRRP_STATE_INIT = 0,
+	XVRRP_STATE_BACKUP,
+	XVRRP_STATE_MASTER,
+	XVRRP_STATE_FAULT,
+};
+
+enum xvrrp_family {
+	XVRRP_FAMILY_IPV4 = 4,
+	XVRRP_FAMILY_IPV6 = 6,
+};
+
+/* What an event says changed. */
+enum xvrrp_event_kind {
+	XVRRP_EVENT_NEW_SOURCE = 1,  /* an advert from another source than the last */
+	XVRRP_EVENT_PRIORITY,        /* the peer's priority changed */
+	XVRRP_EVENT_RESIGN,          /* priority 0: the master leaves */
+	XVRRP_EVENT_CONTEST,         /* an advert reached us while we are master */
+};
+
+/* Instance and peer key: a VRRP router is (interface, VRID, family). */
+struct xvrrp_instance_key {
+	__u32 ifindex;
+	__u8 vrid;
+	__u8 family;
+	__u8 pad[2];
+};
+
+/* What the kernel checks adverts against, and the fence's state. */
+struct xvrrp_instance {
+	__u8 version;
+	__u8 auth_type;
+	__u8 state;          /* enum xvrrp_state */
+	__u8 priority;       /* our effective priority, for CONTEST events */
+	__u8 auth_data[8];   /* v2 simple password, NUL-padded */
+	__u16 min_interval_cs; /* accepted advert intervals, centiseconds */
+	__u16 max_interval_cs;
+	__u32 flags;         /* XVRRP_F_* */
+	__u64 lease_until_ns; /* CLOCK_MONOTONIC; the VIP passes the fence until then */
+};
+
+#define XVRRP_F_UNICAST (1 << 0) /* check the source against unicast_peers */
+
+/* The last valid advert heard for an instance. */
+struct xvrrp_peer {
+	__u8 addr[16];       /* IPv4 in the first 4 bytes */
+	__u8 priority;
+	__u8 version;
+	__u16 interval_cs;
+	__u32 pad;
+	__u64 last_seen_ns;  /* bpf_ktime_get_ns() when the advert arrived */
+	__u64 count;
+};
+
+struct xvrrp_vip_key {
+	__u8 family;
+	__u8 pad[3];
+	__u8 addr[16];
+};
+
+struct xvrrp_unicast_key {
+	struct xvrrp_instance_key instance;
+	__u8 addr[16];
+};
+
+struct xvrrp_event {
+	struct xvrrp_instance_key key;
+	__u32 kind;          /* enum xvrrp_event_kind */
+	__u8 addr[16];
+	__u8 priority;
+	__u8 prev_priority;
+	__u16 interval_cs;
+	__u32 pad;
+	__u64 time_ns;
+};
+
 #endif /* XVRRP_H */

@@ -32,10 +32,9 @@ func DecodePacket(pkt []byte) (*Packet, error) {
 	)
 	switch pkt[0] >> 4 {
 	case 4:
-		if len(pkt) < ipv4HeaderLen {
-			return nil, invalid(ErrLength, "%d bytes of IPv4 header", len(pkt))
-		}
-		if pkt[9] != Protocol {
+		// Without a whole header nothing says the packet is VRRP (the kernel
+		// passes it too).
+		if len(pkt) < ipv4HeaderLen || pkt[9] != Protocol {
 			return nil, ErrNotVRRP
 		}
 		ihl := int(pkt[0]&0x0f) * 4
@@ -52,11 +51,8 @@ func DecodePacket(pkt []byte) (*Packet, error) {
 		p.Dst = netip.AddrFrom4([4]byte(pkt[16:20]))
 		payload = pkt[ihl:total]
 	case 6:
-		if len(pkt) < ipv6HeaderLen {
-			return nil, invalid(ErrLength, "%d bytes of IPv6 header", len(pkt))
-		}
 		// Extension headers are not walked: VRRP is sent without them.
-		if pkt[6] != Protocol {
+		if len(pkt) < ipv6HeaderLen || pkt[6] != Protocol {
 			return nil, ErrNotVRRP
 		}
 		plen := int(binary.BigEndian.Uint16(pkt[4:6]))

@@ -9,9 +9,11 @@ import (
 // the XDP program (enum xvrrp_reason in bpf/xvrrp.h), which counts adverts in the
 // stats map by Reason; loader tests hold the two lists together.
 //
-// The order of the constants is the order in which both the Go decoder and the
-// kernel apply the checks, so a packet with several faults is counted under the
-// first one, the same way on both sides.
+// Both the Go decoder (Classify) and the kernel apply the checks in one order, so
+// a packet with several faults is counted under the same reason on both sides:
+// length, version, type, TTL, checksum, address count, interval 0, unknown auth
+// type; then, against the instance: VRID, version, interval bounds, auth type,
+// key, unicast peer.
 type Reason uint32
 
 const (

@@ -1,0 +1,392 @@
+//go:build ignore
+
+// xdp_vrrp validates, counts and time-stamps VRRP adverts; tc_fence_ingress and
+// tc_fence_egress keep a node that is not master (or whose lease ran out) from
+// receiving or sending VIP traffic. See ../../shared/DESIGN.md, "Kernel side".
+
+#include "../vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "xvrrp.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
+#define ETH_P_ARP 0x0806
+#define ETH_P_8021Q 0x8100
+#define IPPROTO_VRRP 112
+#define IPPROTO_ICMPV6 58
+#define ICMPV6_NA 136
+#define TC_ACT_OK 0
+#define TC_ACT_SHOT 2
+
+/* barrier_var (bpf_helpers.h) keeps clang from folding a constant into data_end
+ * in bounds checks, which the verifier refuses. */
+
+#define VRRP_HDR 8
+#define VRRP_AUTH 8
+/* The longest advert: v3 over IPv6 with 255 addresses. */
+#define VRRP_MAX_WORDS ((VRRP_HDR + 255 * 16) / 2)
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct xvrrp_instance_key);
+	__type(value, struct xvrrp_instance);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} instances SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct xvrrp_instance_key);
+	__type(value, struct xvrrp_peer);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} peers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct xvrrp_vip_key);
+	__type(value, struct xvrrp_instance_key);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vips SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct xvrrp_unicast_key);
+	__type(value, __u8);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} unicast_peers SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, XVRRP_COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 18);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} events SEC(".maps");
+
+/* Exported to Go through bpf2go -type. */
+const struct xvrrp_event *unused_event __attribute__((unused));
+const enum xvrrp_reason *unused_reason __attribute__((unused));
+const enum xvrrp_counter *unused_counter __attribute__((unused));
+const enum xvrrp_state *unused_state __attribute__((unused));
+const enum xvrrp_event_kind *unused_event_kind __attribute__((unused));
+const enum xvrrp_family *unused_family __attribute__((unused));
+const struct xvrrp_unicast_key *unused_unicast_key __attribute__((unused));
+const struct xvrrp_vip_key *unused_vip_key __attribute__((unused));
+
+struct vlan {
+	__be16 tci;
+	__be16 proto;
+};
+
+static __always_inline void count(__u32 counter)
+{
+	__u64 *v = bpf_map_lookup_elem(&stats, &counter);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline int drop(__u32 reason)
+{
+	count(reason);
+	return XDP_DROP;
+}
+
+/* Parses Ethernet and one optional 802.1Q tag; returns the L3 header or NULL. */
+static __always_inline void *l3(void *data, void *end, __be16 *proto)
+{
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return NULL;
+	*proto = eth->h_proto;
+	void *p = eth + 1;
+	if (*proto == bpf_htons(ETH_P_8021Q)) {
+		struct vlan *v = p;
+		if ((void *)(v + 1) > end)
+			return NULL;
+		*proto = v->proto;
+		p = v + 1;
+	}
+	return p;
+}
+
+/* differ compares n bytes; clang has no memcmp for BPF. */
+static __always_inline int differ(const __u8 *a, const __u8 *b, const int n)
+{
+	__u8 d = 0;
+#pragma unroll
+	for (int i = 0; i < n; i++)
+		d |= a[i] ^ b[i];
+	return d != 0;
+}
+
+static __always_inline __u32 sum16(const void *p, __u32 len)
+{
+	__u32 s = 0;
+	const __u16 *w = p;
+	for (__u32 i = 0; i < len / 2; i++)
+		s += w[i];
+	return s;
+}
+
+static __always_inline __u16 fold(__u32 s)
+{
+	s = (s & 0xffff) + (s >> 16);
+	s = (s & 0xffff) + (s >> 16);
+	return (__u16)s;
+}
+
+/* The checks shared by both families, in vrrp.Classify's order. */
+static __always_inline int advert(struct xdp_md *ctx, __u8 *v, __u32 plen, void *end,
+				  __u8 family, const __u8 *src, const __u8 *dst, __u8 ttl)
+{
+	__u8 alen = family == XVRRP_FAMILY_IPV4 ? 4 : 16;
+
+	if (plen < VRRP_HDR || (void *)(v + VRRP_HDR) > end)
+		return drop(XVRRP_REASON_LENGTH);
+	__u8 version = v[0] >> 4;
+	if ((version != 2 && version != 3) || (version == 2 && family != XVRRP_FAMILY_IPV4))
+		return drop(XVRRP_REASON_VERSION);
+	if ((v[0] & 0x0f) != 1)
+		return drop(XVRRP_REASON_TYPE);
+	if (ttl != 255)
+		return drop(XVRRP_REASON_TTL);
+
+	/* Checksum: the message alone (v2), or with the pseudo-header (v3). The
+	 * sum of 16-bit words in memory order folds to 0xffff in either byte order. */
+	__u32 sum = 0;
+	if (version == 3) {
+		sum += sum16(src, alen) + sum16(dst, alen);
+		sum += bpf_htons(IPPROTO_VRRP) + bpf_htons((__u16)plen);
+	}
+	__u32 words = plen / 2;
+	for (__u32 i = 0; i < VRRP_MAX_WORDS; i++) {
+		if (i >= words)
+			break;
+		__u16 *w = (__u16 *)(v + i * 2);
+		void *next = w + 1;
+		barrier_var(next);
+		if (next > end)
+			return drop(XVRRP_REASON_LENGTH);
+		sum += *w;
+	}
+	if (plen & 1) {
+		__u8 *last = v + (plen & 0x1fff) - 1;
+		void *next = last + 1;
+		barrier_var(next);
+		if (next > end)
+			return drop(XVRRP_REASON_LENGTH);
+		sum += *last;
+	}
+	if (fold(sum) != 0xffff)
+		return drop(XVRRP_REASON_CHECKSUM);
+
+	__u32 naddr = v[3];
+	__u32 want = VRRP_HDR + naddr * alen + (version == 2 ? VRRP_AUTH : 0);
+	if (naddr == 0 || plen != want)
+		return drop(XVRRP_REASON_ADDR_COUNT);
+
+	__u16 interval_cs = version == 2 ? (__u16)v[5] * 100 : ((__u16)(v[4] & 0x0f) << 8) | v[5];
+	if (interval_cs == 0)
+		return drop(XVRRP_REASON_INTERVAL);
+	if (version == 2 && v[4] > 1)
+		return drop(XVRRP_REASON_AUTH_TYPE);
+
+	struct xvrrp_instance_key key = {
+		.ifindex = ctx->ingress_ifindex,
+		.vrid = v[1],
+		.family = family,
+	};
+	struct xvrrp_instance *inst = bpf_map_lookup_elem(&instances, &key);
+	if (!inst)
+		return drop(XVRRP_REASON_UNKNOWN_VRID);
+	if (inst->version != version)
+		return drop(XVRRP_REASON_VERSION);
+	if (interval_cs < inst->min_interval_cs || interval_cs > inst->max_interval_cs)
+		return drop(XVRRP_REASON_INTERVAL);
+	if (version == 2) {
+		if (v[4] != inst->auth_type)
+			return drop(XVRRP_REASON_AUTH_TYPE);
+		if (inst->auth_type == 1) {
+			__u8 *auth = v + VRRP_HDR + (naddr & 0xff) * 4;
+			void *next = auth + VRRP_AUTH;
+			barrier_var(next);
+			if (next > end)
+				return drop(XVRRP_REASON_LENGTH);
+			if (differ(auth, inst->auth_data, VRRP_AUTH))
+				return drop(XVRRP_REASON_AUTH_KEY);
+		}
+	}
+	if (inst->flags & XVRRP_F_UNICAST) {
+		struct xvrrp_unicast_key uk = {.instance = key};
+		__builtin_memcpy(uk.addr, src, 16);
+		if (!bpf_map_lookup_elem(&unicast_peers, &uk))
+			return drop(XVRRP_REASON_UNICAST_PEER);
+	}
+
+	count(XVRRP_REASON_VALID);
+	__u64 now = bpf_ktime_get_ns();
+	__u8 prio = v[2];
+	__u32 kind = 0;
+	__u8 prev = 0;
+	struct xvrrp_peer *p = bpf_map_lookup_elem(&peers, &key);
+	if (!p) {
+		struct xvrrp_peer fresh = {
+			.priority = prio,
+			.version = version,
+			.interval_cs = interval_cs,
+			.last_seen_ns = now,
+			.count = 1,
+		};
+		__builtin_memcpy(fresh.addr, src, 16);
+		bpf_map_update_elem(&peers, &key, &fresh, BPF_ANY);
+		kind = XVRRP_EVENT_NEW_SOURCE;
+	} else {
+		prev = p->priority;
+		if (differ(p->addr, src, 16))
+			kind = XVRRP_EVENT_NEW_SOURCE;
+		else if (prio != prev)
+			kind = XVRRP_EVENT_PRIORITY;
+		__builtin_memcpy(p->addr, src, 16);
+		p->priority = prio;
+		p->version = version;
+		p->interval_cs = interval_cs;
+		p->last_seen_ns = now;
+		__sync_fetch_and_add(&p->count, 1);
+	}
+	if (prio == 0)
+		kind = XVRRP_EVENT_RESIGN;
+	else if (inst->state == XVRRP_STATE_MASTER)
+		kind = XVRRP_EVENT_CONTEST;
+	if (kind) {
+		struct xvrrp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+		if (e) {
+			e->key = key;
+			e->kind = kind;
+			__builtin_memcpy(e->addr, src, 16);
+			e->priority = prio;
+			e->prev_priority = prev;
+			e->interval_cs = interval_cs;
+			e->pad = 0;
+			e->time_ns = now;
+			bpf_ringbuf_submit(e, 0);
+		}
+	}
+	return XDP_PASS;
+}
+
+SEC("xdp")
+int xdp_vrrp(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	__be16 proto;
+	void *p = l3(data, end, &proto);
+	if (!p)
+		return XDP_PASS;
+
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = p;
+		if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_VRRP)
+			return XDP_PASS; /* the fast path: everything that is not VRRP */
+		__u32 ihl = ip->ihl * 4;
+		__u32 tot = bpf_ntohs(ip->tot_len);
+		if (ihl < sizeof(*ip) || tot < ihl || (void *)ip + tot > end)
+			return drop(XVRRP_REASON_LENGTH);
+		if (ip->frag_off & bpf_htons(0x3fff))
+			return drop(XVRRP_REASON_LENGTH);
+		__u8 src[16] = {}, dst[16] = {};
+		__builtin_memcpy(src, &ip->saddr, 4);
+		__builtin_memcpy(dst, &ip->daddr, 4);
+		return advert(ctx, (__u8 *)ip + (ihl & 0x3c), (tot - ihl) & 0xffff, end,
+			      XVRRP_FAMILY_IPV4, src, dst, ip->ttl);
+	}
+	if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = p;
+		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_VRRP)
+			return XDP_PASS;
+		__u32 plen = bpf_ntohs(ip6->payload_len);
+		if ((void *)(ip6 + 1) + plen > end)
+			return drop(XVRRP_REASON_LENGTH);
+		__u8 src[16], dst[16];
+		__builtin_memcpy(src, &ip6->saddr, 16);
+		__builtin_memcpy(dst, &ip6->daddr, 16);
+		return advert(ctx, (__u8 *)(ip6 + 1), plen, end, XVRRP_FAMILY_IPV6, src, dst, ip6->hop_limit);
+	}
+	return XDP_PASS;
+}
+
+/* allowed reports whether a node may carry traffic for the VIP: the instance
+ * owning it is MASTER and its lease has not run out. */
+static __always_inline int allowed(__u8 family, const void *addr)
+{
+	struct xvrrp_vip_key vk = {.family = family};
+	__builtin_memcpy(vk.addr, addr, family == XVRRP_FAMILY_IPV4 ? 4 : 16);
+	struct xvrrp_instance_key *ik = bpf_map_lookup_elem(&vips, &vk);
+	if (!ik)
+		return 1; /* not a VIP */
+	struct xvrrp_instance *inst = bpf_map_lookup_elem(&instances, ik);
+	return inst && inst->state == XVRRP_STATE_MASTER && bpf_ktime_get_ns() < inst->lease_until_ns;
+}
+
+static __always_inline int fence(struct __sk_buff *skb, int egress)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	__be16 proto;
+	void *p = l3(data, end, &proto);
+	if (!p)
+		return TC_ACT_OK;
+
+	int ok = 1;
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = p;
+		if ((void *)(ip + 1) > end)
+			return TC_ACT_OK;
+		ok = allowed(XVRRP_FAMILY_IPV4, egress ? &ip->saddr : &ip->daddr);
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = p;
+		if ((void *)(ip6 + 1) > end)
+			return TC_ACT_OK;
+		ok = allowed(XVRRP_FAMILY_IPV6, egress ? &ip6->saddr : &ip6->daddr);
+		/* A neighbour advertisement for a VIP, from whatever source. */
+		if (ok && egress && ip6->nexthdr == IPPROTO_ICMPV6) {
+			__u8 *icmp = (__u8 *)(ip6 + 1);
+			if ((void *)(icmp + 24) <= end && icmp[0] == ICMPV6_NA)
+				ok = allowed(XVRRP_FAMILY_IPV6, icmp + 8);
+		}
+	} else if (proto == bpf_htons(ETH_P_ARP) && egress) {
+		/* ARP replies and gratuitous ARPs announcing a VIP: the sender
+		 * protocol address, after the 8-byte header and the sender MAC. */
+		__u8 *arp = p;
+		if ((void *)(arp + 28) <= end && arp[4] == 6 && arp[5] == 4)
+			ok = allowed(XVRRP_FAMILY_IPV4, arp + 14);
+	}
+	if (ok)
+		return TC_ACT_OK;
+	count(egress ? XVRRP_COUNTER_FENCED_EGRESS : XVRRP_COUNTER_FENCED_INGRESS);
+	return TC_ACT_SHOT;
+}
+
+SEC("tcx/ingress")
+int tc_fence_ingress(struct __sk_buff *skb)
+{
+	return fence(skb, 0);
+}
+
+SEC("tcx/egress")
+int tc_fence_egress(struct __sk_buff *skb)
+{
+	return fence(skb, 1);
+}

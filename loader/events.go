@@ -1,0 +1,43 @@
+package loader
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	"github.com/cilium/ebpf/ringbuf"
+)
+
+// EventReader reads advert events from the events ring buffer.
+type EventReader struct {
+	r *ringbuf.Reader
+}
+
+// Events opens a reader of the events ring buffer.
+func (d *Datapath) Events() (*EventReader, error) {
+	r, err := ringbuf.NewReader(d.objs.Events)
+	if err != nil {
+		return nil, fmt.Errorf("open events: %w", err)
+	}
+	return &EventReader{r: r}, nil
+}
+
+// SetDeadline makes Read return os.ErrDeadlineExceeded after t.
+func (e *EventReader) SetDeadline(t time.Time) { e.r.SetDeadline(t) }
+
+// Read blocks for the next event. It returns ringbuf.ErrClosed after Close.
+func (e *EventReader) Read() (Event, error) {
+	var ev Event
+	rec, err := e.r.Read()
+	if err != nil {
+		return ev, err
+	}
+	if err := binary.Read(bytes.NewReader(rec.RawSample), binary.LittleEndian, &ev); err != nil {
+		return ev, fmt.Errorf("decode event: %w", err)
+	}
+	return ev, nil
+}
+
+// Close stops the reader; a blocked Read returns.
+func (e *EventReader) Close() error { return e.r.Close() }
