@@ -88,27 +88,22 @@ func Load(opt Options) (*Datapath, error) {
 }
 
 func ensureBPFFS(dir string, log *slog.Logger) error {
+	// Machines of this kind boot without /sys/fs/bpf mounted: mount it as systemd
+	// would, but only there; anywhere else a pin directory must already be on bpffs.
+	const root = "/sys/fs/bpf"
+	if (dir == root || filepath.Dir(dir) == root) && !onBPFFS(root) {
+		if err := unix.Mount("bpf", root, "bpf", 0, "mode=0700"); err != nil {
+			return fmt.Errorf("mount bpffs on %s: %w", root, err)
+		}
+		log.Info("mounted bpffs", "path", root)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("pin directory %s: %w", dir, err)
 	}
-	if onBPFFS(dir) {
-		return nil
+	if !onBPFFS(dir) {
+		return fmt.Errorf("pin directory %s: %w", dir, ErrNotBPFFS)
 	}
-	// Machines of this kind boot without /sys/fs/bpf mounted: mount it as systemd
-	// would, but only there.
-	if filepath.Dir(dir) == "/sys/fs/bpf" || dir == "/sys/fs/bpf" {
-		if err := unix.Mount("bpf", "/sys/fs/bpf", "bpf", 0, "mode=0700"); err != nil {
-			return fmt.Errorf("mount bpffs on /sys/fs/bpf: %w", err)
-		}
-		log.Info("mounted bpffs", "path", "/sys/fs/bpf")
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return fmt.Errorf("pin directory %s: %w", dir, err)
-		}
-		if onBPFFS(dir) {
-			return nil
-		}
-	}
-	return fmt.Errorf("pin directory %s: %w", dir, ErrNotBPFFS)
+	return nil
 }
 
 func onBPFFS(dir string) bool {

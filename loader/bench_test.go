@@ -1,0 +1,56 @@
+package loader
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/xvrrp/xvrrp/vrrp"
+)
+
+// benchRun runs prog over frame with the kernel repeating it, and reports the
+// kernel's own ns per run (the syscall is paid once per batch).
+func benchRun(b *testing.B, prog *ebpf.Program, frame []byte, want uint32) {
+	const batch = 100000
+	b.ReportAllocs()
+	var total time.Duration
+	for b.Loop() {
+		ret, dur, err := prog.Benchmark(frame, batch, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if ret != want {
+			b.Fatalf("returned %d, want %d", ret, want)
+		}
+		total += dur
+	}
+	b.ReportMetric(float64(total.Nanoseconds())/float64(b.N), "ns/packet")
+}
+
+func BenchmarkXDP(b *testing.B) {
+	d := newDatapath(b)
+	configure(b, d)
+	b.Run("non-VRRP", func(b *testing.B) {
+		benchRun(b, d.XDP(), udpFrame(netip.MustParseAddr("192.0.2.200"), vip4), xdpPass)
+	})
+	b.Run("valid-v3-ipv4", func(b *testing.B) {
+		benchRun(b, d.XDP(), advert(b, v3(), src4, vrrp.Group4, 255), xdpPass)
+	})
+	b.Run("valid-v2-pass", func(b *testing.B) {
+		benchRun(b, d.XDP(), advert(b, v2(), src4, vrrp.Group4, 255), xdpPass)
+	})
+	b.Run("valid-v3-ipv6", func(b *testing.B) {
+		benchRun(b, d.XDP(), advert(b, v6(), src6, vrrp.Group6, 255), xdpPass)
+	})
+}
+
+func BenchmarkFence(b *testing.B) {
+	d := newDatapath(b)
+	owner := key(51, FamilyIPv4)
+	d.PutVIP(VIPKey{Family: FamilyIPv4, Addr: addr16(vip4)}, owner)
+	d.PutInstance(owner, Instance{State: StateMaster, LeaseUntilNs: monotonicNow(b) + uint64(time.Hour)})
+	client := netip.MustParseAddr("192.0.2.200")
+	b.Run("vip-ingress", func(b *testing.B) { benchRun(b, d.FenceIngress(), udpFrame(client, vip4), tcOK) })
+	b.Run("other-ingress", func(b *testing.B) { benchRun(b, d.FenceIngress(), udpFrame(client, other), tcOK) })
+}
