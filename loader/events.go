@@ -2,6 +2,7 @@ package loader
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"time"
@@ -41,3 +42,24 @@ func (e *EventReader) Read() (Event, error) {
 
 // Close stops the reader; a blocked Read returns.
 func (e *EventReader) Close() error { return e.r.Close() }
+
+// ReadEvents calls fn with each event until ctx is done, then returns ctx.Err().
+func (d *Datapath) ReadEvents(ctx context.Context, fn func(Event)) error {
+	r, err := d.Events()
+	if err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { r.Close() })
+	defer stop()
+	defer r.Close()
+	for {
+		e, err := r.Read()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		fn(e)
+	}
+}
