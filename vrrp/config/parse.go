@@ -237,6 +237,28 @@ func (p *parser) secondsArg(n *node, i int, lo, hi time.Duration) (time.Duration
 	return d, true
 }
 
+// durInto handles `keyword SECONDS` into dst.
+func (p *parser) durInto(dst *time.Duration, hi time.Duration) handler {
+	return func(n *node) {
+		if p.args(n, 1, 1) {
+			if d, ok := p.secondsArg(n, 1, 0, hi); ok {
+				*dst = d
+			}
+		}
+	}
+}
+
+// numInto handles `keyword N` into dst.
+func (p *parser) numInto(dst *int, lo, hi int) handler {
+	return func(n *node) {
+		if p.args(n, 1, 1) {
+			if v, ok := p.intArg(n, 1, lo, hi); ok {
+				*dst = v
+			}
+		}
+	}
+}
+
 func (p *parser) addrArg(n *node, s string) (netip.Addr, bool) {
 	a, err := netip.ParseAddr(s)
 	if err != nil || a.Zone() != "" {
@@ -312,24 +334,7 @@ func (p *parser) global(n *node) {
 		return
 	}
 	g := &p.cfg.Global
-	dur := func(dst *time.Duration, hi time.Duration) handler {
-		return func(n *node) {
-			if p.args(n, 1, 1) {
-				if d, ok := p.secondsArg(n, 1, 0, hi); ok {
-					*dst = d
-				}
-			}
-		}
-	}
-	num := func(dst *int, lo, hi int) handler {
-		return func(n *node) {
-			if p.args(n, 1, 1) {
-				if v, ok := p.intArg(n, 1, lo, hi); ok {
-					*dst = v
-				}
-			}
-		}
-	}
+	dur, num := p.durInto, p.numInto
 	flag := func(dst *bool) handler { return func(n *node) { p.flag(n, dst) } }
 	fifo := func(dst **Fifo) handler {
 		return func(n *node) {
@@ -556,24 +561,8 @@ func (p *parser) instance(n *node) {
 			h(n)
 		}
 	}
-	dur := func(dst *time.Duration, hi time.Duration) handler {
-		return set(func(n *node) {
-			if p.args(n, 1, 1) {
-				if d, ok := p.secondsArg(n, 1, 0, hi); ok {
-					*dst = d
-				}
-			}
-		})
-	}
-	num := func(dst *int, lo, hi int) handler {
-		return set(func(n *node) {
-			if p.args(n, 1, 1) {
-				if v, ok := p.intArg(n, 1, lo, hi); ok {
-					*dst = v
-				}
-			}
-		})
-	}
+	dur := func(dst *time.Duration, hi time.Duration) handler { return set(p.durInto(dst, hi)) }
+	num := func(dst *int, lo, hi int) handler { return set(p.numInto(dst, lo, hi)) }
 	flag := func(dst *bool) handler { return set(func(n *node) { p.flag(n, dst) }) }
 	notify := p.notifyHandlers(&in.Notify)
 	notify["notify_master_rx_lower_pri"] = func(n *node) { in.Notify.MasterRxLowerPri = p.command(n, true) }
@@ -1079,20 +1068,8 @@ func (p *parser) trackProcess(n *node) {
 	}
 	t := &TrackProcess{Pos: n.pos, Name: name, Weight: 0, Quorum: 1}
 	p.cfg.TrackProcesses = append(p.cfg.TrackProcesses, t)
-	num := func(dst *int, lo, hi int) handler {
-		return func(n *node) {
-			if p.args(n, 1, 1) {
-				*dst, _ = p.intArg(n, 1, lo, hi)
-			}
-		}
-	}
-	dur := func(dst *time.Duration) handler {
-		return func(n *node) {
-			if p.args(n, 1, 1) {
-				*dst, _ = p.secondsArg(n, 1, 0, time.Hour)
-			}
-		}
-	}
+	num := p.numInto
+	dur := func(dst *time.Duration) handler { return p.durInto(dst, time.Hour) }
 	p.walk(n.key()+" "+name, n.block, map[string]handler{
 		"process": func(n *node) {
 			if len(n.words) < 2 || n.hasBlock {

@@ -23,42 +23,24 @@ func (p *parser) validate() {
 
 func (p *parser) uniqueNames() {
 	c := p.cfg
-	dup := func(kind string, names []string, pos []Pos) {
-		first := map[string]Pos{}
-		for i, n := range names {
-			if at, ok := first[n]; ok {
-				p.diags.errorf(pos[i], "%s %s is already defined at %v", kind, n, at)
-				continue
-			}
-			first[n] = pos[i]
+	unique(p, "vrrp_script", c.Scripts, func(s *Script) (string, Pos) { return s.Name, s.Pos })
+	unique(p, "vrrp_instance", c.Instances, func(i *Instance) (string, Pos) { return i.Name, i.Pos })
+	unique(p, "vrrp_sync_group", c.SyncGroups, func(g *SyncGroup) (string, Pos) { return g.Name, g.Pos })
+	unique(p, "track_file", c.TrackFiles, func(t *TrackFile) (string, Pos) { return t.Name, t.Pos })
+	unique(p, "vrrp_track_process", c.TrackProcesses, func(t *TrackProcess) (string, Pos) { return t.Name, t.Pos })
+}
+
+// unique reports every block whose name an earlier block of its kind already has.
+func unique[T any](p *parser, kind string, items []T, id func(T) (string, Pos)) {
+	first := map[string]Pos{}
+	for _, it := range items {
+		name, pos := id(it)
+		if at, ok := first[name]; ok {
+			p.diags.errorf(pos, "%s %s is already defined at %v", kind, name, at)
+			continue
 		}
+		first[name] = pos
 	}
-	var names []string
-	var pos []Pos
-	for _, s := range c.Scripts {
-		names, pos = append(names, s.Name), append(pos, s.Pos)
-	}
-	dup("vrrp_script", names, pos)
-	names, pos = nil, nil
-	for _, in := range c.Instances {
-		names, pos = append(names, in.Name), append(pos, in.Pos)
-	}
-	dup("vrrp_instance", names, pos)
-	names, pos = nil, nil
-	for _, g := range c.SyncGroups {
-		names, pos = append(names, g.Name), append(pos, g.Pos)
-	}
-	dup("vrrp_sync_group", names, pos)
-	names, pos = nil, nil
-	for _, t := range c.TrackFiles {
-		names, pos = append(names, t.Name), append(pos, t.Pos)
-	}
-	dup("track_file", names, pos)
-	names, pos = nil, nil
-	for _, t := range c.TrackProcesses {
-		names, pos = append(names, t.Name), append(pos, t.Pos)
-	}
-	dup("vrrp_track_process", names, pos)
 }
 
 func (p *parser) validateInstance(in *Instance) {
