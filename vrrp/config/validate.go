@@ -215,25 +215,29 @@ func (p *parser) validateInstance(in *Instance) {
 	}
 	in.TrackInterfaces = slices.DeleteFunc(in.TrackInterfaces, func(t TrackInterface) bool { return t.Name == in.Interface })
 
-	// Trackers refer to blocks that must exist.
-	c := p.cfg
-	for _, t := range in.TrackScripts {
-		if c.Script(t.Name) == nil {
-			p.diags.errorf(t.Pos, "%s: track_script %s: no vrrp_script of that name", name, t.Name)
-		}
-	}
-	for _, t := range in.TrackFiles {
-		if c.TrackFile(t.Name) == nil {
-			p.diags.errorf(t.Pos, "%s: track_file %s: no vrrp_track_file of that name", name, t.Name)
-		}
-	}
-	for _, t := range in.TrackProcesses {
-		if c.TrackProcess(t.Name) == nil {
-			p.diags.errorf(t.Pos, "%s: track_process %s: no vrrp_track_process of that name", name, t.Name)
-		}
-	}
+	p.trackerRefs(name, in.TrackScripts, in.TrackFiles, in.TrackProcesses)
 	if in.UseVMAC && len(in.UnicastPeers) > 0 && !in.VMACXmitBase {
 		p.diags.errorf(at("use_vmac"), "%s: use_vmac with unicast peers needs vmac_xmit_base, as in keepalived", name)
+	}
+}
+
+// trackerRefs checks that every tracked script, file and process is defined.
+func (p *parser) trackerRefs(owner string, scripts, files, procs []TrackRef) {
+	c := p.cfg
+	for _, r := range []struct {
+		kw, block string
+		refs      []TrackRef
+		exists    func(string) bool
+	}{
+		{"track_script", "vrrp_script", scripts, func(n string) bool { return c.Script(n) != nil }},
+		{"track_file", "vrrp_track_file", files, func(n string) bool { return c.TrackFile(n) != nil }},
+		{"track_process", "vrrp_track_process", procs, func(n string) bool { return c.TrackProcess(n) != nil }},
+	} {
+		for _, t := range r.refs {
+			if !r.exists(t.Name) {
+				p.diags.errorf(t.Pos, "%s: %s %s: no %s of that name", owner, r.kw, t.Name, r.block)
+			}
+		}
 	}
 }
 
@@ -329,21 +333,7 @@ func (p *parser) validateSyncGroups() {
 				in.SyncGroup = g.Name
 			}
 		}
-		for _, t := range g.TrackScripts {
-			if c.Script(t.Name) == nil {
-				p.diags.errorf(t.Pos, "%s: track_script %s: no vrrp_script of that name", name, t.Name)
-			}
-		}
-		for _, t := range g.TrackFiles {
-			if c.TrackFile(t.Name) == nil {
-				p.diags.errorf(t.Pos, "%s: track_file %s: no vrrp_track_file of that name", name, t.Name)
-			}
-		}
-		for _, t := range g.TrackProcesses {
-			if c.TrackProcess(t.Name) == nil {
-				p.diags.errorf(t.Pos, "%s: track_process %s: no vrrp_track_process of that name", name, t.Name)
-			}
-		}
+		p.trackerRefs(name, g.TrackScripts, g.TrackFiles, g.TrackProcesses)
 	}
 }
 
