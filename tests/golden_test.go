@@ -156,12 +156,7 @@ func checkReencode(t *testing.T, frame []byte, p *vrrp.Packet) {
 
 func readAdverts(t *testing.T, path string) []*vrrp.Packet {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	frames, err := lab.ReadPcap(f)
+	frames, err := lab.ReadPcapFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}

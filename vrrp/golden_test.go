@@ -3,7 +3,6 @@ package vrrp_test
 import (
 	"bytes"
 	"net/netip"
-	"os"
 	"testing"
 	"time"
 
@@ -15,12 +14,7 @@ import (
 // The golden vectors are adverts real keepalived 2.2.7 sent in a lab
 // (tests.TestKeepalivedGolden captures them; run it with -update to rewrite).
 func TestGoldenKeepalived(t *testing.T) {
-	f, err := os.Open("testdata/keepalived-2.2.7.pcap")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	frames, err := lab.ReadPcap(f)
+	frames, err := lab.ReadPcapFile("testdata/keepalived-2.2.7.pcap")
 	if err != nil {
 		t.Fatal(err)
 	}

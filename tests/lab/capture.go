@@ -61,7 +61,12 @@ func (c *Capture) Stop() ([]Frame, error) {
 	case <-time.After(5 * time.Second):
 		c.proc.kill()
 	}
-	f, err := os.Open(c.Path)
+	return ReadPcapFile(c.Path)
+}
+
+// ReadPcapFile reads the pcap file at path (see ReadPcap).
+func ReadPcapFile(path string) ([]Frame, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}

@@ -110,33 +110,14 @@ func printTrackers(w io.Writer, c *Config, ti []TrackInterface, ts, tf, tp []Tra
 	for _, t := range ti {
 		fmt.Fprintf(w, "  track_interface %s%s\n", t.Name, weightText(t.Weight, t.Reverse))
 	}
-	ref := func(kind string, refs []TrackRef, def func(string) int) {
+	ref := func(kind string, refs []TrackRef, weight func(TrackRef) int) {
 		for _, t := range refs {
-			wt := def(t.Name)
-			if t.Weight != nil {
-				wt = *t.Weight
-			}
-			fmt.Fprintf(w, "  %s %s%s\n", kind, t.Name, weightText(wt, t.Reverse))
+			fmt.Fprintf(w, "  %s %s%s\n", kind, t.Name, weightText(weight(t), t.Reverse))
 		}
 	}
-	ref("track_script", ts, func(n string) int {
-		if s := c.Script(n); s != nil {
-			return s.Weight
-		}
-		return 0
-	})
-	ref("track_file", tf, func(n string) int {
-		if f := c.TrackFile(n); f != nil {
-			return f.Weight
-		}
-		return 1
-	})
-	ref("track_process", tp, func(n string) int {
-		if pr := c.TrackProcess(n); pr != nil {
-			return pr.Weight
-		}
-		return 0
-	})
+	ref("track_script", ts, c.ScriptWeight)
+	ref("track_file", tf, c.FileWeight)
+	ref("track_process", tp, c.ProcessWeight)
 }
 
 func weightText(w int, reverse bool) string {

@@ -369,37 +369,16 @@ func (c *Config) PriorityRange(in *Instance) (lo, hi int) {
 			add(t.Weight, t.Reverse)
 		}
 		for _, t := range ts {
-			w := 0
-			if s := c.Script(t.Name); s != nil {
-				w = s.Weight
-			}
-			if t.Weight != nil {
-				w = *t.Weight
-			}
-			add(w, t.Reverse)
+			add(c.ScriptWeight(t), t.Reverse)
 		}
 		for _, t := range tf {
-			w := 1
-			if f := c.TrackFile(t.Name); f != nil {
-				w = f.Weight
-			}
-			if t.Weight != nil {
-				w = *t.Weight
-			}
 			// A file's value times its weight: unbounded both ways.
-			if w != 0 {
+			if c.FileWeight(t) != 0 {
 				lo, hi = 1, 254
 			}
 		}
 		for _, t := range tp {
-			w := 0
-			if pr := c.TrackProcess(t.Name); pr != nil {
-				w = pr.Weight
-			}
-			if t.Weight != nil {
-				w = *t.Weight
-			}
-			add(w, t.Reverse)
+			add(c.ProcessWeight(t), t.Reverse)
 		}
 	}
 	weights(in.TrackInterfaces, in.TrackScripts, in.TrackFiles, in.TrackProcesses)
@@ -421,16 +400,43 @@ func (c *Config) CanFault(in *Instance) bool {
 		}
 	}
 	for _, t := range in.TrackScripts {
-		w := 0
-		if s := c.Script(t.Name); s != nil {
-			w = s.Weight
-		}
-		if t.Weight != nil {
-			w = *t.Weight
-		}
-		if w == 0 {
+		if c.ScriptWeight(t) == 0 {
 			return true
 		}
 	}
 	return false
+}
+
+// ScriptWeight is the weight a track_script entry applies: its own if given, else
+// the vrrp_script's.
+func (c *Config) ScriptWeight(t TrackRef) int {
+	if t.Weight != nil {
+		return *t.Weight
+	}
+	if s := c.Script(t.Name); s != nil {
+		return s.Weight
+	}
+	return 0
+}
+
+// FileWeight is the weight a track_file entry applies (the file's value times it).
+func (c *Config) FileWeight(t TrackRef) int {
+	if t.Weight != nil {
+		return *t.Weight
+	}
+	if f := c.TrackFile(t.Name); f != nil {
+		return f.Weight
+	}
+	return 1
+}
+
+// ProcessWeight is the weight a track_process entry applies.
+func (c *Config) ProcessWeight(t TrackRef) int {
+	if t.Weight != nil {
+		return *t.Weight
+	}
+	if p := c.TrackProcess(t.Name); p != nil {
+		return p.Weight
+	}
+	return 0
 }
