@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -37,6 +39,8 @@ type Options struct {
 	Logger *slog.Logger
 	// NoPin loads maps without pinning, for tests that run programs with prog.Run.
 	NoPin bool
+	// TC chooses TCX or clsact for the fence; TCAuto prefers TCX.
+	TC TCMode
 }
 
 // Datapath is the loaded programs and maps.
@@ -45,6 +49,7 @@ type Datapath struct {
 	pinDir string
 	log    *slog.Logger
 	links  map[string]link.Link // by pin name, e.g. "2_xdp"
+	tcMode TCMode
 }
 
 // Load loads the programs and the maps, creating or reusing pinned maps under the
@@ -57,7 +62,7 @@ func Load(opt Options) (*Datapath, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	d := &Datapath{pinDir: opt.PinDir, log: log, links: map[string]link.Link{}}
+	d := &Datapath{pinDir: opt.PinDir, log: log, links: map[string]link.Link{}, tcMode: opt.TC}
 	if d.pinDir == "" {
 		d.pinDir = DefaultPinDir
 	}
@@ -114,49 +119,209 @@ func onBPFFS(dir string) bool {
 // PinDir returns the directory the maps and links are pinned in.
 func (d *Datapath) PinDir() string { return d.pinDir }
 
+// TCMode chooses how the fence programs are attached.
+type TCMode int
+
+const (
+	// TCAuto uses TCX and falls back to clsact + cls_bpf on kernels without it.
+	TCAuto TCMode = iota
+	// TCX requires TCX links (Linux 6.6 and later).
+	TCX
+	// TCClsact uses a clsact qdisc with direct-action cls_bpf filters, as on
+	// kernels before TCX.
+	TCClsact
+)
+
+// clsPriority and clsHandle identify xvrrp's cls_bpf filters on an interface:
+// the priority is VRRP's IP protocol number.
+const (
+	clsPriority = 112
+	clsHandle   = 1
+)
+
 // Attach attaches the XDP validator and both fence programs to the interface.
 // Links pinned by an earlier run are adopted and switched to this run's programs
 // in place, so the interface is never without them; a pin whose link is gone is
-// replaced.
+// replaced. cls_bpf filters are replaced in place for the same reason.
 func (d *Datapath) Attach(ifindex int) error {
-	for _, a := range []struct {
-		name   string
+	if err := d.attachLink(ifindex, "xdp", d.objs.XdpVrrp, func() (link.Link, error) { return d.attachXDP(ifindex) }); err != nil {
+		return err
+	}
+	for _, tc := range []struct {
+		dir    string
 		prog   *ebpf.Program
-		attach func() (link.Link, error)
+		attach ebpf.AttachType
+		parent uint32
 	}{
-		{"xdp", d.objs.XdpVrrp, func() (link.Link, error) { return d.attachXDP(ifindex) }},
-		{"tc_ingress", d.objs.TcFenceIngress, func() (link.Link, error) {
-			return link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: d.objs.TcFenceIngress, Attach: ebpf.AttachTCXIngress})
-		}},
-		{"tc_egress", d.objs.TcFenceEgress, func() (link.Link, error) {
-			return link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: d.objs.TcFenceEgress, Attach: ebpf.AttachTCXEgress})
-		}},
+		{"ingress", d.objs.TcFenceIngress, ebpf.AttachTCXIngress, netlink.HANDLE_MIN_INGRESS},
+		{"egress", d.objs.TcFenceEgress, ebpf.AttachTCXEgress, netlink.HANDLE_MIN_EGRESS},
 	} {
-		name := strconv.Itoa(ifindex) + "_" + a.name
-		pin := filepath.Join(d.pinDir, "links", name)
-		if l, err := link.LoadPinnedLink(pin, nil); err == nil {
-			if err := l.Update(a.prog); err == nil {
-				d.links[name] = l
-				d.log.Info("adopted pinned link", "link", name)
+		name := "tc_" + tc.dir
+		if d.tcMode != TCClsact {
+			err := d.attachLink(ifindex, name, tc.prog, func() (link.Link, error) {
+				return link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: tc.prog, Attach: tc.attach})
+			})
+			if err == nil {
+				// One mechanism per interface: drop a filter a clsact run left.
+				if err := d.deleteFilter(ifindex, tc.dir, tc.parent); err != nil {
+					return err
+				}
 				continue
 			}
-			l.Close()
-		}
-		// A stale pin (its link detached, ENOLINK) or none at all: attach anew.
-		os.Remove(pin)
-		l, err := a.attach()
-		if err != nil {
-			return fmt.Errorf("attach %s to ifindex %d: %w", a.name, ifindex, err)
-		}
-		if err := os.MkdirAll(filepath.Dir(pin), 0o700); err == nil && !d.unpinned() {
-			if err := l.Pin(pin); err != nil {
-				l.Close()
-				return fmt.Errorf("pin %s: %w", name, err)
+			if d.tcMode == TCX || !errors.Is(err, link.ErrNotSupported) {
+				return err
 			}
+			d.log.Warn("TCX not supported, using clsact and cls_bpf", "ifindex", ifindex, "error", err)
 		}
-		d.links[name] = l
+		if err := d.attachFilter(ifindex, tc.dir, tc.prog, tc.parent); err != nil {
+			return err
+		}
+		if err := d.unpinLink(ifindex, name); err != nil {
+			return err
+		}
 	}
 	return nil
+}
+
+func linkPinName(ifindex int, name string) string { return strconv.Itoa(ifindex) + "_" + name }
+
+// attachLink adopts the pinned link for ifindex and name, or attaches and pins a
+// new one.
+func (d *Datapath) attachLink(ifindex int, name string, prog *ebpf.Program, attach func() (link.Link, error)) error {
+	name = linkPinName(ifindex, name)
+	pin := filepath.Join(d.pinDir, "links", name)
+	if l, err := link.LoadPinnedLink(pin, nil); err == nil {
+		err := l.Update(prog)
+		if err == nil {
+			d.links[name] = l
+			d.log.Info("adopted pinned link", "link", name)
+			return nil
+		}
+		// A stale pin: its link was detached (ENOLINK), e.g. with its interface.
+		d.log.Info("replacing stale pinned link", "link", name, "error", err)
+		l.Close()
+	}
+	os.Remove(pin)
+	l, err := attach()
+	if err != nil {
+		return fmt.Errorf("attach %s: %w", name, err)
+	}
+	if !d.unpinned() {
+		if err := os.MkdirAll(filepath.Dir(pin), 0o700); err != nil {
+			l.Close()
+			return err
+		}
+		if err := l.Pin(pin); err != nil {
+			l.Close()
+			return fmt.Errorf("pin %s: %w", name, err)
+		}
+	}
+	d.links[name] = l
+	return nil
+}
+
+// unpinLink detaches and unpins a link this or an earlier run pinned.
+func (d *Datapath) unpinLink(ifindex int, name string) error {
+	name = linkPinName(ifindex, name)
+	pin := filepath.Join(d.pinDir, "links", name)
+	l, ok := d.links[name]
+	if !ok {
+		var err error
+		if l, err = link.LoadPinnedLink(pin, nil); err != nil {
+			if !errors.Is(err, os.ErrNotExist) {
+				os.Remove(pin) // not a link: nothing to detach
+			}
+			return nil
+		}
+	}
+	delete(d.links, name)
+	err := l.Unpin()
+	if errors.Is(err, os.ErrNotExist) {
+		err = nil
+	}
+	return errors.Join(err, l.Close())
+}
+
+// attachFilter attaches prog as xvrrp's direct-action cls_bpf filter under a
+// clsact qdisc, replacing an earlier run's filter atomically. The program is
+// pinned as <ifindex>_tc_<dir>_cls, so that Remove finds the filter after a
+// restart.
+func (d *Datapath) attachFilter(ifindex int, dir string, prog *ebpf.Program, parent uint32) error {
+	qdisc := &netlink.GenericQdisc{
+		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: ifindex, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT},
+		QdiscType:  "clsact",
+	}
+	if err := netlink.QdiscAdd(qdisc); err != nil && !errors.Is(err, unix.EEXIST) {
+		return fmt.Errorf("add clsact qdisc to ifindex %d: %w", ifindex, err)
+	}
+	filter := &netlink.BpfFilter{
+		FilterAttrs: netlink.FilterAttrs{
+			LinkIndex: ifindex,
+			Parent:    parent,
+			Handle:    clsHandle,
+			Priority:  clsPriority,
+			Protocol:  unix.ETH_P_ALL,
+		},
+		Fd:           prog.FD(),
+		Name:         "tc_fence_" + dir,
+		DirectAction: true,
+	}
+	if err := netlink.FilterReplace(filter); err != nil {
+		return fmt.Errorf("attach cls_bpf %s filter to ifindex %d: %w", dir, ifindex, err)
+	}
+	if !d.unpinned() {
+		pin := filepath.Join(d.pinDir, "links", linkPinName(ifindex, "tc_"+dir+"_cls"))
+		os.Remove(pin)
+		if err := os.MkdirAll(filepath.Dir(pin), 0o700); err != nil {
+			return err
+		}
+		clone, err := prog.Clone()
+		if err != nil {
+			return err
+		}
+		defer clone.Close()
+		if err := clone.Pin(pin); err != nil {
+			return fmt.Errorf("pin %s: %w", pin, err)
+		}
+	}
+	return nil
+}
+
+// deleteFilter removes xvrrp's cls_bpf filter from an interface, and the clsact
+// qdisc with it when no other filter is left under it.
+func (d *Datapath) deleteFilter(ifindex int, dir string, parent uint32) error {
+	os.Remove(filepath.Join(d.pinDir, "links", linkPinName(ifindex, "tc_"+dir+"_cls")))
+	lnk, err := netlink.LinkByIndex(ifindex)
+	if err != nil {
+		return nil // the interface is gone, and its filters with it
+	}
+	filters, err := netlink.FilterList(lnk, parent)
+	if err != nil {
+		return nil // no clsact qdisc
+	}
+	for _, f := range filters {
+		bf, ok := f.(*netlink.BpfFilter)
+		if !ok || bf.Priority != clsPriority || bf.Handle != clsHandle || !strings.HasPrefix(bf.Name, "tc_fence_") {
+			continue
+		}
+		if err := netlink.FilterDel(bf); err != nil && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("delete cls_bpf %s filter from ifindex %d: %w", dir, ifindex, err)
+		}
+	}
+	d.deleteIdleClsact(lnk)
+	return nil
+}
+
+func (d *Datapath) deleteIdleClsact(lnk netlink.Link) {
+	for _, parent := range []uint32{netlink.HANDLE_MIN_INGRESS, netlink.HANDLE_MIN_EGRESS} {
+		if fs, err := netlink.FilterList(lnk, parent); err != nil || len(fs) > 0 {
+			return
+		}
+	}
+	netlink.QdiscDel(&netlink.GenericQdisc{
+		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: lnk.Attrs().Index, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_CLSACT},
+		QdiscType:  "clsact",
+	})
 }
 
 func (d *Datapath) unpinned() bool { return !onBPFFS(d.pinDir) }
@@ -172,24 +337,13 @@ func (d *Datapath) attachXDP(ifindex int) (link.Link, error) {
 
 // Detach removes the programs from an interface and their pins.
 func (d *Datapath) Detach(ifindex int) error {
-	var errs []error
-	for _, a := range []string{"xdp", "tc_ingress", "tc_egress"} {
-		name := strconv.Itoa(ifindex) + "_" + a
-		pin := filepath.Join(d.pinDir, "links", name)
-		l, ok := d.links[name]
-		if !ok {
-			var err error
-			if l, err = link.LoadPinnedLink(pin, nil); err != nil {
-				continue
-			}
-		}
-		if err := l.Unpin(); err != nil && !errors.Is(err, os.ErrNotExist) {
-			errs = append(errs, err)
-		}
-		errs = append(errs, l.Close())
-		delete(d.links, name)
-	}
-	return errors.Join(errs...)
+	return errors.Join(
+		d.unpinLink(ifindex, "xdp"),
+		d.unpinLink(ifindex, "tc_ingress"),
+		d.unpinLink(ifindex, "tc_egress"),
+		d.deleteFilter(ifindex, "ingress", netlink.HANDLE_MIN_INGRESS),
+		d.deleteFilter(ifindex, "egress", netlink.HANDLE_MIN_EGRESS),
+	)
 }
 
 // Close releases this process's handles; pinned links and maps stay, so the
@@ -207,6 +361,19 @@ func (d *Datapath) Remove() error {
 	var errs []error
 	pins, _ := filepath.Glob(filepath.Join(d.pinDir, "links", "*"))
 	for _, pin := range pins {
+		var (
+			ifindex int
+			dir     string
+		)
+		if n, _ := fmt.Sscanf(filepath.Base(pin), "%d_tc_%s", &ifindex, &dir); n == 2 && strings.HasSuffix(dir, "_cls") {
+			dir = strings.TrimSuffix(dir, "_cls")
+			parent := uint32(netlink.HANDLE_MIN_INGRESS)
+			if dir == "egress" {
+				parent = netlink.HANDLE_MIN_EGRESS
+			}
+			errs = append(errs, d.deleteFilter(ifindex, dir, parent))
+			continue
+		}
 		if l, err := link.LoadPinnedLink(pin, nil); err == nil {
 			errs = append(errs, l.Unpin(), l.Close())
 		} else {

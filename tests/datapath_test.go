@@ -129,8 +129,7 @@ func TestDatapathOnVeth(t *testing.T) {
 		entries, _ := os.ReadDir(pinDir)
 		t.Errorf("pin directory left after Remove: %v", entries)
 	}
-	shown, _ := h2.Run(context.Background(), "bpftool", "net", "show", "dev", "eth0")
-	if strings.Contains(string(shown), "xdp_vrrp") || strings.Contains(string(shown), "tc_fence") {
+	if shown := attached(h2, ifindex); strings.Contains(shown, "xdp") || strings.Contains(shown, "tc_fence") {
 		t.Errorf("programs still attached after Remove:\n%s", shown)
 	}
 }
