@@ -27,7 +27,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define VRRP_HDR 8
 #define VRRP_AUTH 8
 /* The longest advert: v3 over IPv6 with 255 addresses. */
-#define VRRP_MAX_WORDS ((VRRP_HDR + 255 * 16) / 2)
+#define VRRP_MAX_WORDS ((VRRP_HDR + 255 * 16) / 4) /* 32-bit */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -131,23 +131,40 @@ static __always_inline int differ(const __u8 *a, const __u8 *b, const int n)
 	return d != 0;
 }
 
-static __always_inline __u32 sum16(const void *p, __u32 len)
+/* sum32 adds n 32-bit words in memory order; summed and folded, 32-bit words
+ * give the same one's complement sum as 16-bit words, in half the steps. */
+static __always_inline __u64 sum32(const void *p, const int n)
 {
-	__u32 s = 0;
-	const __u16 *w = p;
-	for (__u32 i = 0; i < len / 2; i++)
+	__u64 s = 0;
+	const __u32 *w = p;
+#pragma unroll
+	for (int i = 0; i < n; i++)
 		s += w[i];
 	return s;
 }
 
-static __always_inline __u16 fold(__u32 s)
+static __always_inline __u16 fold(__u64 s)
 {
+	s = (s & 0xffffffff) + (s >> 32);
+	s = (s & 0xffffffff) + (s >> 32);
 	s = (s & 0xffff) + (s >> 16);
 	s = (s & 0xffff) + (s >> 16);
 	return (__u16)s;
 }
 
-/* The checks shared by both families, in vrrp.Classify's order. */
+/* addr16 copies a source address into a 16-byte field, zero-padding IPv4. */
+static __always_inline void addr16(__u8 *to, const __u8 *from, __u8 family)
+{
+	if (family == XVRRP_FAMILY_IPV4) {
+		__builtin_memset(to, 0, 16);
+		__builtin_memcpy(to, from, 4);
+	} else {
+		__builtin_memcpy(to, from, 16);
+	}
+}
+
+/* The checks shared by both families, in vrrp.Classify's order. src and dst
+ * point into the packet's IP header. */
 static __always_inline int advert(struct xdp_md *ctx, __u8 *v, __u32 plen, void *end,
 				  __u8 family, const __u8 *src, const __u8 *dst, __u8 ttl)
 {
@@ -165,16 +182,27 @@ static __always_inline int advert(struct xdp_md *ctx, __u8 *v, __u32 plen, void 
 
 	/* Checksum: the message alone (v2), or with the pseudo-header (v3). The
 	 * sum of 16-bit words in memory order folds to 0xffff in either byte order. */
-	__u32 sum = 0;
+	__u64 sum = 0;
 	if (version == 3) {
-		sum += sum16(src, alen) + sum16(dst, alen);
+		if (family == XVRRP_FAMILY_IPV4)
+			sum += sum32(src, 1) + sum32(dst, 1);
+		else
+			sum += sum32(src, 4) + sum32(dst, 4);
 		sum += bpf_htons(IPPROTO_VRRP) + bpf_htons((__u16)plen);
 	}
-	__u32 words = plen / 2;
+	__u32 words = plen / 4;
 	for (__u32 i = 0; i < VRRP_MAX_WORDS; i++) {
 		if (i >= words)
 			break;
-		__u16 *w = (__u16 *)(v + i * 2);
+		__u32 *w = (__u32 *)(v + i * 4);
+		void *next = w + 1;
+		barrier_var(next);
+		if (next > end)
+			return drop(XVRRP_REASON_LENGTH);
+		sum += *w;
+	}
+	if (plen & 2) {
+		__u16 *w = (__u16 *)(v + (plen & 0x1ffc));
 		void *next = w + 1;
 		barrier_var(next);
 		if (next > end)
@@ -230,7 +258,7 @@ static __always_inline int advert(struct xdp_md *ctx, __u8 *v, __u32 plen, void 
 	}
 	if (inst->flags & XVRRP_F_UNICAST) {
 		struct xvrrp_unicast_key uk = {.instance = key};
-		__builtin_memcpy(uk.addr, src, 16);
+		addr16(uk.addr, src, family);
 		if (!bpf_map_lookup_elem(&unicast_peers, &uk))
 			return drop(XVRRP_REASON_UNICAST_PEER);
 	}
@@ -240,6 +268,8 @@ static __always_inline int advert(struct xdp_md *ctx, __u8 *v, __u32 plen, void 
 	__u8 prio = v[2];
 	__u32 kind = 0;
 	__u8 prev = 0;
+	__u8 addr[16];
+	addr16(addr, src, family);
 	struct xvrrp_peer *p = bpf_map_lookup_elem(&peers, &key);
 	if (!p) {
 		struct xvrrp_peer fresh = {
@@ -249,16 +279,17 @@ static __always_inline int advert(struct xdp_md *ctx, __u8 *v, __u32 plen, void 
 			.last_seen_ns = now,
 			.count = 1,
 		};
-		__builtin_memcpy(fresh.addr, src, 16);
+		__builtin_memcpy(fresh.addr, addr, 16);
 		bpf_map_update_elem(&peers, &key, &fresh, BPF_ANY);
 		kind = XVRRP_EVENT_NEW_SOURCE;
 	} else {
 		prev = p->priority;
-		if (differ(p->addr, src, 16))
+		if (differ(p->addr, addr, 16)) {
 			kind = XVRRP_EVENT_NEW_SOURCE;
-		else if (prio != prev)
+			__builtin_memcpy(p->addr, addr, 16);
+		} else if (prio != prev) {
 			kind = XVRRP_EVENT_PRIORITY;
-		__builtin_memcpy(p->addr, src, 16);
+		}
 		p->priority = prio;
 		p->version = version;
 		p->interval_cs = interval_cs;
@@ -274,7 +305,7 @@ static __always_inline int advert(struct xdp_md *ctx, __u8 *v, __u32 plen, void 
 		if (e) {
 			e->key = key;
 			e->kind = kind;
-			__builtin_memcpy(e->addr, src, 16);
+			__builtin_memcpy(e->addr, addr, 16);
 			e->priority = prio;
 			e->prev_priority = prev;
 			e->interval_cs = interval_cs;
@@ -306,11 +337,8 @@ int xdp_vrrp(struct xdp_md *ctx)
 			return drop(XVRRP_REASON_LENGTH);
 		if (ip->frag_off & bpf_htons(0x3fff))
 			return drop(XVRRP_REASON_LENGTH);
-		__u8 src[16] = {}, dst[16] = {};
-		__builtin_memcpy(src, &ip->saddr, 4);
-		__builtin_memcpy(dst, &ip->daddr, 4);
 		return advert(ctx, (__u8 *)ip + (ihl & 0x3c), (tot - ihl) & 0xffff, end,
-			      XVRRP_FAMILY_IPV4, src, dst, ip->ttl);
+			      XVRRP_FAMILY_IPV4, (__u8 *)&ip->saddr, (__u8 *)&ip->daddr, ip->ttl);
 	}
 	if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = p;
@@ -319,10 +347,8 @@ int xdp_vrrp(struct xdp_md *ctx)
 		__u32 plen = bpf_ntohs(ip6->payload_len);
 		if ((void *)(ip6 + 1) + plen > end)
 			return drop(XVRRP_REASON_LENGTH);
-		__u8 src[16], dst[16];
-		__builtin_memcpy(src, &ip6->saddr, 16);
-		__builtin_memcpy(dst, &ip6->daddr, 16);
-		return advert(ctx, (__u8 *)(ip6 + 1), plen, end, XVRRP_FAMILY_IPV6, src, dst, ip6->hop_limit);
+		return advert(ctx, (__u8 *)(ip6 + 1), plen, end, XVRRP_FAMILY_IPV6,
+			      (__u8 *)&ip6->saddr, (__u8 *)&ip6->daddr, ip6->hop_limit);
 	}
 	return XDP_PASS;
 }

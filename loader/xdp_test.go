@@ -162,6 +162,31 @@ func mutate(f []byte, edit func(msg []byte), keepSum bool) []byte {
 	return f
 }
 
+// trailing appends n bytes to an IPv4 advert's message, fixing the IP header
+// and, unless corrupt, the VRRP checksum: the kernel's checksum must cover
+// messages of every length, not only multiples of four.
+func trailing(f []byte, n int, corrupt bool) []byte {
+	f = append(append([]byte(nil), f...), make([]byte, n)...)
+	for i := len(f) - n; i < len(f); i++ {
+		f[i] = byte(0xa0 + i)
+	}
+	binary.BigEndian.PutUint16(f[16:18], binary.BigEndian.Uint16(f[16:18])+uint16(n))
+	f[24], f[25] = 0, 0
+	var sum uint32
+	for i := 14; i < 34; i += 2 {
+		sum += uint32(f[i])<<8 | uint32(f[i+1])
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	binary.BigEndian.PutUint16(f[24:26], ^uint16(sum))
+	f = mutate(f, func([]byte) {}, false)
+	if corrupt {
+		f[len(f)-1] ^= 0x10
+	}
+	return f
+}
+
 func xdpCases(t testing.TB) []struct {
 	name  string
 	frame []byte
@@ -217,6 +242,11 @@ func xdpCases(t testing.TB) []struct {
 		{"TTL 254", advert(t, v3(), src4, vrrp.Group4, 254)},
 		{"hop limit 1", advert(t, v6(), src6, vrrp.Group6, 1)},
 		{"bad checksum", mutate(advert(t, v3(), src4, vrrp.Group4, 255), func(m []byte) { m[2]++ }, true)},
+		{"1 trailing byte", trailing(advert(t, v3(), src4, vrrp.Group4, 255), 1, false)},
+		{"2 trailing bytes", trailing(advert(t, v3(), src4, vrrp.Group4, 255), 2, false)},
+		{"3 trailing bytes", trailing(advert(t, v3(), src4, vrrp.Group4, 255), 3, false)},
+		{"3 trailing bytes, last corrupt", trailing(advert(t, v3(), src4, vrrp.Group4, 255), 3, true)},
+		{"2 trailing bytes, last corrupt", trailing(advert(t, v3(), src4, vrrp.Group4, 255), 2, true)},
 		{"zero addresses", mutate(advert(t, v3(), src4, vrrp.Group4, 255), func(m []byte) { m[3] = 0 }, false)},
 		{"interval 0", mutate(advert(t, v3(), src4, vrrp.Group4, 255), func(m []byte) { m[4], m[5] = 0, 0 }, false)},
 		{"unknown VRID", advert(t, unknown, src4, vrrp.Group4, 255)},
