@@ -1,0 +1,346 @@
+package vrrp
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// State is an instance's VRRP state: RFC 5798's three and keepalived's FAULT.
+type State uint8
+
+const (
+	Init State = iota
+	Backup
+	Master
+	Fault
+)
+
+func (s State) String() string {
+	switch s {
+	case Init:
+		return "INIT"
+	case Backup:
+		return "BACKUP"
+	case Master:
+		return "MASTER"
+	case Fault:
+		return "FAULT"
+	}
+	return fmt.Sprintf("State(%d)", uint8(s))
+}
+
+// Params are what a Machine needs to know of its instance.
+type Params struct {
+	Version  uint8
+	Priority uint8 // effective priority, 1–255
+	Interval time.Duration
+	// Addr is the primary address adverts are sent from, which breaks ties between
+	// equal priorities (the higher wins).
+	Addr netip.Addr
+	// NoPreempt keeps a backup from taking over from a lower-priority master.
+	NoPreempt bool
+	// PreemptDelay holds off preemption for this long after the backup first
+	// hears a lower-priority master.
+	PreemptDelay time.Duration
+	// DownAdverts is how many missed adverts make a master down; 3 when zero.
+	DownAdverts int
+}
+
+// Heard is an advert the kernel accepted: its source, priority and interval, and
+// when the kernel saw it (CLOCK_MONOTONIC, the clock every time here is on).
+type Heard struct {
+	Addr     netip.Addr
+	Priority uint8
+	Interval time.Duration
+	At       time.Duration
+}
+
+// ActionKind says what the runtime must do.
+type ActionKind uint8
+
+const (
+	// ActTransition: the state changed from From to To. Entering MASTER means
+	// mark the kernel's instance MASTER with a fresh lease, add the VIPs, then
+	// send gratuitous ARPs; leaving it means fence, then remove the VIPs.
+	ActTransition ActionKind = iota + 1
+	// ActAdvert: send an advert with Priority (0 when resigning).
+	ActAdvert
+)
+
+// Action is one thing for the runtime to do, in order.
+type Action struct {
+	Kind     ActionKind
+	From, To State
+	Priority uint8
+	Why      string
+}
+
+func (a Action) String() string {
+	if a.Kind == ActAdvert {
+		return fmt.Sprintf("advert(%d)", a.Priority)
+	}
+	return fmt.Sprintf("%v->%v(%s)", a.From, a.To, a.Why)
+}
+
+// Machine is the RFC 5798 state machine of one instance, with keepalived's FAULT
+// state and preemption settings. It is pure: every input carries the time, and
+// every output is an Action; Deadline says when it wants Expire called.
+type Machine struct {
+	p     Params
+	state State
+	// deadline is the Adver_Timer (MASTER) or the Master_Down_Timer (BACKUP);
+	// zero when none runs.
+	deadline time.Duration
+	// masterInterval is Master_Adver_Interval: the master's advertised interval
+	// (v3), our own until we hear one.
+	masterInterval time.Duration
+	// preemptAt is when a backup may preempt the lower-priority master it hears;
+	// zero until it first hears one.
+	preemptAt time.Duration
+	// heard is the last advert Advert or Expire was given.
+	heard time.Duration
+}
+
+// NewMachine returns a machine in Init.
+func NewMachine(p Params) *Machine {
+	return &Machine{p: p, masterInterval: p.Interval}
+}
+
+func (m *Machine) State() State                  { return m.state }
+func (m *Machine) Priority() uint8               { return m.p.Priority }
+func (m *Machine) Deadline() time.Duration       { return m.deadline }
+func (m *Machine) MasterInterval() time.Duration { return m.masterInterval }
+
+// SkewTime is RFC 5798's Skew_Time for a backup of the given priority: a
+// fraction of the master's interval (v3) or of a second (v2).
+func SkewTime(version, priority uint8, masterInterval time.Duration) time.Duration {
+	if version == 2 {
+		masterInterval = time.Second
+	}
+	return time.Duration(256-int64(priority)) * masterInterval / 256
+}
+
+// MasterDownInterval is adverts (3 by the RFCs; keepalived's down_timer_adverts)
+// master intervals plus Skew_Time.
+func MasterDownInterval(version, priority uint8, masterInterval time.Duration, adverts int) time.Duration {
+	if adverts <= 0 {
+		adverts = 3
+	}
+	return time.Duration(adverts)*masterInterval + SkewTime(version, priority, masterInterval)
+}
+
+func (m *Machine) masterDown() time.Duration {
+	return MasterDownInterval(m.p.Version, m.p.Priority, m.masterInterval, m.p.DownAdverts)
+}
+
+func (m *Machine) skew() time.Duration {
+	return SkewTime(m.p.Version, m.p.Priority, m.masterInterval)
+}
+
+// Start leaves Init: the address owner (priority 255) becomes master at once,
+// any other instance a backup waiting Master_Down_Interval.
+func (m *Machine) Start(now time.Duration) []Action {
+	if m.state != Init {
+		return nil
+	}
+	if m.p.Priority == 255 {
+		return m.toMaster(now, "address owner")
+	}
+	return m.toBackup(now, nil, "init")
+}
+
+// Resume starts a machine as master without a gap, for a daemon restarting
+// within the lease its previous run left in the kernel.
+func (m *Machine) Resume(now time.Duration) []Action {
+	if m.state != Init {
+		return nil
+	}
+	return m.toMaster(now, "resumed within lease")
+}
+
+// beats reports whether an advert from h wins over our own: a higher priority,
+// or an equal one from a higher primary address.
+func (m *Machine) beats(h Heard) bool {
+	if h.Priority != m.p.Priority {
+		return h.Priority > m.p.Priority
+	}
+	return h.Addr.Compare(m.p.Addr) > 0
+}
+
+// Advert takes an advert the kernel accepted for this instance.
+func (m *Machine) Advert(now time.Duration, h Heard) []Action {
+	if h.At > m.heard {
+		m.heard = h.At
+	}
+	switch m.state {
+	case Backup:
+		if h.Priority == 0 {
+			// The master resigned: take over after Skew_Time.
+			m.deadline = h.At + m.skew()
+			return nil
+		}
+		if m.accepts(now, h) {
+			if m.p.Version == 3 && h.Interval > 0 {
+				m.masterInterval = h.Interval
+			}
+			m.deadline = h.At + m.masterDown()
+		}
+		// A lower-priority master with preemption on: the Master_Down_Timer
+		// runs out and we take over.
+		return nil
+	case Master:
+		if h.Priority == 0 {
+			// Another router resigned: advertise at once so backups move on.
+			m.deadline = now + m.p.Interval
+			return []Action{{Kind: ActAdvert, Priority: m.p.Priority}}
+		}
+		if m.beats(h) {
+			return m.toBackup(now, &h, fmt.Sprintf("higher priority advert from %v", h.Addr))
+		}
+		// keepalived answers a lower-priority master at once, so that it steps
+		// down without waiting for our next advert.
+		m.deadline = now + m.p.Interval
+		return []Action{{Kind: ActAdvert, Priority: m.p.Priority}}
+	}
+	return nil
+}
+
+// accepts reports whether a backup defers to h's sender: it is at least as
+// good as us, or we do not preempt, or not yet.
+func (m *Machine) accepts(now time.Duration, h Heard) bool {
+	if m.p.NoPreempt || h.Priority >= m.p.Priority {
+		return true
+	}
+	if m.p.PreemptDelay > 0 {
+		if m.preemptAt == 0 {
+			m.preemptAt = now + m.p.PreemptDelay
+		}
+		return now < m.preemptAt
+	}
+	return false
+}
+
+// Expire is called at or after Deadline. last is the kernel's latest record of an
+// advert for this instance, read when the timer fired, or nil: a backup whose
+// daemon was descheduled does not declare a master dead whose adverts the kernel
+// saw in time.
+func (m *Machine) Expire(now time.Duration, last *Heard) []Action {
+	if m.deadline == 0 || now < m.deadline {
+		return nil
+	}
+	switch m.state {
+	case Backup:
+		if last != nil && last.At > m.heard {
+			m.Advert(now, *last)
+			if m.state == Backup && now < m.deadline {
+				return nil
+			}
+		}
+		return m.toMaster(now, "master down")
+	case Master:
+		if last != nil && last.At > m.heard && last.Priority != 0 {
+			m.heard = last.At
+			if m.beats(*last) {
+				return m.toBackup(now, last, fmt.Sprintf("higher priority advert from %v", last.Addr))
+			}
+		}
+		m.deadline = now + m.p.Interval
+		return []Action{{Kind: ActAdvert, Priority: m.p.Priority}}
+	}
+	return nil
+}
+
+// SetPriority changes the effective priority; a master advertises it at once.
+func (m *Machine) SetPriority(now time.Duration, p uint8) []Action {
+	if p == m.p.Priority {
+		return nil
+	}
+	m.p.Priority = p
+	if m.state == Master {
+		m.deadline = now + m.p.Interval
+		return []Action{{Kind: ActAdvert, Priority: p}}
+	}
+	return nil
+}
+
+// SetFault puts the instance in FAULT (a master resigns with priority 0) or
+// takes it out, to BACKUP.
+func (m *Machine) SetFault(now time.Duration, fault bool, why string) []Action {
+	switch {
+	case fault && m.state == Fault, !fault && m.state != Fault:
+		return nil
+	case fault:
+		var acts []Action
+		if m.state == Master {
+			acts = append(acts, Action{Kind: ActAdvert, Priority: 0})
+		}
+		acts = append(acts, m.transition(Fault, why))
+		m.deadline = 0
+		return acts
+	default:
+		return m.toBackup(now, nil, why)
+	}
+}
+
+// Stop resigns: a master sends priority 0; every state returns to Init.
+func (m *Machine) Stop(now time.Duration) []Action {
+	if m.state == Init {
+		return nil
+	}
+	var acts []Action
+	if m.state == Master {
+		acts = append(acts, Action{Kind: ActAdvert, Priority: 0})
+	}
+	acts = append(acts, m.transition(Init, "stop"))
+	m.deadline = 0
+	return acts
+}
+
+// Force moves a sync group member along with the rest of its group.
+func (m *Machine) Force(now time.Duration, s State, why string) []Action {
+	if s == m.state || m.state == Init {
+		return nil
+	}
+	switch s {
+	case Master:
+		if m.state == Fault {
+			return nil
+		}
+		return m.toMaster(now, why)
+	case Backup:
+		if m.state == Fault {
+			return nil
+		}
+		return m.toBackup(now, nil, why)
+	case Fault:
+		return m.SetFault(now, true, why)
+	}
+	return nil
+}
+
+func (m *Machine) transition(to State, why string) Action {
+	a := Action{Kind: ActTransition, From: m.state, To: to, Why: why}
+	m.state = to
+	m.preemptAt = 0
+	return a
+}
+
+func (m *Machine) toMaster(now time.Duration, why string) []Action {
+	acts := []Action{m.transition(Master, why), {Kind: ActAdvert, Priority: m.p.Priority}}
+	m.masterInterval = m.p.Interval
+	m.deadline = now + m.p.Interval
+	return acts
+}
+
+func (m *Machine) toBackup(now time.Duration, h *Heard, why string) []Action {
+	acts := []Action{m.transition(Backup, why)}
+	m.deadline = now + m.masterDown()
+	if h != nil {
+		if m.p.Version == 3 && h.Interval > 0 {
+			m.masterInterval = h.Interval
+		}
+		m.deadline = h.At + m.masterDown()
+	}
+	return acts
+}
