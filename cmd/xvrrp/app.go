@@ -56,6 +56,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Writer:    stdout,
 		ErrWriter: stderr,
 		Commands: []*cli.Command{
+			runCommand,
 			checkCommand,
 			demoCommand,
 		},

@@ -246,12 +246,12 @@ func (l *Lab) Close() error {
 	l.mu.Unlock()
 	unregister(l)
 
-	for _, fn := range closers {
-		fn()
-	}
 	var errs []error
 	for _, p := range procs {
 		p.kill()
+	}
+	for _, fn := range closers {
+		fn()
 	}
 	// Deleting the namespaces also deletes the veths and the bridge inside them.
 	for _, name := range l.Namespaces() {
@@ -398,7 +398,7 @@ func SweepStale() []string {
 			removed = append(removed, e.Name())
 		}
 	}
-	return removed
+	return append(removed, sweepPins()...)
 }
 
 // killProcessesIn kills every process whose network namespace is the named one,

@@ -1,0 +1,208 @@
+package tests
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/xvrrp/xvrrp/tests/lab"
+	"github.com/xvrrp/xvrrp/tests/lab/labtest"
+	"github.com/xvrrp/xvrrp/vrrp"
+)
+
+var vip4 = netip.MustParseAddr("192.0.2.1")
+
+// node is one instance's settings for nodeConfig.
+type node struct {
+	prio     int
+	interval string // advert_int
+	version  int
+	extra    string // more lines in the instance
+	global   string // lines in global_defs
+}
+
+func nodeConfig(n node) string {
+	if n.interval == "" {
+		n.interval = "0.05"
+	}
+	if n.version == 0 {
+		n.version = 3
+	}
+	return fmt.Sprintf(`global_defs {
+    vrrp_garp_master_delay 0
+%s
+}
+vrrp_instance VI_1 {
+    state BACKUP
+    interface eth0
+    virtual_router_id 51
+    priority %d
+    version %d
+    advert_int %s
+%s
+    virtual_ipaddress {
+        192.0.2.1/24
+    }
+}
+`, n.global, n.prio, n.version, n.interval, n.extra)
+}
+
+// hasVIP reports whether the host has addr configured.
+func hasVIP(t *testing.T, h *lab.Host, addr netip.Addr) bool {
+	t.Helper()
+	found := false
+	err := h.Netlink(func(nh *netlink.Handle) error {
+		addrs, err := nh.AddrList(nil, netlink.FAMILY_ALL)
+		for _, a := range addrs {
+			if a.IP.Equal(net.IP(addr.AsSlice())) {
+				found = true
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+func waitLog(t *testing.T, p interface {
+	WaitLog(string, time.Duration) error
+}, s string) {
+	t.Helper()
+	if err := p.WaitLog(s, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// countIn counts occurrences of s in the process's output.
+func countIn(p *lab.Proc, s string) int { return strings.Count(p.Output(), s) }
+
+// pair starts xvrrp on h1 and h2 of a lab with a client probing the VIP.
+func pair(t *testing.T, n1, n2 node) (l *lab.Lab, x1, x2 *lab.Xvrrp) {
+	l = labtest.New(t, lab.Options{Hosts: 2, Client: true})
+	for _, h := range l.Hosts {
+		if err := h.StartResponder(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var err error
+	if x1, err = l.Hosts[0].StartXvrrp(xvrrpBin, nodeConfig(n1)); err != nil {
+		t.Fatal(err)
+	}
+	if x2, err = l.Hosts[1].StartXvrrp(xvrrpBin, nodeConfig(n2)); err != nil {
+		t.Fatal(err)
+	}
+	return l, x1, x2
+}
+
+// answeredBy waits until the client's probes are answered by host name.
+func answeredBy(t *testing.T, p *lab.Prober, name string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for p.Last() != name {
+		if time.Now().After(deadline) {
+			t.Fatalf("probes not answered by %s (last: %q)", name, p.Last())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Proof 1 and 2: the higher priority is elected and alone holds the VIP; when
+// its link is cut, the backup takes over and the client is answered by it.
+func TestElectionAndLinkCut(t *testing.T) {
+	l, x1, x2 := pair(t, node{prio: 150}, node{prio: 100})
+	h1, h2 := l.Hosts[0], l.Hosts[1]
+	waitLog(t, x1, "(VI_1) Entering MASTER STATE")
+	waitLog(t, x2, "(VI_1) Entering BACKUP STATE (init)")
+	time.Sleep(300 * time.Millisecond)
+	if !hasVIP(t, h1, vip4) || hasVIP(t, h2, vip4) {
+		t.Fatalf("VIP on h1: %v, on h2: %v; want only h1", hasVIP(t, h1, vip4), hasVIP(t, h2, vip4))
+	}
+	if countIn(x2.Proc, "Entering MASTER STATE") != 0 {
+		t.Fatalf("h2 was master:\n%s", x2.Output())
+	}
+	p, err := l.Client.StartProber(vip4, 5*time.Millisecond, 4000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	answeredBy(t, p, "h1")
+
+	cut := time.Now()
+	if err := h1.Cut(); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x2, "(VI_1) Entering MASTER STATE")
+	answeredBy(t, p, "h2")
+	waitLog(t, x1, "(VI_1) Entering FAULT STATE")
+	if hasVIP(t, h1, vip4) {
+		t.Error("h1 kept the VIP in FAULT")
+	}
+	outage, err := p.Outage(cut)
+	t.Logf("outage after the cut: %v, %v", outage, err)
+	for _, a := range p.Answers() {
+		if a.Also != "" {
+			t.Errorf("probe at %v answered by %s and %s", a.Sent, a.From, a.Also)
+		}
+	}
+}
+
+// Proof 3: a master stopped with SIGTERM sends priority 0 and removes its VIP;
+// the backup takes over after about Skew_Time, well before Master_Down_Interval.
+func TestGracefulStop(t *testing.T) {
+	l, x1, x2 := pair(t, node{prio: 150, interval: "1"}, node{prio: 100, interval: "1"})
+	h1, h2 := l.Hosts[0], l.Hosts[1]
+	waitLog(t, x1, "(VI_1) Entering MASTER STATE")
+	waitLog(t, x2, "(VI_1) Entering BACKUP STATE (init)")
+	w, err := h2.Capture("ip proto 112")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	if err := x1.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x2, "(VI_1) Entering MASTER STATE")
+	<-x1.Done()
+	time.Sleep(100 * time.Millisecond)
+	frames, err := w.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// On the wire: h1's priority 0, then h2's first advert after about
+	// Skew_Time (609 ms for priority 100 at 1 s), not Master_Down_Interval (3.6 s).
+	var zeroAt, h2At time.Time
+	for _, f := range frames {
+		pkt, err := vrrp.DecodeFrame(f.Data)
+		if err != nil {
+			continue
+		}
+		switch {
+		case pkt.Src == h1.IPv4.Addr() && pkt.Advert.Priority == 0:
+			zeroAt = f.Time
+		case pkt.Src == h2.IPv4.Addr() && !zeroAt.IsZero() && h2At.IsZero():
+			h2At = f.Time
+		}
+	}
+	if zeroAt.IsZero() || h2At.IsZero() {
+		t.Fatalf("want h1's priority-0 advert then h2's advert; captured %d frames", len(frames))
+	}
+	if gap := h2At.Sub(zeroAt); gap > 3*time.Second || gap < 500*time.Millisecond {
+		t.Errorf("h2 advertised %v after h1's priority 0; want about Skew_Time (609 ms)", gap)
+	}
+	if hasVIP(t, h1, vip4) {
+		t.Error("h1 left its VIP behind after a clean stop")
+	}
+	if !hasVIP(t, h2, vip4) {
+		t.Error("h2 does not hold the VIP")
+	}
+	if !strings.Contains(x1.Output(), "(VI_1) Stopped") {
+		t.Errorf("h1's log lacks the stop:\n%s", x1.Output())
+	}
+}

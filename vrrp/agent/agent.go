@@ -1,0 +1,476 @@
+// Package agent runs VRRP instances: the state machines of package vrrp on the
+// kernel's timestamps, adverts from raw sockets, VIPs through netlink,
+// gratuitous ARPs and NAs, and the lease in the kernel's instances map.
+//
+// Everything happens on one goroutine, Run's: kernel events, timers, link
+// changes and the stop all arrive there, so no state is shared.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/xvrrp/xvrrp/loader"
+	"github.com/xvrrp/xvrrp/vrrp"
+	"github.com/xvrrp/xvrrp/vrrp/config"
+	"golang.org/x/sys/unix"
+)
+
+// Options configure an Agent.
+type Options struct {
+	PinDir string
+	Logger *slog.Logger
+	// KeepDatapath leaves the datapath, the VIPs and the lease in place on
+	// stop, without a priority-0 advert, so that a restarted daemon takes over
+	// with no gap.
+	KeepDatapath bool
+	TC           loader.TCMode
+	// Clock returns CLOCK_MONOTONIC, the kernel's bpf_ktime_get_ns; tests may
+	// replace it.
+	Clock func() time.Duration
+}
+
+// Monotonic reads CLOCK_MONOTONIC, the clock of the kernel's timestamps.
+func Monotonic() time.Duration {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return time.Duration(ts.Nano())
+}
+
+// Agent runs the instances of one configuration.
+type Agent struct {
+	cfg    *config.Config
+	opt    Options
+	log    *slog.Logger
+	now    func() time.Duration
+	dp     *loader.Datapath
+	insts  []*instance
+	byKey  map[loader.InstanceKey]*instance
+	groups map[string][]*instance
+	anns   map[int]*announcer
+	// forcing is set while a sync group's members follow one of them.
+	forcing bool
+	// Wakeups counts how often Run's loop woke, for benchmarks.
+	Wakeups uint64
+}
+
+// New checks the configuration against this host, loads and attaches the
+// datapath and prepares the instances; Run starts them.
+func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
+	a := &Agent{cfg: cfg, opt: opt, log: opt.Logger, now: opt.Clock,
+		byKey: map[loader.InstanceKey]*instance{}, groups: map[string][]*instance{}, anns: map[int]*announcer{}}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.now == nil {
+		a.now = Monotonic
+	}
+	if len(cfg.Instances) == 0 {
+		return nil, errors.New("no vrrp_instance in the configuration")
+	}
+	a.dp, err = loader.Load(loader.Options{PinDir: opt.PinDir, Logger: a.log, TC: opt.TC})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			a.closeAll()
+			a.dp.Close()
+		}
+	}()
+	attached := map[int]bool{}
+	for _, in := range cfg.Instances {
+		inst, err := a.newInstance(in)
+		if err != nil {
+			return nil, fmt.Errorf("(%s) %w", in.Name, err)
+		}
+		if !attached[inst.ifi.Index] {
+			if err := a.dp.Attach(inst.ifi.Index); err != nil {
+				return nil, err
+			}
+			attached[inst.ifi.Index] = true
+		}
+		a.insts = append(a.insts, inst)
+		a.byKey[inst.key] = inst
+		if in.SyncGroup != "" {
+			a.groups[in.SyncGroup] = append(a.groups[in.SyncGroup], inst)
+		}
+	}
+	return a, nil
+}
+
+func (a *Agent) closeAll() {
+	for _, in := range a.insts {
+		if in.sender != nil {
+			in.sender.close()
+		}
+	}
+	for _, an := range a.anns {
+		an.close()
+	}
+}
+
+// Datapath returns the loaded datapath, for status and tests.
+func (a *Agent) Datapath() *loader.Datapath { return a.dp }
+
+// States returns each instance's name and state.
+func (a *Agent) States() map[string]vrrp.State {
+	out := map[string]vrrp.State{}
+	for _, in := range a.insts {
+		out[in.cfg.Name] = in.m.State()
+	}
+	return out
+}
+
+type linkState struct {
+	index int
+	up    bool
+	name  string
+}
+
+// Run starts the instances and runs them until ctx ends, then stops them: each
+// master resigns with priority 0 and its VIPs are removed, and the datapath is
+// removed, unless Options.KeepDatapath.
+func (a *Agent) Run(ctx context.Context) error {
+	events := make(chan loader.Event, 1024)
+	evCtx, stopEvents := context.WithCancel(context.Background())
+	evDone := make(chan error, 1)
+	go func() {
+		evDone <- a.dp.ReadEvents(evCtx, func(e loader.Event) {
+			select {
+			case events <- e:
+			default: // the timers re-read peers: nothing is lost for good
+			}
+		})
+	}()
+	defer func() {
+		stopEvents()
+		<-evDone
+	}()
+
+	links := make(chan linkState, 64)
+	linkDone := make(chan struct{})
+	defer close(linkDone)
+	updates := make(chan netlink.LinkUpdate, 64)
+	if err := netlink.LinkSubscribeWithOptions(updates, linkDone, netlink.LinkSubscribeOptions{
+		ErrorCallback: func(err error) { a.log.Warn("link updates", "error", err) },
+	}); err != nil {
+		return fmt.Errorf("subscribe to link updates: %w", err)
+	}
+	go func() {
+		for u := range updates {
+			attrs := u.Attrs()
+			links <- linkState{index: attrs.Index, name: attrs.Name, up: linkUp(attrs)}
+		}
+	}()
+
+	if d := a.cfg.Global.StartupDelay; d > 0 {
+		a.log.Info("delaying startup", "delay", d)
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return a.stop()
+		}
+	}
+	a.start()
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		a.arm(timer)
+		select {
+		case <-ctx.Done():
+			return a.stop()
+		case e := <-events:
+			a.Wakeups++
+			a.event(e)
+		drain:
+			for {
+				select {
+				case e := <-events:
+					a.event(e)
+				default:
+					break drain
+				}
+			}
+		case l := <-links:
+			a.Wakeups++
+			a.link(l)
+		case <-timer.C:
+			a.Wakeups++
+			a.expire()
+		}
+	}
+}
+
+func linkUp(attrs *netlink.LinkAttrs) bool {
+	return attrs.Flags&net.FlagUp != 0 && attrs.RawFlags&unix.IFF_RUNNING != 0
+}
+
+// arm sets the timer to the earliest deadline of any instance.
+func (a *Agent) arm(t *time.Timer) {
+	var next time.Duration
+	for _, in := range a.insts {
+		for _, d := range []time.Duration{in.m.Deadline(), in.garpAt} {
+			if d != 0 && (next == 0 || d < next) {
+				next = d
+			}
+		}
+	}
+	if !t.Stop() {
+		select {
+		case <-t.C:
+		default:
+		}
+	}
+	if next == 0 {
+		t.Reset(time.Hour)
+		return
+	}
+	t.Reset(max(0, next-a.now()))
+}
+
+func (a *Agent) start() {
+	now := a.now()
+	for _, in := range a.insts {
+		if !in.up {
+			a.apply(in, in.m.SetFault(now, true, "interface "+in.ifi.Name+" down"))
+			// A machine in FAULT still has to leave Init when the link comes
+			// back: SetFault(false) takes it to BACKUP.
+			continue
+		}
+		if in.resume {
+			a.apply(in, in.m.Resume(now))
+		} else {
+			a.apply(in, in.m.Start(now))
+		}
+	}
+}
+
+func (a *Agent) stop() error {
+	now := a.now()
+	var errs []error
+	if a.opt.KeepDatapath {
+		a.log.Info("stopping, leaving the datapath, VIPs and leases for the next run")
+		a.closeAll()
+		return a.dp.Close()
+	}
+	for _, in := range a.insts {
+		a.apply(in, in.m.Stop(now))
+		// Whatever the state, no VIP of ours stays behind.
+		for _, v := range in.vips {
+			errs = append(errs, v.del())
+		}
+	}
+	a.closeAll()
+	errs = append(errs, a.dp.Remove())
+	return errors.Join(errs...)
+}
+
+func (a *Agent) event(e loader.Event) {
+	in := a.byKey[e.Key]
+	if in == nil {
+		return
+	}
+	a.apply(in, in.m.Advert(a.now(), heardOf(e.Key.Family, e.Addr, e.Priority, e.IntervalCs, e.TimeNs)))
+}
+
+func heardOf(family uint8, addr [16]byte, prio uint8, intervalCs uint16, at uint64) vrrp.Heard {
+	h := vrrp.Heard{Priority: prio, Interval: time.Duration(intervalCs) * vrrp.IntervalUnitV3, At: time.Duration(at)}
+	if family == loader.FamilyIPv4 {
+		h.Addr = netip.AddrFrom4([4]byte(addr[:4]))
+	} else {
+		h.Addr = netip.AddrFrom16(addr)
+	}
+	return h
+}
+
+func (a *Agent) expire() {
+	now := a.now()
+	for _, in := range a.insts {
+		if d := in.m.Deadline(); d != 0 && d <= now {
+			var last *vrrp.Heard
+			if p, err := a.dp.Peer(in.key); err == nil {
+				h := heardOf(in.key.Family, p.Addr, p.Priority, p.IntervalCs, p.LastSeenNs)
+				last = &h
+			}
+			a.apply(in, in.m.Expire(now, last))
+		}
+		if in.garpAt != 0 && in.garpAt <= now {
+			a.garpDue(in, now)
+		}
+	}
+}
+
+func (a *Agent) link(l linkState) {
+	now := a.now()
+	for _, in := range a.insts {
+		if in.ifi.Index != l.index || in.up == l.up {
+			continue
+		}
+		in.up = l.up
+		if l.up {
+			a.log.Info(fmt.Sprintf("(%s) interface %s up", in.cfg.Name, l.name))
+			if in.m.State() == vrrp.Init {
+				a.apply(in, in.m.Start(now))
+			} else {
+				a.apply(in, in.m.SetFault(now, false, "interface "+l.name+" up"))
+			}
+		} else {
+			a.log.Info(fmt.Sprintf("(%s) interface %s down", in.cfg.Name, l.name))
+			a.apply(in, in.m.SetFault(now, true, "interface "+l.name+" down"))
+		}
+	}
+}
+
+// apply carries out a machine's actions in order, then moves the instance's
+// sync group along with it.
+func (a *Agent) apply(in *instance, acts []vrrp.Action) {
+	now := a.now()
+	var moved *vrrp.Action
+	for i := range acts {
+		act := acts[i]
+		switch act.Kind {
+		case vrrp.ActTransition:
+			a.transition(in, act, now)
+			moved = &acts[i]
+		case vrrp.ActAdvert:
+			a.advert(in, act.Priority, now)
+		}
+	}
+	if moved != nil && moved.To == vrrp.Master {
+		// After the advert: the VIPs are up and the lease is fresh.
+		in.garpLeft = max(1, in.cfg.Garp.MasterRepeat)
+		in.garpBurst = 0
+		a.garpDue(in, now)
+	}
+	if moved == nil || a.forcing || in.cfg.SyncGroup == "" {
+		return
+	}
+	a.forcing = true
+	defer func() { a.forcing = false }()
+	for _, o := range a.groups[in.cfg.SyncGroup] {
+		if o != in {
+			a.apply(o, o.m.Force(now, moved.To, "sync group "+in.cfg.SyncGroup))
+		}
+	}
+}
+
+func (a *Agent) transition(in *instance, act vrrp.Action, now time.Duration) {
+	switch act.To {
+	case vrrp.Master:
+		// The lease first: the fence lets the VIPs' traffic and our
+		// gratuitous ARPs through only for a MASTER with a lease.
+		a.putKernel(in, loader.StateMaster, now)
+		for _, v := range in.vips {
+			if err := v.add(); err != nil {
+				a.log.Error(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
+			}
+		}
+	default:
+		// Fence first, then remove the addresses.
+		a.putKernel(in, kernelState(act.To), now)
+		if act.From == vrrp.Master {
+			for _, v := range in.vips {
+				if err := v.del(); err != nil {
+					a.log.Error(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
+				}
+			}
+		}
+		in.garpAt = 0
+	}
+	msg := fmt.Sprintf("(%s) Entering %s STATE", in.cfg.Name, act.To)
+	if act.To == vrrp.Init {
+		msg = fmt.Sprintf("(%s) Stopped", in.cfg.Name)
+	}
+	if act.From == vrrp.Init && act.To == vrrp.Backup {
+		msg += " (init)"
+	}
+	a.log.Info(msg, "from", act.From.String(), "why", act.Why)
+}
+
+func kernelState(s vrrp.State) uint8 {
+	switch s {
+	case vrrp.Backup:
+		return loader.StateBackup
+	case vrrp.Master:
+		return loader.StateMaster
+	case vrrp.Fault:
+		return loader.StateFault
+	}
+	return loader.StateInit
+}
+
+// leaseFor is how long a master's lease lasts past each advert: three of its
+// intervals, never more than the Master_Down_Interval of a backup, which is at
+// least that.
+func leaseFor(in *instance) time.Duration { return 3 * in.cfg.Interval }
+
+func (a *Agent) putKernel(in *instance, state uint8, now time.Duration) {
+	in.kernel.State = state
+	in.kernel.Priority = in.m.Priority()
+	if state == loader.StateMaster {
+		in.kernel.LeaseUntilNs = uint64(now + leaseFor(in))
+	} else {
+		in.kernel.LeaseUntilNs = 0
+	}
+	if err := a.dp.PutInstance(in.key, in.kernel); err != nil {
+		a.log.Error(fmt.Sprintf("(%s) update kernel instance: %v", in.cfg.Name, err))
+	}
+}
+
+func (a *Agent) advert(in *instance, prio uint8, now time.Duration) {
+	in.advert.Priority = prio
+	if err := in.sender.send(&in.advert); err != nil {
+		a.log.Warn(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
+	}
+	if prio != 0 && in.m.State() == vrrp.Master {
+		// Every advert renews the lease.
+		a.putKernel(in, loader.StateMaster, now)
+	}
+}
+
+// garpDue sends what is due of the gratuitous ARP schedule: a burst of
+// garp_master_repeat on becoming master, another after garp_master_delay, then
+// garp_master_refresh_repeat every garp_master_refresh.
+func (a *Agent) garpDue(in *instance, now time.Duration) {
+	in.garpAt = 0
+	if in.m.State() != vrrp.Master {
+		return
+	}
+	g := in.cfg.Garp
+	for range in.garpLeft {
+		for _, v := range in.vips {
+			if err := a.announcer(v.link).announce(v.ip()); err != nil {
+				a.log.Warn(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
+			}
+		}
+	}
+	in.garpBurst++
+	switch {
+	case in.garpBurst == 1 && g.MasterDelay > 0 && !a.cfg.Global.MinGarp:
+		in.garpAt, in.garpLeft = now+g.MasterDelay, max(1, g.MasterRepeat)
+	case g.MasterRefresh > 0 && !a.cfg.Global.MinGarp:
+		in.garpAt, in.garpLeft = now+g.MasterRefresh, max(1, g.MasterRefreshRepeat)
+	}
+}
+
+func (a *Agent) announcer(l netlink.Link) *announcer {
+	idx := l.Attrs().Index
+	an := a.anns[idx]
+	if an == nil {
+		ifi, err := net.InterfaceByIndex(idx)
+		if err != nil {
+			ifi = &net.Interface{Index: idx, Name: l.Attrs().Name, HardwareAddr: l.Attrs().HardwareAddr}
+		}
+		an = &announcer{ifi: ifi}
+		a.anns[idx] = an
+	}
+	return an
+}

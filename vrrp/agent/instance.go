@@ -1,0 +1,238 @@
+package agent
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/xvrrp/xvrrp/loader"
+	"github.com/xvrrp/xvrrp/vrrp"
+	"github.com/xvrrp/xvrrp/vrrp/config"
+	"golang.org/x/sys/unix"
+)
+
+// instance is one vrrp_instance at run time.
+type instance struct {
+	cfg    *config.Instance
+	m      *vrrp.Machine
+	ifi    *net.Interface
+	up     bool
+	key    loader.InstanceKey
+	kernel loader.Instance
+	vips   []vip
+	sender *sender
+	advert vrrp.Advert
+	// resume: the previous run left this instance MASTER with a lease that
+	// has not run out, so it starts as master and keeps its VIPs.
+	resume bool
+
+	garpAt    time.Duration // next gratuitous ARP burst, 0: none
+	garpLeft  int           // ARPs per VIP in that burst
+	garpBurst int           // bursts sent since becoming master
+}
+
+func (a *Agent) newInstance(in *config.Instance) (*instance, error) {
+	ifi, err := net.InterfaceByName(in.Interface)
+	if err != nil {
+		return nil, fmt.Errorf("interface %s: %w", in.Interface, err)
+	}
+	lnk, err := netlink.LinkByIndex(ifi.Index)
+	if err != nil {
+		return nil, fmt.Errorf("interface %s: %w", in.Interface, err)
+	}
+	family := loader.FamilyIPv4
+	if in.Family == config.IPv6 {
+		family = loader.FamilyIPv6
+	}
+	inst := &instance{
+		cfg: in,
+		ifi: ifi,
+		up:  linkUp(lnk.Attrs()),
+		key: loader.InstanceKey{Ifindex: uint32(ifi.Index), Vrid: in.VRID, Family: family},
+	}
+
+	vipSet := map[netip.Addr]bool{}
+	for _, v := range in.VIPs {
+		vv, err := a.vipOf(in, v, lnk)
+		if err != nil {
+			return nil, err
+		}
+		inst.vips = append(inst.vips, vv)
+		vipSet[v.Prefix.Addr()] = true
+	}
+
+	// Where adverts go and come from.
+	var dsts []netip.Addr
+	group := in.McastDstIP
+	if !group.IsValid() {
+		group = a.cfg.Global.McastGroup4
+		if in.Family == config.IPv6 {
+			group = a.cfg.Global.McastGroup6
+		}
+	}
+	if !group.IsValid() {
+		group = vrrp.Group4
+		if in.Family == config.IPv6 {
+			group = vrrp.Group6
+		}
+	}
+	configuredSrc := in.McastSrcIP
+	if len(in.UnicastPeers) > 0 {
+		for _, p := range in.UnicastPeers {
+			dsts = append(dsts, p.Addr)
+		}
+		if in.UnicastSrcIP.IsValid() {
+			configuredSrc = in.UnicastSrcIP
+		}
+	} else {
+		dsts = []netip.Addr{group}
+	}
+	fam := 4
+	if in.Family == config.IPv6 {
+		fam = 6
+		if len(in.UnicastPeers) > 0 && !configuredSrc.IsValid() {
+			// Unicast over IPv6 goes from a global address, as keepalived's.
+			configuredSrc = firstGlobal6(ifi, vipSet)
+		}
+	}
+	src, err := sourceAddr(ifi, fam, configuredSrc, vipSet)
+	if err != nil {
+		return nil, err
+	}
+	if inst.sender, err = newSender(ifi, src, dsts, group); err != nil {
+		return nil, err
+	}
+
+	inst.advert = vrrp.Advert{Version: in.Version, VRID: in.VRID, Interval: in.Interval}
+	if in.Version == 2 {
+		inst.advert.AuthType = in.AuthType
+		if in.AuthType == vrrp.AuthPass {
+			inst.advert.AuthData = vrrp.Password(in.AuthPass)
+		}
+	}
+	for _, v := range in.VIPs {
+		inst.advert.Addrs = append(inst.advert.Addrs, v.Prefix.Addr())
+	}
+	inst.m = vrrp.NewMachine(vrrp.Params{
+		Version:      in.Version,
+		Priority:     in.Priority,
+		Interval:     in.Interval,
+		Addr:         src,
+		NoPreempt:    !in.Preempt,
+		PreemptDelay: in.PreemptDelay,
+		DownAdverts:  in.DownTimerAdverts,
+	})
+
+	// What the kernel checks adverts against.
+	k := loader.Instance{
+		Version:       in.Version,
+		AuthType:      in.AuthType,
+		State:         loader.StateInit,
+		Priority:      in.Priority,
+		MinIntervalCs: 1,
+		MaxIntervalCs: 4095,
+	}
+	if in.Version == 2 {
+		k.AuthData = inst.advert.AuthData
+		// RFC 3768: an advert whose interval differs from ours is dropped.
+		cs := uint16(in.Interval / vrrp.IntervalUnitV3)
+		k.MinIntervalCs, k.MaxIntervalCs = cs, cs
+	}
+	if len(in.UnicastPeers) > 0 {
+		k.Flags |= loader.FlagUnicast
+	}
+
+	// A previous run may have left this instance master with a lease still
+	// running (a restart): then keep its VIPs and carry on as master. Any other
+	// VIP of ours on the interface is a crash's leftover, and goes.
+	if prev, err := a.dp.Instance(inst.key); err == nil && prev.State == loader.StateMaster &&
+		time.Duration(prev.LeaseUntilNs) > a.now() {
+		inst.resume = true
+		k.State, k.LeaseUntilNs = prev.State, prev.LeaseUntilNs
+		a.log.Info(fmt.Sprintf("(%s) adopting mastership within the previous run's lease", in.Name),
+			"lease_left", time.Duration(prev.LeaseUntilNs)-a.now())
+	} else {
+		for _, v := range inst.vips {
+			if v.present() {
+				a.log.Warn(fmt.Sprintf("(%s) removing VIP %v left by an earlier run", in.Name, v))
+				if err := v.del(); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	inst.kernel = k
+	if err := a.dp.PutInstance(inst.key, k); err != nil {
+		return nil, fmt.Errorf("kernel instance: %w", err)
+	}
+	for _, v := range inst.vips {
+		vk := loader.VIPKey{Family: family}
+		copy(vk.Addr[:], v.ip().AsSlice())
+		if err := a.dp.PutVIP(vk, inst.key); err != nil {
+			return nil, fmt.Errorf("kernel VIP %v: %w", v, err)
+		}
+	}
+	for _, p := range in.UnicastPeers {
+		uk := loader.UnicastKey{Instance: inst.key}
+		copy(uk.Addr[:], p.Addr.AsSlice())
+		if err := a.dp.PutUnicastPeer(uk); err != nil {
+			return nil, fmt.Errorf("kernel unicast peer %v: %w", p.Addr, err)
+		}
+	}
+	return inst, nil
+}
+
+func firstGlobal6(ifi *net.Interface, vips map[netip.Addr]bool) netip.Addr {
+	addrs, _ := ifi.Addrs()
+	for _, a := range addrs {
+		if n, ok := a.(*net.IPNet); ok {
+			ip, _ := netip.AddrFromSlice(n.IP)
+			if ip.Is6() && !ip.Is4In6() && ip.IsGlobalUnicast() && !vips[ip] {
+				return ip
+			}
+		}
+	}
+	return netip.Addr{}
+}
+
+// vipOf turns a virtual_ipaddress line into the address netlink adds: dev,
+// label and scope as written; IPv6 without duplicate address detection, as the
+// address moves between routers.
+func (a *Agent) vipOf(in *config.Instance, v config.VIP, lnk netlink.Link) (vip, error) {
+	if v.Dev != "" && v.Dev != in.Interface {
+		l, err := netlink.LinkByName(v.Dev)
+		if err != nil {
+			return vip{}, fmt.Errorf("VIP %v: dev %s: %w", v.Prefix, v.Dev, err)
+		}
+		lnk = l
+	}
+	bits := v.Prefix.Bits()
+	p := v.Prefix
+	addr := &netlink.Addr{IPNet: &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(bits, p.Addr().BitLen())}, Label: v.Label}
+	switch v.Scope {
+	case "", "global", "universe":
+	case "host":
+		addr.Scope = unix.RT_SCOPE_HOST
+	case "link":
+		addr.Scope = unix.RT_SCOPE_LINK
+	case "site":
+		addr.Scope = unix.RT_SCOPE_SITE
+	case "nowhere":
+		addr.Scope = unix.RT_SCOPE_NOWHERE
+	default:
+		var n int
+		if _, err := fmt.Sscan(v.Scope, &n); err != nil {
+			return vip{}, fmt.Errorf("VIP %v: scope %q", v.Prefix, v.Scope)
+		}
+		addr.Scope = n
+	}
+	if p.Addr().Is6() {
+		addr.Flags |= unix.IFA_F_NODAD
+	}
+	if v.NoPrefixRt {
+		addr.Flags |= unix.IFA_F_NOPREFIXROUTE
+	}
+	return vip{link: lnk, addr: addr}, nil
+}
