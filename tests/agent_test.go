@@ -85,6 +85,15 @@ func countIn(p *lab.Proc, s string) int { return strings.Count(p.Output(), s) }
 
 // pair starts xvrrp on h1 and h2 of a lab with a client probing the VIP.
 func pair(t *testing.T, n1, n2 node) (l *lab.Lab, x1, x2 *lab.Xvrrp) {
+	return startPair(t, n1, n2, false)
+}
+
+// pairH1First is pair, but h2 starts only once h1 is master.
+func pairH1First(t *testing.T, n1, n2 node) (l *lab.Lab, x1, x2 *lab.Xvrrp) {
+	return startPair(t, n1, n2, true)
+}
+
+func startPair(t *testing.T, n1, n2 node, h1First bool) (l *lab.Lab, x1, x2 *lab.Xvrrp) {
 	l = labtest.New(t, lab.Options{Hosts: 2, Client: true})
 	for _, h := range l.Hosts {
 		if err := h.StartResponder(); err != nil {
@@ -94,6 +103,9 @@ func pair(t *testing.T, n1, n2 node) (l *lab.Lab, x1, x2 *lab.Xvrrp) {
 	var err error
 	if x1, err = l.Hosts[0].StartXvrrp(xvrrpBin, nodeConfig(n1)); err != nil {
 		t.Fatal(err)
+	}
+	if h1First {
+		waitLog(t, x1, "(VI_1) Entering MASTER STATE")
 	}
 	if x2, err = l.Hosts[1].StartXvrrp(xvrrpBin, nodeConfig(n2)); err != nil {
 		t.Fatal(err)
@@ -204,5 +216,58 @@ func TestGracefulStop(t *testing.T) {
 	}
 	if !strings.Contains(x1.Output(), "(VI_1) Stopped") {
 		t.Errorf("h1's log lacks the stop:\n%s", x1.Output())
+	}
+}
+
+// Proof 4: the old master returns after its link was cut: it preempts, or with
+// nopreempt it does not, or with preempt_delay it waits that long first.
+func TestReturnOfTheMaster(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		extra string
+		// h1 must still be backup this long after its link is back, and
+		// master again by this much later (0: never).
+		holdOff, retakeBy time.Duration
+	}{
+		{"preempt", "", 0, 5 * time.Second},
+		{"nopreempt", "nopreempt", 2 * time.Second, 0},
+		{"preempt_delay", "preempt_delay 1.5", time.Second, 5 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Without preemption the first up is master: let h1 be it.
+			l, x1, x2 := pairH1First(t, node{prio: 150, extra: tc.extra}, node{prio: 100})
+			h1 := l.Hosts[0]
+			waitLog(t, x1, "(VI_1) Entering MASTER STATE")
+			waitLog(t, x2, "(VI_1) Entering BACKUP STATE")
+			h1.Cut()
+			waitLog(t, x2, "(VI_1) Entering MASTER STATE")
+			waitLog(t, x1, "(VI_1) Entering FAULT STATE")
+			h1.Restore()
+			waitLog(t, x1, "(VI_1) Entering BACKUP STATE\"")
+			if tc.holdOff > 0 {
+				time.Sleep(tc.holdOff)
+				if n := countIn(x1.Proc, "Entering MASTER STATE"); n != 1 {
+					t.Fatalf("h1 took over within %v of its return:\n%s", tc.holdOff, x1.Output())
+				}
+			}
+			if tc.retakeBy == 0 {
+				if countIn(x2.Proc, "Entering BACKUP STATE\"") != 0 || !hasVIP(t, l.Hosts[1], vip4) {
+					t.Errorf("h2 gave up mastership to a nopreempt h1:\n%s", x2.Output())
+				}
+				return
+			}
+			deadline := time.Now().Add(tc.retakeBy)
+			for countIn(x1.Proc, "Entering MASTER STATE") < 2 {
+				if time.Now().After(deadline) {
+					t.Fatalf("h1 did not preempt within %v:\n%s", tc.retakeBy, x1.Output())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			waitLog(t, x2, "(VI_1) Entering BACKUP STATE\"")
+			time.Sleep(200 * time.Millisecond)
+			if !hasVIP(t, h1, vip4) || hasVIP(t, l.Hosts[1], vip4) {
+				t.Errorf("after preemption, VIP on h1: %v, on h2: %v", hasVIP(t, h1, vip4), hasVIP(t, l.Hosts[1], vip4))
+			}
+		})
 	}
 }

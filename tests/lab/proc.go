@@ -83,8 +83,29 @@ type Proc struct {
 // Start starts a background command in the host; its stdout and stderr are kept
 // and returned by Output.
 func (h *Host) Start(name string, args ...string) (*Proc, error) {
+	return h.start(h.Command(context.Background(), name, args...))
+}
+
+// CommandNetOnly is Command, but enters only the host's network namespace
+// (nsenter --net) and keeps the mounts: /sys/fs/bpf stays the machine's bpffs, so
+// pinned maps and links outlive the process for the next one to adopt.
+func (h *Host) CommandNetOnly(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := h.Command(ctx, name, args...)
+	cmd.Path = ""
+	cmd.Args = append([]string{"nsenter", "--net=/run/netns/" + h.NS, "--", name}, args...)
+	cmd.Err = nil
+	if path, err := exec.LookPath("nsenter"); err == nil {
+		cmd.Path = path
+	} else {
+		cmd.Err = err
+	}
+	return cmd
+}
+
+func (h *Host) start(cmd *exec.Cmd) (*Proc, error) {
+	name := cmd.Args[0]
 	p := &Proc{Host: h, done: make(chan struct{})}
-	p.Cmd = h.Command(context.Background(), name, args...)
+	p.Cmd = cmd
 	p.Cmd.Stdout = (*lockedWriter)(p)
 	p.Cmd.Stderr = (*lockedWriter)(p)
 
