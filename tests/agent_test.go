@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/xvrrp/xvrrp/loader"
 	"github.com/xvrrp/xvrrp/tests/lab"
 	"github.com/xvrrp/xvrrp/tests/lab/labtest"
 	"github.com/xvrrp/xvrrp/vrrp"
@@ -270,4 +271,124 @@ func TestReturnOfTheMaster(t *testing.T) {
 			}
 		})
 	}
+}
+
+// fencedCounts reads a daemon's pinned stats: packets fenced in and out.
+func fencedCounts(t *testing.T, pinDir string) (in, out uint64) {
+	t.Helper()
+	dp, err := loader.Load(loader.Options{PinDir: pinDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dp.Close()
+	c, err := dp.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c[loader.CounterFencedIngress], c[loader.CounterFencedEgress]
+}
+
+// Proof 6: the master's daemon is SIGKILLed and leaves its VIP configured. Its
+// lease runs out before the backup's Master_Down_Interval, so the old master's
+// fence drops the VIP's traffic, and no probe is ever answered by both.
+func TestKilledMasterIsFenced(t *testing.T) {
+	l, x1, x2 := pairH1First(t, node{prio: 150}, node{prio: 100})
+	h1 := l.Hosts[0]
+	waitLog(t, x2, "(VI_1) Entering BACKUP STATE (init)")
+	p, err := l.Client.StartProber(vip4, 5*time.Millisecond, 4000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	answeredBy(t, p, "h1")
+
+	if err := x1.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-x1.Done()
+	killed := time.Now()
+	waitLog(t, x2, "(VI_1) Entering MASTER STATE")
+	answeredBy(t, p, "h2")
+	time.Sleep(300 * time.Millisecond)
+	p.Stop()
+
+	if !hasVIP(t, h1, vip4) {
+		t.Fatal("the killed daemon's VIP is gone: the test needs it left behind")
+	}
+	in, _ := fencedCounts(t, x1.PinDir)
+	if in == 0 {
+		t.Error("h1's fence dropped nothing after its daemon died")
+	}
+	var h2First time.Time
+	for _, a := range p.Answers() {
+		if a.Also != "" {
+			t.Errorf("probe at %v answered by both %s and %s", a.Sent.Format(time.StampMicro), a.From, a.Also)
+		}
+		if a.Sent.After(killed) && a.From == "h2" && h2First.IsZero() {
+			h2First = a.Sent
+		}
+		if !h2First.IsZero() && a.Sent.After(h2First) && a.From == "h1" {
+			t.Errorf("probe at %v answered by the killed master after the backup took over", a.Sent.Format(time.StampMicro))
+		}
+	}
+	outage, _ := p.Outage(killed.Add(-10 * time.Millisecond))
+	t.Logf("outage after SIGKILL: %v; h1 fenced %d packets", outage, in)
+}
+
+// Proof 8: the master's daemon restarts within its lease (stopped with
+// --keep-datapath, started again): the VIP keeps answering from h1 throughout and
+// the backup never takes over.
+func TestRestartWithinLease(t *testing.T) {
+	// At 1 s adverts the lease is 3 s, ample for a restart.
+	n1, n2 := node{prio: 150, interval: "1"}, node{prio: 100, interval: "1"}
+	l := labtest.New(t, lab.Options{Hosts: 2, Client: true})
+	h1, h2 := l.Hosts[0], l.Hosts[1]
+	for _, h := range l.Hosts {
+		if err := h.StartResponder(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	x1, err := h1.StartXvrrp(xvrrpBin, nodeConfig(n1), "--keep-datapath")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x1, "(VI_1) Entering MASTER STATE")
+	x2, err := h2.StartXvrrp(xvrrpBin, nodeConfig(n2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x2, "(VI_1) Entering BACKUP STATE (init)")
+	p, err := l.Client.StartProber(vip4, 5*time.Millisecond, 4000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	answeredBy(t, p, "h1")
+	time.Sleep(500 * time.Millisecond)
+
+	restart := time.Now()
+	x1.Signal(syscall.SIGTERM)
+	<-x1.Done()
+	if !hasVIP(t, h1, vip4) {
+		t.Fatalf("--keep-datapath removed the VIP:\n%s", x1.Output())
+	}
+	x1b, err := h1.StartXvrrp(xvrrpBin, nodeConfig(n1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x1b, "adopting mastership within the previous run's lease")
+	waitLog(t, x1b, "(VI_1) Entering MASTER STATE")
+	time.Sleep(time.Second)
+	p.Stop()
+
+	if n := countIn(x2.Proc, "Entering MASTER STATE"); n != 0 {
+		t.Errorf("the backup took over during the restart:\n%s", x2.Output())
+	}
+	for _, a := range p.Answers() {
+		if a.Sent.After(restart) && a.From != "h1" {
+			t.Errorf("probe at %v during the restart answered by %q, want h1", a.Sent.Format(time.StampMicro), a.From)
+		}
+	}
+	outage, err := p.Outage(restart)
+	t.Logf("largest gap across the restart: %v (%v)", outage, err)
 }
