@@ -6,9 +6,10 @@ import (
 	"io"
 	"net/netip"
 	"os"
-	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -26,9 +27,8 @@ bridge (192.0.2.0/24; nothing touches the host's own interfaces), elects a
 master, cuts its link, measures the outage the client sees, restores the link,
 shows preemption, and removes the lab. Needs root.
 
-Until xvrrp's own agent lands, the nodes run keepalived with the demo's
-keepalived.conf; xvrrp checks that configuration and decodes every advert on
-the wire.`,
+Each node runs "xvrrp run" on a keepalived.conf, with its own pin and state
+directories; the demo prints their transitions and every change on the wire.`,
 	Flags: []cli.Flag{
 		&cli.DurationFlag{Name: "interval", Value: 100 * time.Millisecond, Usage: "VRRPv3 advert interval (10ms steps)"},
 	},
@@ -81,8 +81,9 @@ func runDemo(ctx context.Context, w io.Writer, iv time.Duration) (err error) {
 	if os.Geteuid() != 0 {
 		return &exitError{code: exitFailure, err: fmt.Errorf("demo: needs root to build network namespaces")}
 	}
-	if _, err := exec.LookPath("keepalived"); err != nil {
-		return &exitError{code: exitFailure, err: fmt.Errorf("demo: keepalived is not installed (make demo installs it)")}
+	self, err := os.Executable()
+	if err != nil {
+		return err
 	}
 	d := &demo{w: w, start: time.Now()}
 	vip := netip.MustParseAddr(demoVIP)
@@ -90,7 +91,7 @@ func runDemo(ctx context.Context, w io.Writer, iv time.Duration) (err error) {
 
 	fmt.Fprintf(w, "xvrrp demo: two VRRP nodes behind VIP %s and a client, in network namespaces.\n", demoVIP)
 	fmt.Fprintf(w, "  h1 192.0.2.11 priority %d, h2 192.0.2.12 priority %d, VRRPv3 every %v.\n", prios["h1"], prios["h2"], iv)
-	fmt.Fprintf(w, "  The nodes run keepalived until xvrrp's agent lands; xvrrp checks their\n  configuration and decodes the adverts the client hears.\n\n")
+	fmt.Fprintf(w, "  Each node runs `xvrrp run`; the client probes the VIP every 5ms.\n\n")
 
 	l, err := lab.New(ctx, lab.Options{Hosts: 2, Client: true})
 	if err != nil {
@@ -111,12 +112,12 @@ func runDemo(ctx context.Context, w io.Writer, iv time.Duration) (err error) {
 	}()
 	d.say("lab up: %s", strings.Join(l.Namespaces(), " "))
 
-	var agents []*lab.Keepalived
+	var agents []*lab.Xvrrp
 	instances := map[string]*config.Instance{}
 	defer func() {
 		if err != nil {
-			for _, k := range agents {
-				fmt.Fprintf(w, "\n--- keepalived on %s:\n%s", k.Host.Name, k.Output())
+			for _, x := range agents {
+				fmt.Fprintf(w, "\n--- xvrrp run on %s:\n%s", x.Host.Name, x.Output())
 			}
 		}
 	}()
@@ -130,11 +131,11 @@ func runDemo(ctx context.Context, w io.Writer, iv time.Duration) (err error) {
 		instances[h.Name] = in
 		d.say("xvrrp check %s/keepalived.conf: valid; %s VRID %d %v VRRPv%d every %v, priority %d, Master_Down %v",
 			h.Name, in.Interface, in.VRID, in.Family, in.Version, in.Interval, in.Priority, in.MasterDown(in.Priority).Round(time.Millisecond))
-		k, err := h.StartKeepalived(text)
+		x, err := h.StartXvrrp(self, text)
 		if err != nil {
 			return err
 		}
-		agents = append(agents, k)
+		agents = append(agents, x)
 		if err := h.StartResponder(); err != nil {
 			return err
 		}
@@ -168,6 +169,8 @@ func runDemo(ctx context.Context, w io.Writer, iv time.Duration) (err error) {
 	if err != nil {
 		return err
 	}
+	stopTail := tailTransitions(d, agents)
+	defer stopTail()
 
 	waitServer := func(host string, timeout time.Duration) error {
 		deadline := time.Now().Add(timeout)
@@ -219,6 +222,20 @@ func runDemo(ctx context.Context, w io.Writer, iv time.Duration) (err error) {
 	time.Sleep(500 * time.Millisecond)
 	prober.Stop()
 
+	d.say("stop: SIGTERM to both daemons; the master resigns with priority 0 and removes its VIP")
+	for _, x := range agents {
+		x.Signal(syscall.SIGTERM)
+	}
+	for _, x := range agents {
+		select {
+		case <-x.Done():
+		case <-time.After(5 * time.Second):
+			return fmt.Errorf("demo: xvrrp on %s did not stop", x.Host.Name)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	stopTail()
+
 	answered := 0
 	as := prober.Answers()
 	for _, a := range as {
@@ -229,4 +246,58 @@ func runDemo(ctx context.Context, w io.Writer, iv time.Duration) (err error) {
 	fmt.Fprintf(w, "\nsummary: %d probes every 5ms, %d answered; failover outage %v, failback gap %v\n",
 		len(as), answered, outage.Round(time.Millisecond), back.Round(time.Millisecond))
 	return nil
+}
+
+// tailTransitions prints the daemons' transition log lines as they appear, until
+// the returned function is called.
+func tailTransitions(d *demo, agents []*lab.Xvrrp) (stop func()) {
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		seen := make([]int, len(agents))
+		scan := func() {
+			for i, x := range agents {
+				out := x.Output()
+				lines := strings.Split(out[seen[i]:], "\n")
+				// Leave a partial last line for the next scan.
+				consumed := len(out) - len(lines[len(lines)-1])
+				for _, line := range lines[:len(lines)-1] {
+					if msg, ok := logMessage(line); ok && (strings.Contains(msg, "Entering") || strings.Contains(msg, "Stopped") || strings.Contains(msg, "interface")) {
+						d.say("%s: %s", x.Host.Name, msg)
+					}
+				}
+				seen[i] = consumed
+			}
+		}
+		for {
+			select {
+			case <-done:
+				scan()
+				return
+			case <-time.After(5 * time.Millisecond):
+				scan()
+			}
+		}
+	}()
+	var once sync.Once
+	return func() {
+		once.Do(func() { close(done); <-finished })
+	}
+}
+
+// logMessage returns the msg of a log/slog text line.
+func logMessage(line string) (string, bool) {
+	_, rest, ok := strings.Cut(line, " msg=")
+	if !ok {
+		return "", false
+	}
+	if strings.HasPrefix(rest, `"`) {
+		if q, err := strconv.QuotedPrefix(rest); err == nil {
+			msg, _ := strconv.Unquote(q)
+			return msg, true
+		}
+	}
+	msg, _, _ := strings.Cut(rest, " ")
+	return msg, true
 }
