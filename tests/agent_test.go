@@ -72,7 +72,7 @@ func hasVIP(t *testing.T, h *lab.Host, addr netip.Addr) bool {
 	return found
 }
 
-func waitLog(t *testing.T, p interface {
+func waitLog(t testing.TB, p interface {
 	WaitLog(string, time.Duration) error
 }, s string) {
 	t.Helper()

@@ -96,6 +96,12 @@ func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
 			}
 			attached[inst.ifi.Index] = true
 		}
+		for _, v := range inst.vips {
+			if err := a.announcer(v.link).open(v.ip()); err != nil {
+				// Not fatal: announce retries when the time comes.
+				a.log.Warn(fmt.Sprintf("(%s) %v", in.Name, err))
+			}
+		}
 		a.insts = append(a.insts, inst)
 		a.byKey[inst.key] = inst
 		if in.SyncGroup != "" {
@@ -180,8 +186,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.start()
 
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
+	timer, err := newTimer()
+	if err != nil {
+		return err
+	}
+	defer timer.close()
 	for {
 		a.arm(timer)
 		select {
@@ -214,7 +223,7 @@ func linkUp(attrs *netlink.LinkAttrs) bool {
 }
 
 // arm sets the timer to the earliest deadline of any instance.
-func (a *Agent) arm(t *time.Timer) {
+func (a *Agent) arm(t *timer) {
 	var next time.Duration
 	for _, in := range a.insts {
 		for _, d := range []time.Duration{in.m.Deadline(), in.garpAt} {
@@ -223,17 +232,9 @@ func (a *Agent) arm(t *time.Timer) {
 			}
 		}
 	}
-	if !t.Stop() {
-		select {
-		case <-t.C:
-		default:
-		}
+	if err := t.set(next); err != nil {
+		a.log.Error("arm timer", "error", err)
 	}
-	if next == 0 {
-		t.Reset(time.Hour)
-		return
-	}
-	t.Reset(max(0, next-a.now()))
 }
 
 func (a *Agent) start() {

@@ -202,27 +202,36 @@ type announcer struct {
 	ndp *ndp.Conn
 }
 
-func (a *announcer) announce(ip netip.Addr) error {
-	if ip.Is4() {
-		if a.arp == nil {
-			c, err := arp.Dial(a.ifi)
-			if err != nil {
-				return fmt.Errorf("gratuitous ARP on %s: %w", a.ifi.Name, err)
-			}
-			a.arp = c
-		}
-		p, err := arp.NewPacket(arp.OperationRequest, a.ifi.HardwareAddr, ip, ethernet.Broadcast, ip)
+// open opens the socket for ip's family ahead of time, so that the first
+// announcement after a takeover does not pay for it.
+func (a *announcer) open(ip netip.Addr) error {
+	if ip.Is4() && a.arp == nil {
+		c, err := arp.Dial(a.ifi)
 		if err != nil {
-			return err
+			return fmt.Errorf("gratuitous ARP on %s: %w", a.ifi.Name, err)
 		}
-		return a.arp.WriteTo(p, ethernet.Broadcast)
+		a.arp = c
 	}
-	if a.ndp == nil {
+	if ip.Is6() && a.ndp == nil {
 		c, _, err := ndp.Listen(a.ifi, ndp.LinkLocal)
 		if err != nil {
 			return fmt.Errorf("neighbour advertisement on %s: %w", a.ifi.Name, err)
 		}
 		a.ndp = c
+	}
+	return nil
+}
+
+func (a *announcer) announce(ip netip.Addr) error {
+	if err := a.open(ip); err != nil {
+		return err
+	}
+	if ip.Is4() {
+		p, err := arp.NewPacket(arp.OperationRequest, a.ifi.HardwareAddr, ip, ethernet.Broadcast, ip)
+		if err != nil {
+			return err
+		}
+		return a.arp.WriteTo(p, ethernet.Broadcast)
 	}
 	na := &ndp.NeighborAdvertisement{
 		Override:      true,
