@@ -174,7 +174,10 @@ func BenchmarkBackupWakeups(b *testing.B) {
 	if s, err := strconv.Atoi(os.Getenv("XVRRP_BENCH_SECONDS")); err == nil && s > 0 {
 		seconds = s
 	}
-	const count = 255
+	count := 255
+	if n, err := strconv.Atoi(os.Getenv("XVRRP_BENCH_INSTANCES")); err == nil && n > 0 && n <= 255 {
+		count = n
+	}
 	for b.Loop() {
 		l := labtest.New(b, lab.Options{Hosts: 2})
 		h1, h2 := l.Hosts[0], l.Hosts[1]
@@ -196,11 +199,11 @@ func BenchmarkBackupWakeups(b *testing.B) {
 		cpu1b, _ := procStats(pid1)
 		cpu2b, sw2b := procStats(pid2)
 		if n := strings.Count(x2.Output(), "Entering MASTER STATE"); n != 0 {
-			b.Errorf("the backup took over %d instances during the run", n)
+			b.Errorf("the backup took over %d instances during the run:\n%s", n, lastLines(x2.Output(), 20))
 		}
 		secs := float64(seconds)
 		b.ReportMetric(float64(sw2b-sw2)/secs, "backup-wakeups/s")
-		b.ReportMetric(float64(sw2b-sw2)/secs/count, "backup-wakeups/s/instance")
+		b.ReportMetric(float64(sw2b-sw2)/secs/float64(count), "backup-wakeups/s/instance")
 		b.ReportMetric(100*(cpu2b-cpu2).Seconds()/secs, "backup-cpu-%")
 		b.ReportMetric(100*(cpu1b-cpu1).Seconds()/secs, "master-cpu-%")
 	}
@@ -217,4 +220,9 @@ func daemonPID(b *testing.B, x *lab.Xvrrp) int {
 		b.Fatal(err)
 	}
 	return pid
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
