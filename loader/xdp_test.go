@@ -162,15 +162,9 @@ func mutate(f []byte, edit func(msg []byte), keepSum bool) []byte {
 	return f
 }
 
-// trailing appends n bytes to an IPv4 advert's message, fixing the IP header
-// and, unless corrupt, the VRRP checksum: the kernel's checksum must cover
-// messages of every length, not only multiples of four.
-func trailing(f []byte, n int, corrupt bool) []byte {
-	f = append(append([]byte(nil), f...), make([]byte, n)...)
-	for i := len(f) - n; i < len(f); i++ {
-		f[i] = byte(0xa0 + i)
-	}
-	binary.BigEndian.PutUint16(f[16:18], binary.BigEndian.Uint16(f[16:18])+uint16(n))
+// setIPLength sets an IPv4 frame's total length and fixes its header checksum.
+func setIPLength(f []byte, length uint16) {
+	binary.BigEndian.PutUint16(f[16:18], length)
 	f[24], f[25] = 0, 0
 	var sum uint32
 	for i := 14; i < 34; i += 2 {
@@ -180,6 +174,17 @@ func trailing(f []byte, n int, corrupt bool) []byte {
 		sum = sum>>16 + sum&0xffff
 	}
 	binary.BigEndian.PutUint16(f[24:26], ^uint16(sum))
+}
+
+// trailing appends n bytes to an IPv4 advert's message, fixing the IP header
+// and, unless corrupt, the VRRP checksum: the kernel's checksum must cover
+// messages of every length, not only multiples of four.
+func trailing(f []byte, n int, corrupt bool) []byte {
+	f = append(append([]byte(nil), f...), make([]byte, n)...)
+	for i := len(f) - n; i < len(f); i++ {
+		f[i] = byte(0xa0 + i)
+	}
+	setIPLength(f, binary.BigEndian.Uint16(f[16:18])+uint16(n))
 	f = mutate(f, func([]byte) {}, false)
 	if corrupt {
 		f[len(f)-1] ^= 0x10
@@ -196,16 +201,7 @@ func xdpCases(t testing.TB) []struct {
 	arp := make([]byte, 60)
 	arp[12], arp[13] = 0x08, 0x06
 	short := advert(t, v3(), src4, vrrp.Group4, 255)
-	binary.BigEndian.PutUint16(short[16:18], 20+6) // IP length cuts the advert to 6 bytes
-	short[24], short[25] = 0, 0
-	var sum uint32
-	for i := 14; i < 34; i += 2 {
-		sum += uint32(short[i])<<8 | uint32(short[i+1])
-	}
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
-	}
-	binary.BigEndian.PutUint16(short[24:26], ^uint16(sum))
+	setIPLength(short, 20+6) // cuts the advert to 6 bytes
 
 	wrongInterval := v3()
 	wrongInterval.Interval = 2 * time.Second
