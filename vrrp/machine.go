@@ -107,10 +107,9 @@ func NewMachine(p Params) *Machine {
 	return &Machine{p: p, masterInterval: p.Interval}
 }
 
-func (m *Machine) State() State                  { return m.state }
-func (m *Machine) Priority() uint8               { return m.p.Priority }
-func (m *Machine) Deadline() time.Duration       { return m.deadline }
-func (m *Machine) MasterInterval() time.Duration { return m.masterInterval }
+func (m *Machine) State() State            { return m.state }
+func (m *Machine) Priority() uint8         { return m.p.Priority }
+func (m *Machine) Deadline() time.Duration { return m.deadline }
 
 // SkewTime is RFC 5798's Skew_Time for a backup of the given priority: a
 // fraction of the master's interval (v3) or of a second (v2).

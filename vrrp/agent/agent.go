@@ -31,9 +31,6 @@ type Options struct {
 	// with no gap.
 	KeepDatapath bool
 	TC           loader.TCMode
-	// Clock returns CLOCK_MONOTONIC, the kernel's bpf_ktime_get_ns; tests may
-	// replace it.
-	Clock func() time.Duration
 }
 
 // Monotonic reads CLOCK_MONOTONIC, the clock of the kernel's timestamps.
@@ -56,20 +53,16 @@ type Agent struct {
 	anns   map[int]*announcer
 	// forcing is set while a sync group's members follow one of them.
 	forcing bool
-	// Wakeups counts how often Run's loop woke, for benchmarks.
-	Wakeups uint64
 }
 
 // New checks the configuration against this host, loads and attaches the
 // datapath and prepares the instances; Run starts them.
 func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
-	a := &Agent{cfg: cfg, opt: opt, log: opt.Logger, now: opt.Clock,
+	// The kernel's clock: its advert timestamps and the timerfd are on it.
+	a := &Agent{cfg: cfg, opt: opt, log: opt.Logger, now: Monotonic,
 		byKey: map[loader.InstanceKey]*instance{}, groups: map[string][]*instance{}, anns: map[int]*announcer{}}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
-	}
-	if a.now == nil {
-		a.now = Monotonic
 	}
 	if len(cfg.Instances) == 0 {
 		return nil, errors.New("no vrrp_instance in the configuration")
@@ -120,18 +113,6 @@ func (a *Agent) closeAll() {
 	for _, an := range a.anns {
 		an.close()
 	}
-}
-
-// Datapath returns the loaded datapath, for status and tests.
-func (a *Agent) Datapath() *loader.Datapath { return a.dp }
-
-// States returns each instance's name and state.
-func (a *Agent) States() map[string]vrrp.State {
-	out := map[string]vrrp.State{}
-	for _, in := range a.insts {
-		out[in.cfg.Name] = in.m.State()
-	}
-	return out
 }
 
 type linkState struct {
@@ -197,7 +178,6 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return a.stop()
 		case e := <-events:
-			a.Wakeups++
 			a.event(e)
 		drain:
 			for {
@@ -209,10 +189,9 @@ func (a *Agent) Run(ctx context.Context) error {
 				}
 			}
 		case l := <-links:
-			a.Wakeups++
 			a.link(l)
 		case <-timer.C:
-			a.Wakeups++
+			timer.fired()
 			a.expire()
 		}
 	}

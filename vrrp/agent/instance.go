@@ -92,12 +92,8 @@ func (a *Agent) newInstance(in *config.Instance) (*instance, error) {
 	fam := 4
 	if in.Family == config.IPv6 {
 		fam = 6
-		if len(in.UnicastPeers) > 0 && !configuredSrc.IsValid() {
-			// Unicast over IPv6 goes from a global address, as keepalived's.
-			configuredSrc = firstGlobal6(ifi, vipSet)
-		}
 	}
-	src, err := sourceAddr(ifi, fam, configuredSrc, vipSet)
+	src, err := sourceAddr(ifi, fam, len(in.UnicastPeers) > 0, configuredSrc, vipSet)
 	if err != nil {
 		return nil, err
 	}
@@ -182,19 +178,6 @@ func (a *Agent) newInstance(in *config.Instance) (*instance, error) {
 		}
 	}
 	return inst, nil
-}
-
-func firstGlobal6(ifi *net.Interface, vips map[netip.Addr]bool) netip.Addr {
-	addrs, _ := ifi.Addrs()
-	for _, a := range addrs {
-		if n, ok := a.(*net.IPNet); ok {
-			ip, _ := netip.AddrFromSlice(n.IP)
-			if ip.Is6() && !ip.Is4In6() && ip.IsGlobalUnicast() && !vips[ip] {
-				return ip
-			}
-		}
-	}
-	return netip.Addr{}
 }
 
 // vipOf turns a virtual_ipaddress line into the address netlink adds: dev,

@@ -118,8 +118,9 @@ func (s *sender) close() { unix.Close(s.fd) }
 
 // sourceAddr chooses where adverts come from as keepalived does: the configured
 // mcast_src_ip or unicast_src_ip, else the interface's first IPv4 address that is
-// not one of the VIPs, or its IPv6 link-local address.
-func sourceAddr(ifi *net.Interface, family int, configured netip.Addr, vips map[netip.Addr]bool) (netip.Addr, error) {
+// not one of the VIPs; for IPv6, its link-local address, or for unicast its first
+// global one.
+func sourceAddr(ifi *net.Interface, family int, unicast bool, configured netip.Addr, vips map[netip.Addr]bool) (netip.Addr, error) {
 	if configured.IsValid() {
 		return configured, nil
 	}
@@ -137,12 +138,15 @@ func sourceAddr(ifi *net.Interface, family int, configured netip.Addr, vips map[
 		if vips[ip] {
 			continue
 		}
-		if family == 4 && ip.Is4() || family == 6 && ip.Is6() && ip.IsLinkLocalUnicast() {
+		switch {
+		case family == 4 && ip.Is4(),
+			family == 6 && ip.Is6() && !unicast && ip.IsLinkLocalUnicast(),
+			family == 6 && ip.Is6() && unicast && ip.IsGlobalUnicast():
 			return ip, nil
 		}
 	}
 	if family == 6 {
-		return netip.Addr{}, fmt.Errorf("%s has no IPv6 link-local address to send adverts from", ifi.Name)
+		return netip.Addr{}, fmt.Errorf("%s has no IPv6 address to send adverts from", ifi.Name)
 	}
 	return netip.Addr{}, fmt.Errorf("%s has no IPv4 address to send adverts from (set mcast_src_ip or unicast_src_ip)", ifi.Name)
 }

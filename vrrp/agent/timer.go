@@ -14,8 +14,9 @@ import (
 // microseconds, where a Go timer may wake a millisecond late (the poller waits in
 // whole milliseconds), and a millisecond is half the takeover budget.
 type timer struct {
-	f *os.File
-	C chan struct{}
+	f  *os.File
+	C  chan struct{}
+	at time.Duration // what it is armed for, so an unchanged deadline costs no syscall
 }
 
 func newTimer() (*timer, error) {
@@ -42,8 +43,13 @@ func newTimer() (*timer, error) {
 }
 
 // set arms the timer for the monotonic time at, or disarms it when at is 0. A
-// time already past fires at once.
+// time already past fires at once. Receiving from C means the armed time passed:
+// call fired before setting it again.
 func (t *timer) set(at time.Duration) error {
+	if at == t.at {
+		return nil
+	}
+	t.at = at
 	var spec unix.ItimerSpec
 	if at > 0 {
 		spec.Value = unix.NsecToTimespec(int64(max(at, 1)))
@@ -61,5 +67,9 @@ func (t *timer) set(at time.Duration) error {
 	}
 	return serr
 }
+
+// fired forgets the armed time, which has passed, so that set re-arms even for
+// the same deadline.
+func (t *timer) fired() { t.at = 0 }
 
 func (t *timer) close() { t.f.Close() }
