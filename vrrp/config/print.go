@@ -5,6 +5,8 @@ import (
 	"io"
 	"strings"
 	"time"
+
+	"github.com/xvrrp/xvrrp/vrrp"
 )
 
 // Print writes the effective configuration: every instance with what xvrrp will
@@ -177,21 +179,13 @@ func orDash(s string) string {
 	return s
 }
 
-// SkewTime is RFC 5798's Skew_Time for a priority: ((256 - priority) × interval) / 256
-// in version 3; RFC 3768 uses (256 - priority) / 256 seconds in version 2.
+// SkewTime is the instance's Skew_Time for a priority (vrrp.SkewTime).
 func (in *Instance) SkewTime(priority uint8) time.Duration {
-	if in.Version == 2 {
-		return time.Duration(256-int(priority)) * time.Second / 256
-	}
-	return time.Duration(256-int(priority)) * in.Interval / 256
+	return vrrp.SkewTime(in.Version, priority, in.Interval)
 }
 
-// MasterDown is Master_Down_Interval: down_timer_adverts (3 by the RFCs) times the
-// interval, plus Skew_Time.
+// MasterDown is the instance's Master_Down_Interval for a priority, with its
+// down_timer_adverts (vrrp.MasterDownInterval).
 func (in *Instance) MasterDown(priority uint8) time.Duration {
-	adverts := in.DownTimerAdverts
-	if adverts == 0 {
-		adverts = 3
-	}
-	return time.Duration(adverts)*in.Interval + in.SkewTime(priority)
+	return vrrp.MasterDownInterval(in.Version, priority, in.Interval, in.DownTimerAdverts)
 }
