@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/urfave/cli/v2"
 	"github.com/xvrrp/xvrrp/vrrp/config"
@@ -41,19 +42,25 @@ Exit status: 0 valid, 1 invalid, 2 bad command line.`,
 		for _, w := range cfg.Warnings {
 			fmt.Fprintf(errOut, "warning: %s\n", w)
 		}
-		var cerr *config.Error
-		if errors.As(err, &cerr) {
-			for _, d := range cerr.Diags {
-				fmt.Fprintf(errOut, "%s\n", d)
-			}
-			fmt.Fprintf(errOut, "%s: %d error(s)\n", c.String("use-file"), len(cerr.Diags))
-			return &exitError{code: exitFailure}
-		}
 		if err != nil {
-			return &exitError{code: exitFailure, err: err}
+			return configError(errOut, c.String("use-file"), err)
 		}
 		cfg.Print(out)
 		fmt.Fprintf(out, "%s: valid, %d instance(s), %d warning(s)\n", c.String("use-file"), len(cfg.Instances), len(cfg.Warnings))
 		return nil
 	},
+}
+
+// configError prints each of a configuration's errors with file:line, then
+// returns the exit status for it.
+func configError(errOut io.Writer, file string, err error) error {
+	var cerr *config.Error
+	if !errors.As(err, &cerr) {
+		return &exitError{code: exitFailure, err: err}
+	}
+	for _, d := range cerr.Diags {
+		fmt.Fprintf(errOut, "%s\n", d)
+	}
+	fmt.Fprintf(errOut, "%s: %d error(s)\n", file, len(cerr.Diags))
+	return &exitError{code: exitFailure}
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -53,15 +52,8 @@ Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF).`,
 		for _, w := range cfg.Warnings {
 			log.Warn(w.String())
 		}
-		var cerr *config.Error
-		if errors.As(err, &cerr) {
-			for _, d := range cerr.Diags {
-				fmt.Fprintf(c.App.ErrWriter, "%s\n", d)
-			}
-			return &exitError{code: exitFailure, err: fmt.Errorf("%s: %d error(s)", file, len(cerr.Diags))}
-		}
 		if err != nil {
-			return &exitError{code: exitFailure, err: err}
+			return configError(c.App.ErrWriter, file, err)
 		}
 		if err := unsupportedAtRun(cfg); err != nil {
 			return &exitError{code: exitFailure, err: err}
