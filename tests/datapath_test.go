@@ -13,7 +13,7 @@ import (
 	"github.com/xvrrp/xvrrp/loader"
 	"github.com/xvrrp/xvrrp/tests/lab"
 	"github.com/xvrrp/xvrrp/tests/lab/labtest"
-	"golang.org/x/sys/unix"
+	"github.com/xvrrp/xvrrp/vrrp/agent"
 )
 
 const masterConfig = `
@@ -77,9 +77,7 @@ func TestDatapathOnVeth(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no peer record after keepalived's adverts: %v", err)
 	}
-	var now unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &now)
-	age := time.Duration(uint64(now.Nano()) - peer.LastSeenNs)
+	age := agent.Monotonic() - time.Duration(peer.LastSeenNs)
 	if peer.Priority != 150 || peer.IntervalCs != 5 || peer.Count < 3 || age < 0 || age > time.Second ||
 		!strings.HasPrefix(net.IP(peer.Addr[:4]).String(), "192.0.2.11") {
 		t.Errorf("peer = %+v (last seen %v ago)", peer, age)

@@ -18,7 +18,7 @@ import (
 	"github.com/xvrrp/xvrrp/loader"
 	"github.com/xvrrp/xvrrp/tests/lab"
 	"github.com/xvrrp/xvrrp/tests/lab/labtest"
-	"golang.org/x/sys/unix"
+	"github.com/xvrrp/xvrrp/vrrp/agent"
 )
 
 // fenceRig is h2 of a two-host lab carrying the VIP 192.0.2.1 with the datapath
@@ -94,10 +94,8 @@ func (r *fenceRig) key() loader.InstanceKey {
 // own puts the VIP in the maps, its instance in state with a lease of lease.
 func (r *fenceRig) own(state uint8, lease time.Duration) {
 	r.t.Helper()
-	var now unix.Timespec
-	unix.ClockGettime(unix.CLOCK_MONOTONIC, &now)
 	inst := loader.Instance{Version: 3, State: state, MinIntervalCs: 1, MaxIntervalCs: 4095,
-		LeaseUntilNs: uint64(now.Nano() + int64(lease))}
+		LeaseUntilNs: uint64(agent.Monotonic() + lease)}
 	vk := loader.VIPKey{Family: loader.FamilyIPv4}
 	copy(vk.Addr[:], fenceVIP.AsSlice())
 	if err := r.dp.PutInstance(r.key(), inst); err != nil {

@@ -16,9 +16,20 @@ import (
 // `ip netns exec`, which also gives it the namespace's /sys). It runs in a process
 // group of its own and is killed if this process dies.
 func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", h.NS, name}, args...)...)
+	return h.command(ctx, append([]string{"ip", "netns", "exec", h.NS, name}, args...))
+}
+
+// CommandNetOnly is Command, but enters only the host's network namespace
+// (nsenter --net) and keeps the mounts: /sys/fs/bpf stays the machine's bpffs, so
+// pinned maps and links outlive the process for the next one to adopt.
+func (h *Host) CommandNetOnly(ctx context.Context, name string, args ...string) *exec.Cmd {
+	return h.command(ctx, append([]string{"nsenter", "--net=/run/netns/" + h.NS, "--", name}, args...))
+}
+
+func (h *Host) command(ctx context.Context, argv []string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	// Kill the whole group on cancellation, not only `ip`.
+	// Kill the whole group on cancellation, not only the first program.
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = 5 * time.Second
 	return cmd
@@ -83,27 +94,10 @@ type Proc struct {
 // Start starts a background command in the host; its stdout and stderr are kept
 // and returned by Output.
 func (h *Host) Start(name string, args ...string) (*Proc, error) {
-	return h.start(h.Command(context.Background(), name, args...))
+	return h.start(name, h.Command(context.Background(), name, args...))
 }
 
-// CommandNetOnly is Command, but enters only the host's network namespace
-// (nsenter --net) and keeps the mounts: /sys/fs/bpf stays the machine's bpffs, so
-// pinned maps and links outlive the process for the next one to adopt.
-func (h *Host) CommandNetOnly(ctx context.Context, name string, args ...string) *exec.Cmd {
-	cmd := h.Command(ctx, name, args...)
-	cmd.Path = ""
-	cmd.Args = append([]string{"nsenter", "--net=/run/netns/" + h.NS, "--", name}, args...)
-	cmd.Err = nil
-	if path, err := exec.LookPath("nsenter"); err == nil {
-		cmd.Path = path
-	} else {
-		cmd.Err = err
-	}
-	return cmd
-}
-
-func (h *Host) start(cmd *exec.Cmd) (*Proc, error) {
-	name := cmd.Args[0]
+func (h *Host) start(name string, cmd *exec.Cmd) (*Proc, error) {
 	p := &Proc{Host: h, done: make(chan struct{})}
 	p.Cmd = cmd
 	p.Cmd.Stdout = (*lockedWriter)(p)

@@ -41,7 +41,7 @@ func (h *Host) StartXvrrp(bin, config string, args ...string) (*Xvrrp, error) {
 	}
 	h.lab.onClose(func() { os.RemoveAll(pinDir) })
 	argv := append([]string{"run", "-f", conf, "--pin-dir", pinDir, "--state-dir", stateDir}, args...)
-	p, err := h.start(h.CommandNetOnly(context.Background(), bin, argv...))
+	p, err := h.start(bin, h.CommandNetOnly(context.Background(), bin, argv...))
 	if err != nil {
 		return nil, err
 	}
