@@ -193,10 +193,10 @@ func BenchmarkBackupWakeups(b *testing.B) {
 		waitFor(b, func() bool { return strings.Count(x2.Output(), "Entering BACKUP STATE (init)") == count })
 		time.Sleep(2 * time.Second)
 		pid1, pid2 := daemonPID(b, x1), daemonPID(b, x2)
-		cpu1, _ := procStats(pid1)
+		cpu1, sw1 := procStats(pid1)
 		cpu2, sw2 := procStats(pid2)
 		time.Sleep(time.Duration(seconds) * time.Second)
-		cpu1b, _ := procStats(pid1)
+		cpu1b, sw1b := procStats(pid1)
 		cpu2b, sw2b := procStats(pid2)
 		if n := strings.Count(x2.Output(), "Entering MASTER STATE"); n != 0 {
 			b.Errorf("the backup took over %d instances during the run:\n%s", n, lastLines(x2.Output(), 20))
@@ -206,6 +206,7 @@ func BenchmarkBackupWakeups(b *testing.B) {
 		b.ReportMetric(float64(sw2b-sw2)/secs/float64(count), "backup-wakeups/s/instance")
 		b.ReportMetric(100*(cpu2b-cpu2).Seconds()/secs, "backup-cpu-%")
 		b.ReportMetric(100*(cpu1b-cpu1).Seconds()/secs, "master-cpu-%")
+		b.ReportMetric(float64(sw1b-sw1)/secs, "master-wakeups/s")
 	}
 }
 

@@ -51,6 +51,7 @@ type Agent struct {
 	byKey  map[loader.InstanceKey]*instance
 	groups map[string][]*instance
 	anns   map[int]*announcer
+	socks  map[sockKey]*rawSocket
 	// forcing is set while a sync group's members follow one of them.
 	forcing bool
 }
@@ -60,7 +61,8 @@ type Agent struct {
 func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
 	// The kernel's clock: its advert timestamps and the timerfd are on it.
 	a := &Agent{cfg: cfg, opt: opt, log: opt.Logger, now: Monotonic,
-		byKey: map[loader.InstanceKey]*instance{}, groups: map[string][]*instance{}, anns: map[int]*announcer{}}
+		byKey: map[loader.InstanceKey]*instance{}, groups: map[string][]*instance{},
+		anns: map[int]*announcer{}, socks: map[sockKey]*rawSocket{}}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -105,10 +107,8 @@ func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
 }
 
 func (a *Agent) closeAll() {
-	for _, in := range a.insts {
-		if in.sender != nil {
-			in.sender.close()
-		}
+	for _, s := range a.socks {
+		s.close()
 	}
 	for _, an := range a.anns {
 		an.close()
@@ -173,6 +173,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	defer timer.close()
 	for {
+		a.flush()
 		a.arm(timer)
 		select {
 		case <-ctx.Done():
@@ -248,6 +249,7 @@ func (a *Agent) stop() error {
 			errs = append(errs, v.del())
 		}
 	}
+	a.flush()
 	a.closeAll()
 	errs = append(errs, a.dp.Remove())
 	return errors.Join(errs...)
@@ -326,6 +328,7 @@ func (a *Agent) apply(in *instance, acts []vrrp.Action) {
 	}
 	if moved != nil && moved.To == vrrp.Master {
 		// After the advert: the VIPs are up and the lease is fresh.
+		a.flush()
 		in.garpLeft = max(1, in.cfg.Garp.MasterRepeat)
 		in.garpBurst = 0
 		a.garpDue(in, now)
@@ -407,7 +410,7 @@ func (a *Agent) putKernel(in *instance, state uint8, now time.Duration) {
 
 func (a *Agent) advert(in *instance, prio uint8, now time.Duration) {
 	in.advert.Priority = prio
-	if err := in.sender.send(&in.advert); err != nil {
+	if err := in.sender.queue(&in.advert); err != nil {
 		a.log.Warn(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
 	}
 	if prio != 0 && in.m.State() == vrrp.Master {
@@ -453,4 +456,30 @@ func (a *Agent) announcer(l netlink.Link) *announcer {
 		a.anns[idx] = an
 	}
 	return an
+}
+
+// socket returns the raw socket for adverts from src on ifi, opening it once.
+func (a *Agent) socket(ifi *net.Interface, src netip.Addr) (*rawSocket, error) {
+	k := keyOf(ifi, src)
+	if s := a.socks[k]; s != nil {
+		return s, nil
+	}
+	s, err := openRawSocket(ifi, src)
+	if err != nil {
+		return nil, err
+	}
+	a.socks[k] = s
+	return s, nil
+}
+
+// flush sends the adverts queued since the last flush, a batch per socket.
+func (a *Agent) flush() {
+	for _, s := range a.socks {
+		if s.n == 0 {
+			continue
+		}
+		if err := s.flush(); err != nil {
+			a.log.Warn(err.Error())
+		}
+	}
 }

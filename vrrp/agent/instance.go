@@ -97,9 +97,16 @@ func (a *Agent) newInstance(in *config.Instance) (*instance, error) {
 	if err != nil {
 		return nil, err
 	}
-	if inst.sender, err = newSender(ifi, src, dsts, group); err != nil {
+	sock, err := a.socket(ifi, src)
+	if err != nil {
 		return nil, err
 	}
+	if len(in.UnicastPeers) == 0 {
+		if err := sock.join(group); err != nil {
+			return nil, err
+		}
+	}
+	inst.sender = &sender{sock: sock, src: src, dsts: dsts}
 
 	inst.advert = vrrp.Advert{Version: in.Version, VRID: in.VRID, Interval: in.Interval}
 	if in.Version == 2 {

@@ -5,28 +5,55 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"syscall"
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/ndp"
 	"github.com/vishvananda/netlink"
 	"github.com/xvrrp/xvrrp/vrrp"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
 
-// sender sends one instance's adverts from a raw IP socket bound to its
-// interface: IPv4 with a header of our own (TTL 255, DSCP CS6 as keepalived), IPv6
-// with hop limit 255 from the interface's link-local address.
-type sender struct {
-	fd   int
-	src  netip.Addr
-	dsts []netip.Addr
-	zone int
-	buf  []byte
+// rawSocket is a raw VRRP socket bound to one interface, shared by every
+// instance that sends from it. The kernel gives each socket of protocol 112 a
+// copy of every advert the host receives, even one that its filter then drops,
+// so a socket per instance would make every advert cost as many copies as there
+// are instances. Adverts are queued and go out together with sendmmsg.
+//
+// IPv4 sockets carry a header of our own (TTL 255, DSCP CS6 as keepalived);
+// IPv6 ones hop limit 255, bound to the source address.
+type rawSocket struct {
+	ifi   *net.Interface
+	fd    int
+	conn  net.PacketConn
+	batch interface {
+		WriteBatch([]ipv4.Message, int) (int, error)
+	}
+	groups map[netip.Addr]bool
+	msgs   []ipv4.Message
+	bufs   [][]byte
+	n      int // queued
 }
 
-func newSender(ifi *net.Interface, src netip.Addr, dsts []netip.Addr, group netip.Addr) (*sender, error) {
-	s := &sender{src: src, dsts: dsts, zone: ifi.Index}
+// sockKey names a rawSocket: IPv4 sockets are per interface, as the source is in
+// our header; IPv6 sockets per interface and source address.
+type sockKey struct {
+	ifindex int
+	src     netip.Addr
+}
+
+func keyOf(ifi *net.Interface, src netip.Addr) sockKey {
+	if src.Is4() {
+		return sockKey{ifindex: ifi.Index, src: netip.IPv4Unspecified()}
+	}
+	return sockKey{ifindex: ifi.Index, src: src}
+}
+
+func openRawSocket(ifi *net.Interface, src netip.Addr) (_ *rawSocket, err error) {
 	family := unix.AF_INET
 	if src.Is6() {
 		family = unix.AF_INET6
@@ -35,86 +62,166 @@ func newSender(ifi *net.Interface, src netip.Addr, dsts []netip.Addr, group neti
 	if err != nil {
 		return nil, fmt.Errorf("raw VRRP socket: %w", err)
 	}
-	s.fd = fd
-	fail := func(what string, err error) (*sender, error) {
-		unix.Close(fd)
-		return nil, fmt.Errorf("raw VRRP socket on %s: %s: %w", ifi.Name, what, err)
-	}
+	s := &rawSocket{ifi: ifi, fd: fd, groups: map[netip.Addr]bool{}}
+	defer func() {
+		if err != nil {
+			s.close()
+			err = fmt.Errorf("raw VRRP socket on %s: %w", ifi.Name, err)
+		}
+	}()
 	if err := unix.BindToDevice(fd, ifi.Name); err != nil {
-		return fail("bind to device", err)
+		return nil, fmt.Errorf("bind to device: %w", err)
 	}
 	// This socket only sends: the kernel's XDP program reads adverts. Drop
 	// every copy the raw socket would queue.
 	drop := []unix.SockFilter{{Code: unix.BPF_RET | unix.BPF_K, K: 0}}
 	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &unix.SockFprog{Len: 1, Filter: &drop[0]}); err != nil {
-		return fail("attach drop filter", err)
+		return nil, fmt.Errorf("attach drop filter: %w", err)
 	}
 	if src.Is4() {
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_HDRINCL, 1); err != nil {
-			return fail("IP_HDRINCL", err)
+		for _, o := range []struct {
+			name     string
+			opt, val int
+		}{
+			{"IP_HDRINCL", unix.IP_HDRINCL, 1},
+			{"IP_MULTICAST_LOOP", unix.IP_MULTICAST_LOOP, 0},
+		} {
+			if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, o.opt, o.val); err != nil {
+				return nil, fmt.Errorf("%s: %w", o.name, err)
+			}
 		}
-		mreq := &unix.IPMreqn{Multiaddr: group.As4(), Ifindex: int32(ifi.Index)}
+		mreq := &unix.IPMreqn{Ifindex: int32(ifi.Index)}
 		if err := unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_IF, mreq); err != nil {
-			return fail("IP_MULTICAST_IF", err)
+			return nil, fmt.Errorf("IP_MULTICAST_IF: %w", err)
 		}
-		unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, 0)
-		// Joining the group makes a real NIC accept the group's frames, which
-		// XDP then sees.
-		if err := unix.SetsockoptIPMreqn(fd, unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP, mreq); err != nil {
-			return fail("join "+group.String(), err)
+	} else {
+		for _, o := range []struct {
+			name     string
+			opt, val int
+		}{
+			{"IPV6_MULTICAST_HOPS", unix.IPV6_MULTICAST_HOPS, 255},
+			{"IPV6_UNICAST_HOPS", unix.IPV6_UNICAST_HOPS, 255},
+			{"IPV6_MULTICAST_IF", unix.IPV6_MULTICAST_IF, ifi.Index},
+			{"IPV6_MULTICAST_LOOP", unix.IPV6_MULTICAST_LOOP, 0},
+		} {
+			if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, o.opt, o.val); err != nil {
+				return nil, fmt.Errorf("%s: %w", o.name, err)
+			}
 		}
-		return s, nil
-	}
-	for _, o := range []struct {
-		opt, val int
-	}{
-		{unix.IPV6_MULTICAST_HOPS, 255},
-		{unix.IPV6_UNICAST_HOPS, 255},
-		{unix.IPV6_MULTICAST_IF, ifi.Index},
-		{unix.IPV6_MULTICAST_LOOP, 0},
-	} {
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, o.opt, o.val); err != nil {
-			return fail(fmt.Sprintf("IPv6 option %d", o.opt), err)
+		if err := unix.Bind(fd, &unix.SockaddrInet6{Addr: src.As16(), ZoneId: uint32(ifi.Index)}); err != nil {
+			return nil, fmt.Errorf("bind %v: %w", src, err)
 		}
 	}
-	if err := unix.Bind(fd, &unix.SockaddrInet6{Addr: src.As16(), ZoneId: uint32(ifi.Index)}); err != nil {
-		return fail("bind "+src.String(), err)
+	// A net.PacketConn of the same socket, for sendmmsg through x/net.
+	f := os.NewFile(uintptr(fd), "vrrp")
+	s.conn, err = net.FilePacketConn(f)
+	f.Close() // FilePacketConn made its own descriptor; s.fd is closed with f
+	s.fd = -1
+	if err != nil {
+		return nil, err
 	}
-	mreq := &unix.IPv6Mreq{Multiaddr: group.As16(), Interface: uint32(ifi.Index)}
-	if err := unix.SetsockoptIPv6Mreq(fd, unix.IPPROTO_IPV6, unix.IPV6_JOIN_GROUP, mreq); err != nil {
-		return fail("join "+group.String(), err)
+	if src.Is4() {
+		s.batch = ipv4.NewPacketConn(s.conn)
+	} else {
+		s.batch = ipv6.NewPacketConn(s.conn)
 	}
+	raw, err := s.conn.(syscall.Conn).SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	raw.Control(func(fd uintptr) { s.fd = int(fd) })
 	return s, nil
 }
 
-// send sends a to every destination.
-func (s *sender) send(a *vrrp.Advert) error {
+// join makes the interface accept the group's frames, which XDP then sees.
+func (s *rawSocket) join(group netip.Addr) error {
+	if s.groups[group] || !group.IsMulticast() {
+		return nil
+	}
+	var err error
+	if group.Is4() {
+		err = unix.SetsockoptIPMreqn(s.fd, unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP,
+			&unix.IPMreqn{Multiaddr: group.As4(), Ifindex: int32(s.ifi.Index)})
+	} else {
+		err = unix.SetsockoptIPv6Mreq(s.fd, unix.IPPROTO_IPV6, unix.IPV6_JOIN_GROUP,
+			&unix.IPv6Mreq{Multiaddr: group.As16(), Interface: uint32(s.ifi.Index)})
+	}
+	if err != nil {
+		return fmt.Errorf("join %v on %s: %w", group, s.ifi.Name, err)
+	}
+	s.groups[group] = true
+	return nil
+}
+
+// slot returns the buffer for the next queued packet.
+func (s *rawSocket) slot() []byte {
+	if s.n == len(s.bufs) {
+		s.bufs = append(s.bufs, make([]byte, 0, 128))
+		s.msgs = append(s.msgs, ipv4.Message{Buffers: make([][]byte, 1)})
+	}
+	return s.bufs[s.n][:0]
+}
+
+// queue adds the packet built in the buffer slot returned.
+func (s *rawSocket) queue(b []byte, dst netip.Addr) {
+	s.bufs[s.n] = b
+	ip := &net.IPAddr{IP: dst.AsSlice()}
+	if dst.Is6() && (dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast()) {
+		ip.Zone = s.ifi.Name
+	}
+	s.msgs[s.n].Buffers[0], s.msgs[s.n].Addr = b, ip
+	s.n++
+}
+
+// flush sends what is queued; a packet the kernel refuses is reported and
+// skipped, the rest still go.
+func (s *rawSocket) flush() error {
 	var errs []error
-	for _, dst := range s.dsts {
-		var err error
-		if s.src.Is4() {
-			if s.buf, err = a.AppendPacket(s.buf[:0], s.src, dst, 255); err != nil {
-				return err
-			}
-			err = unix.Sendto(s.fd, s.buf, 0, &unix.SockaddrInet4{Addr: dst.As4()})
-		} else {
-			if s.buf, err = a.Append(s.buf[:0], s.src, dst); err != nil {
-				return err
-			}
-			sa := &unix.SockaddrInet6{Addr: dst.As16()}
-			if dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast() {
-				sa.ZoneId = uint32(s.zone)
-			}
-			err = unix.Sendto(s.fd, s.buf, 0, sa)
-		}
+	for sent := 0; sent < s.n; {
+		n, err := s.batch.WriteBatch(s.msgs[sent:s.n], 0)
+		sent += n
 		if err != nil {
-			errs = append(errs, fmt.Errorf("send advert to %v: %w", dst, err))
+			errs = append(errs, fmt.Errorf("send advert to %v: %w", s.msgs[sent].Addr, err))
+			sent++
 		}
 	}
+	s.n = 0
 	return errors.Join(errs...)
 }
 
-func (s *sender) close() { unix.Close(s.fd) }
+func (s *rawSocket) close() {
+	if s.conn != nil {
+		s.conn.Close()
+	} else if s.fd >= 0 {
+		unix.Close(s.fd)
+	}
+}
+
+// sender queues one instance's adverts on its interface's socket.
+type sender struct {
+	sock *rawSocket
+	src  netip.Addr
+	dsts []netip.Addr
+}
+
+// queue queues a to every destination; the agent flushes.
+func (s *sender) queue(a *vrrp.Advert) error {
+	for _, dst := range s.dsts {
+		b, err := s.build(s.sock.slot(), a, dst)
+		if err != nil {
+			return err
+		}
+		s.sock.queue(b, dst)
+	}
+	return nil
+}
+
+func (s *sender) build(b []byte, a *vrrp.Advert, dst netip.Addr) ([]byte, error) {
+	if s.src.Is4() {
+		return a.AppendPacket(b, s.src, dst, 255)
+	}
+	return a.Append(b, s.src, dst)
+}
 
 // sourceAddr chooses where adverts come from as keepalived does: the configured
 // mcast_src_ip or unicast_src_ip, else the interface's first IPv4 address that is
