@@ -353,18 +353,32 @@ int xdp_vrrp(struct xdp_md *ctx)
 	return XDP_PASS;
 }
 
-/* allowed reports whether a node may carry traffic for the VIP: the instance
- * owning it is MASTER and its lease has not run out. */
-static __always_inline int allowed(__u8 family, const void *addr)
+enum fence_verdict {
+	FENCE_PASS = 0,
+	FENCE_LEASE,     /* the owner is not MASTER with a lease */
+	FENCE_NO_ACCEPT, /* the owner is master in no_accept mode */
+};
+
+/* vip_verdict says whether a node may carry traffic for addr: yes if it is not a
+ * VIP; for a VIP, only while the instance owning it is MASTER and its lease has
+ * not run out, and, for traffic delivered to the VIP, only if the instance
+ * accepts it (RFC 5798 Accept_Mode). */
+static __always_inline int vip_verdict(__u8 family, const void *addr, int deliver)
 {
 	struct xvrrp_vip_key vk = {.family = family};
 	__builtin_memcpy(vk.addr, addr, family == XVRRP_FAMILY_IPV4 ? 4 : 16);
 	struct xvrrp_instance_key *ik = bpf_map_lookup_elem(&vips, &vk);
 	if (!ik)
-		return 1; /* not a VIP */
+		return FENCE_PASS;
 	struct xvrrp_instance *inst = bpf_map_lookup_elem(&instances, ik);
-	return inst && inst->state == XVRRP_STATE_MASTER && bpf_ktime_get_ns() < inst->lease_until_ns;
+	if (!inst || inst->state != XVRRP_STATE_MASTER || bpf_ktime_get_ns() >= inst->lease_until_ns)
+		return FENCE_LEASE;
+	if (deliver && (inst->flags & XVRRP_F_NO_ACCEPT))
+		return FENCE_NO_ACCEPT;
+	return FENCE_PASS;
 }
+
+#define ICMPV6_NS 135
 
 static __always_inline int fence(struct __sk_buff *skb, int egress)
 {
@@ -375,33 +389,37 @@ static __always_inline int fence(struct __sk_buff *skb, int egress)
 	if (!p)
 		return TC_ACT_OK;
 
-	int ok = 1;
+	int v = FENCE_PASS;
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = p;
 		if ((void *)(ip + 1) > end)
 			return TC_ACT_OK;
-		ok = allowed(XVRRP_FAMILY_IPV4, egress ? &ip->saddr : &ip->daddr);
+		v = vip_verdict(XVRRP_FAMILY_IPV4, egress ? &ip->saddr : &ip->daddr, !egress);
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = p;
 		if ((void *)(ip6 + 1) > end)
 			return TC_ACT_OK;
-		ok = allowed(XVRRP_FAMILY_IPV6, egress ? &ip6->saddr : &ip6->daddr);
+		__u8 *icmp = (__u8 *)(ip6 + 1);
+		int nd = ip6->nexthdr == IPPROTO_ICMPV6 && (void *)(icmp + 24) <= end &&
+			 (icmp[0] == ICMPV6_NS || icmp[0] == ICMPV6_NA);
+		/* Neighbour discovery for a VIP is answered even in no_accept mode. */
+		v = vip_verdict(XVRRP_FAMILY_IPV6, egress ? &ip6->saddr : &ip6->daddr, !egress && !nd);
 		/* A neighbour advertisement for a VIP, from whatever source. */
-		if (ok && egress && ip6->nexthdr == IPPROTO_ICMPV6) {
-			__u8 *icmp = (__u8 *)(ip6 + 1);
-			if ((void *)(icmp + 24) <= end && icmp[0] == ICMPV6_NA)
-				ok = allowed(XVRRP_FAMILY_IPV6, icmp + 8);
-		}
+		if (v == FENCE_PASS && egress && nd && icmp[0] == ICMPV6_NA)
+			v = vip_verdict(XVRRP_FAMILY_IPV6, icmp + 8, 0);
 	} else if (proto == bpf_htons(ETH_P_ARP) && egress) {
 		/* ARP replies and gratuitous ARPs announcing a VIP: the sender
 		 * protocol address, after the 8-byte header and the sender MAC. */
 		__u8 *arp = p;
 		if ((void *)(arp + 28) <= end && arp[4] == 6 && arp[5] == 4)
-			ok = allowed(XVRRP_FAMILY_IPV4, arp + 14);
+			v = vip_verdict(XVRRP_FAMILY_IPV4, arp + 14, 0);
 	}
-	if (ok)
+	if (v == FENCE_PASS)
 		return TC_ACT_OK;
-	count(egress ? XVRRP_COUNTER_FENCED_EGRESS : XVRRP_COUNTER_FENCED_INGRESS);
+	if (v == FENCE_NO_ACCEPT)
+		count(XVRRP_COUNTER_NO_ACCEPT);
+	else
+		count(egress ? XVRRP_COUNTER_FENCED_EGRESS : XVRRP_COUNTER_FENCED_INGRESS);
 	return TC_ACT_SHOT;
 }
 

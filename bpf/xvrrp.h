@@ -25,6 +25,7 @@ enum xvrrp_reason {
 enum xvrrp_counter {
 	XVRRP_COUNTER_FENCED_INGRESS = XVRRP_REASON_MAX,
 	XVRRP_COUNTER_FENCED_EGRESS,
+	XVRRP_COUNTER_NO_ACCEPT,   /* to a VIP of a master in no_accept mode */
 	XVRRP_COUNTER_MAX,
 };
 
@@ -69,7 +70,9 @@ struct xvrrp_instance {
 	__u64 lease_until_ns; /* CLOCK_MONOTONIC; the VIP passes the fence until then */
 };
 
-#define XVRRP_F_UNICAST (1 << 0) /* check the source against unicast_peers */
+#define XVRRP_F_UNICAST (1 << 0)   /* check the source against unicast_peers */
+#define XVRRP_F_NO_ACCEPT (1 << 1) /* no_accept: a master drops traffic to its VIPs,
+				    * but answers ARP and neighbour discovery */
 
 /* The last valid advert heard for an instance. */
 struct xvrrp_peer {

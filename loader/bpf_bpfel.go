@@ -18,7 +18,8 @@ type bpfXvrrpCounter uint32
 const (
 	bpfXvrrpCounterXVRRP_COUNTER_FENCED_INGRESS bpfXvrrpCounter = 12
 	bpfXvrrpCounterXVRRP_COUNTER_FENCED_EGRESS  bpfXvrrpCounter = 13
-	bpfXvrrpCounterXVRRP_COUNTER_MAX            bpfXvrrpCounter = 14
+	bpfXvrrpCounterXVRRP_COUNTER_NO_ACCEPT      bpfXvrrpCounter = 14
+	bpfXvrrpCounterXVRRP_COUNTER_MAX            bpfXvrrpCounter = 15
 )
 
 type bpfXvrrpEvent struct {

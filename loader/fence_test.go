@@ -52,19 +52,27 @@ func arpFrame(sender netip.Addr, op uint16) []byte {
 }
 
 func naFrame(target netip.Addr) []byte {
+	return ndFrame(136, target, netip.MustParseAddr("ff02::1"))
+}
+
+// ndFrame is a neighbour solicitation (135) or advertisement (136) for target,
+// sent to dst.
+func ndFrame(typ byte, target, dst netip.Addr) []byte {
 	src := netip.MustParseAddr("fe80::5eff:fe10:b")
 	icmp := make([]byte, 24)
-	icmp[0] = 136 // neighbour advertisement
+	icmp[0] = typ
 	copy(icmp[8:], target.AsSlice())
 	pkt := []byte{0x60, 0, 0, 0, 0, 24, 58, 255}
 	pkt = append(pkt, src.AsSlice()...)
-	pkt = append(pkt, netip.MustParseAddr("ff02::1").AsSlice()...)
+	pkt = append(pkt, dst.AsSlice()...)
 	pkt = append(pkt, icmp...)
 	return frame(pkt, true)
 }
 
 // TestFence: VIP traffic passes the fence only while the owning instance is
-// MASTER with a lease that has not run out; everything else always passes.
+// MASTER with a lease that has not run out; everything else always passes. A
+// master in no_accept mode drops what is delivered to its VIPs, except
+// neighbour discovery, and still sends ARP and NAs for them.
 func TestFence(t *testing.T) {
 	d := newDatapath(t)
 	owner4, owner6 := key(51, FamilyIPv4), key(53, FamilyIPv6)
@@ -82,33 +90,38 @@ func TestFence(t *testing.T) {
 		frame   []byte
 		counter int
 		isVIP   bool
+		deliver bool // delivered to the VIP: refused in no_accept mode
 	}
 	frames := []frameCase{
-		{"IPv4 to the VIP", d.FenceIngress(), udpFrame(client, vip4), CounterFencedIngress, true},
-		{"IPv4 from the VIP", d.FenceEgress(), udpFrame(vip4, client), CounterFencedEgress, true},
-		{"IPv6 to the VIP", d.FenceIngress(), udpFrame(client6, vip6), CounterFencedIngress, true},
-		{"IPv6 from the VIP", d.FenceEgress(), udpFrame(vip6, client6), CounterFencedEgress, true},
-		{"gratuitous ARP for the VIP", d.FenceEgress(), arpFrame(vip4, 1), CounterFencedEgress, true},
-		{"ARP reply for the VIP", d.FenceEgress(), arpFrame(vip4, 2), CounterFencedEgress, true},
-		{"neighbour advertisement for the VIP", d.FenceEgress(), naFrame(vip6), CounterFencedEgress, true},
-		{"other IPv4 traffic", d.FenceIngress(), udpFrame(client, other), 0, false},
-		{"other ARP", d.FenceEgress(), arpFrame(other, 2), 0, false},
-		{"other NA", d.FenceEgress(), naFrame(netip.MustParseAddr("2001:db8::99")), 0, false},
+		{"IPv4 to the VIP", d.FenceIngress(), udpFrame(client, vip4), CounterFencedIngress, true, true},
+		{"IPv4 from the VIP", d.FenceEgress(), udpFrame(vip4, client), CounterFencedEgress, true, false},
+		{"IPv6 to the VIP", d.FenceIngress(), udpFrame(client6, vip6), CounterFencedIngress, true, true},
+		{"IPv6 from the VIP", d.FenceEgress(), udpFrame(vip6, client6), CounterFencedEgress, true, false},
+		{"neighbour solicitation to the VIP", d.FenceIngress(), ndFrame(135, vip6, vip6), CounterFencedIngress, true, false},
+		{"gratuitous ARP for the VIP", d.FenceEgress(), arpFrame(vip4, 1), CounterFencedEgress, true, false},
+		{"ARP reply for the VIP", d.FenceEgress(), arpFrame(vip4, 2), CounterFencedEgress, true, false},
+		{"neighbour advertisement for the VIP", d.FenceEgress(), naFrame(vip6), CounterFencedEgress, true, false},
+		{"other IPv4 traffic", d.FenceIngress(), udpFrame(client, other), 0, false, false},
+		{"other ARP", d.FenceEgress(), arpFrame(other, 2), 0, false, false},
+		{"other NA", d.FenceEgress(), naFrame(netip.MustParseAddr("2001:db8::99")), 0, false, false},
 	}
 	now := monotonicNow(t)
 	for _, state := range []struct {
 		name  string
 		state uint8
 		lease uint64
+		flags uint32
 		pass  bool
 	}{
-		{"MASTER with a lease", StateMaster, now + uint64(time.Hour), true},
-		{"BACKUP", StateBackup, now + uint64(time.Hour), false},
-		{"MASTER with an expired lease", StateMaster, now - 1, false},
-		{"FAULT", StateFault, 0, false},
+		{"MASTER with a lease", StateMaster, now + uint64(time.Hour), 0, true},
+		{"no_accept MASTER with a lease", StateMaster, now + uint64(time.Hour), FlagNoAccept, true},
+		{"BACKUP", StateBackup, now + uint64(time.Hour), 0, false},
+		{"MASTER with an expired lease", StateMaster, now - 1, 0, false},
+		{"no_accept MASTER with an expired lease", StateMaster, now - 1, FlagNoAccept, false},
+		{"FAULT", StateFault, 0, 0, false},
 	} {
 		for _, k := range []InstanceKey{owner4, owner6} {
-			if err := d.PutInstance(k, Instance{State: state.state, LeaseUntilNs: state.lease}); err != nil {
+			if err := d.PutInstance(k, Instance{State: state.state, LeaseUntilNs: state.lease, Flags: state.flags}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -120,17 +133,24 @@ func TestFence(t *testing.T) {
 					t.Fatal(err)
 				}
 				after, _ := d.Counters()
-				pass := state.pass || !fc.isVIP
+				counter := -1 // none moves
+				switch {
+				case !fc.isVIP:
+				case !state.pass:
+					counter = fc.counter
+				case state.flags&FlagNoAccept != 0 && fc.deliver:
+					counter = CounterNoAccept
+				}
 				want := uint32(tcOK)
-				if !pass {
+				if counter >= 0 {
 					want = tcShot
 				}
 				if ret != want {
 					t.Errorf("verdict %d, want %d", ret, want)
 				}
-				for _, c := range []int{CounterFencedIngress, CounterFencedEgress} {
+				for _, c := range []int{CounterFencedIngress, CounterFencedEgress, CounterNoAccept} {
 					wantMoved := uint64(0)
-					if !pass && c == fc.counter {
+					if c == counter {
 						wantMoved = 1
 					}
 					if moved := after[c] - before[c]; moved != wantMoved {

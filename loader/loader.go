@@ -425,7 +425,7 @@ func (d *Datapath) DeleteVIP(k VIPKey) error { return d.objs.Vips.Delete(k) }
 func (d *Datapath) PutUnicastPeer(k UnicastKey) error { return d.objs.UnicastPeers.Put(k, uint8(1)) }
 
 // Counters returns the stats map summed over CPUs, indexed by vrrp.Reason, then
-// the fence counters (CounterFencedIngress, CounterFencedEgress).
+// the fence counters (CounterFencedIngress, CounterFencedEgress, CounterNoAccept).
 func (d *Datapath) Counters() ([]uint64, error) {
 	out := make([]uint64, CounterMax)
 	for i := range out {
@@ -444,6 +444,7 @@ func (d *Datapath) Counters() ([]uint64, error) {
 const (
 	CounterFencedIngress = int(bpfXvrrpCounterXVRRP_COUNTER_FENCED_INGRESS)
 	CounterFencedEgress  = int(bpfXvrrpCounterXVRRP_COUNTER_FENCED_EGRESS)
+	CounterNoAccept      = int(bpfXvrrpCounterXVRRP_COUNTER_NO_ACCEPT)
 	CounterMax           = int(bpfXvrrpCounterXVRRP_COUNTER_MAX)
 )
 
@@ -457,7 +458,8 @@ const (
 	FamilyIPv4 = uint8(bpfXvrrpFamilyXVRRP_FAMILY_IPV4)
 	FamilyIPv6 = uint8(bpfXvrrpFamilyXVRRP_FAMILY_IPV6)
 
-	FlagUnicast = 1
+	FlagUnicast  = 1 << 0 // XVRRP_F_UNICAST
+	FlagNoAccept = 1 << 1 // XVRRP_F_NO_ACCEPT
 
 	EventNewSource = uint32(bpfXvrrpEventKindXVRRP_EVENT_NEW_SOURCE)
 	EventPriority  = uint32(bpfXvrrpEventKindXVRRP_EVENT_PRIORITY)

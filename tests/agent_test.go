@@ -289,15 +289,7 @@ func TestReturnOfTheMaster(t *testing.T) {
 // fencedCounts reads a daemon's pinned stats: packets fenced in and out.
 func fencedCounts(t *testing.T, pinDir string) (in, out uint64) {
 	t.Helper()
-	dp, err := loader.Load(loader.Options{PinDir: pinDir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer dp.Close()
-	c, err := dp.Counters()
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := counters(t, pinDir)
 	return c[loader.CounterFencedIngress], c[loader.CounterFencedEgress]
 }
 
@@ -394,4 +386,107 @@ func TestRestartWithinLease(t *testing.T) {
 	}
 	outage, err := p.Outage(restart)
 	t.Logf("largest gap across the restart: %v (%v)", outage, err)
+}
+
+// counters reads a daemon's pinned stats map.
+func counters(t *testing.T, pinDir string) []uint64 {
+	t.Helper()
+	dp, err := loader.Load(loader.Options{PinDir: pinDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dp.Close()
+	c, err := dp.Counters()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Accept mode (RFC 5798 6.4.3): a master that is not the address owner and runs
+// no_accept answers ARP for its VIP but refuses traffic to it; with accept (the
+// default outside vrrp_strict), it serves it.
+func TestAcceptMode(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		extra  string
+		answer bool
+	}{
+		{"no_accept", "    no_accept", false},
+		{"accept", "    accept", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, x1, x2 := pairH1First(t, node{prio: 150, extra: tc.extra}, node{prio: 100, extra: tc.extra})
+			waitLog(t, x2, "(VI_1) Entering BACKUP STATE (init)")
+			h1 := l.Hosts[0]
+			p, err := l.Client.StartProber(vip4, 5*time.Millisecond, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(600 * time.Millisecond)
+			p.Stop()
+			answered := 0
+			for _, a := range p.Answers() {
+				if a.From != "" {
+					answered++
+					if a.From != "h1" || a.Also != "" {
+						t.Errorf("probe answered by %q and %q, want h1 only", a.From, a.Also)
+					}
+				}
+			}
+			refused := counters(t, x1.PinDir)[loader.CounterNoAccept]
+			t.Logf("%d of %d probes answered; h1 refused %d packets as no_accept", answered, len(p.Answers()), refused)
+			if tc.answer && answered < len(p.Answers())/2 {
+				t.Errorf("accept mode: only %d of %d probes answered", answered, len(p.Answers()))
+			}
+			if !tc.answer {
+				if answered != 0 {
+					t.Errorf("no_accept: %d probes answered", answered)
+				}
+				if refused < uint64(len(p.Answers()))/2 {
+					t.Errorf("no_accept: h1 counted %d refused packets for %d probes", refused, len(p.Answers()))
+				}
+			}
+			// Either way the VIP resolves to the master: it answers ARP.
+			if got, want := neighbourOf(t, l.Client, vip4), macOf(t, h1); got != want {
+				t.Errorf("the client resolves the VIP to %q; h1 is %s", got, want)
+			}
+		})
+	}
+}
+
+// neighbourOf is the link-layer address the host has for addr, "" if none.
+func neighbourOf(t *testing.T, h *lab.Host, addr netip.Addr) string {
+	t.Helper()
+	var mac string
+	err := h.Netlink(func(nh *netlink.Handle) error {
+		neighs, err := nh.NeighList(0, netlink.FAMILY_ALL)
+		for _, n := range neighs {
+			if n.IP.Equal(net.IP(addr.AsSlice())) {
+				mac = n.HardwareAddr.String()
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mac
+}
+
+// macOf is the host's eth0 address.
+func macOf(t *testing.T, h *lab.Host) string {
+	t.Helper()
+	var mac string
+	err := h.Netlink(func(nh *netlink.Handle) error {
+		l, err := nh.LinkByName("eth0")
+		if err == nil {
+			mac = l.Attrs().HardwareAddr.String()
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mac
 }

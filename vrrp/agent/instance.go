@@ -146,6 +146,9 @@ func (a *Agent) newInstance(in *config.Instance) (*instance, error) {
 	if len(in.UnicastPeers) > 0 {
 		k.Flags |= loader.FlagUnicast
 	}
+	if !in.Accept {
+		k.Flags |= loader.FlagNoAccept
+	}
 
 	// A previous run may have left this instance master with a lease still
 	// running (a restart): then keep its VIPs and carry on as master. Any other
