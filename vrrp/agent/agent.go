@@ -47,6 +47,7 @@ type Agent struct {
 	log    *slog.Logger
 	now    func() time.Duration
 	dp     *loader.Datapath
+	nl     *netlink.Handle
 	insts  []*instance
 	byKey  map[loader.InstanceKey]*instance
 	groups map[string][]*instance
@@ -69,8 +70,12 @@ func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
 	if len(cfg.Instances) == 0 {
 		return nil, errors.New("no vrrp_instance in the configuration")
 	}
+	if a.nl, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
+		return nil, fmt.Errorf("netlink: %w", err)
+	}
 	a.dp, err = loader.Load(loader.Options{PinDir: opt.PinDir, Logger: a.log, TC: opt.TC})
 	if err != nil {
+		a.nl.Close()
 		return nil, err
 	}
 	defer func() {
@@ -113,6 +118,7 @@ func (a *Agent) closeAll() {
 	for _, an := range a.anns {
 		an.close()
 	}
+	a.nl.Close()
 }
 
 type linkState struct {
@@ -333,6 +339,13 @@ func (a *Agent) apply(in *instance, acts []vrrp.Action) {
 		in.garpBurst = 0
 		a.garpDue(in, now)
 	}
+	// Logged once the work is done: a log line would cost a takeover tens of
+	// microseconds before its first gratuitous ARP.
+	for _, act := range acts {
+		if act.Kind == vrrp.ActTransition {
+			a.logTransition(in, act)
+		}
+	}
 	if moved == nil || a.forcing || in.cfg.SyncGroup == "" {
 		return
 	}
@@ -368,6 +381,9 @@ func (a *Agent) transition(in *instance, act vrrp.Action, now time.Duration) {
 		}
 		in.garpAt = 0
 	}
+}
+
+func (a *Agent) logTransition(in *instance, act vrrp.Action) {
 	msg := fmt.Sprintf("(%s) Entering %s STATE", in.cfg.Name, act.To)
 	if act.To == vrrp.Init {
 		msg = fmt.Sprintf("(%s) Stopped", in.cfg.Name)

@@ -227,5 +227,5 @@ func (a *Agent) vipOf(in *config.Instance, v config.VIP, lnk netlink.Link) (vip,
 	if v.NoPrefixRt {
 		addr.Flags |= unix.IFA_F_NOPREFIXROUTE
 	}
-	return vip{link: lnk, addr: addr}, nil
+	return vip{nl: a.nl, link: lnk, addr: addr}, nil
 }

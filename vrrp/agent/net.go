@@ -11,6 +11,7 @@ import (
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/ndp"
+	"github.com/mdlayher/packet"
 	"github.com/vishvananda/netlink"
 	"github.com/xvrrp/xvrrp/vrrp"
 	"golang.org/x/net/ipv4"
@@ -260,6 +261,7 @@ func sourceAddr(ifi *net.Interface, family int, unicast bool, configured netip.A
 
 // vip is one virtual address as netlink adds it.
 type vip struct {
+	nl   *netlink.Handle // the agent's, kept open: a socket per request costs a takeover ~50 µs
 	link netlink.Link
 	addr *netlink.Addr
 }
@@ -272,7 +274,7 @@ func (v vip) ip() netip.Addr {
 }
 
 func (v vip) add() error {
-	err := netlink.AddrReplace(v.link, v.addr)
+	err := v.nl.AddrReplace(v.link, v.addr)
 	if err != nil {
 		return fmt.Errorf("add VIP %v: %w", v, err)
 	}
@@ -280,7 +282,7 @@ func (v vip) add() error {
 }
 
 func (v vip) del() error {
-	err := netlink.AddrDel(v.link, v.addr)
+	err := v.nl.AddrDel(v.link, v.addr)
 	if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("remove VIP %v: %w", v, err)
 	}
@@ -293,7 +295,7 @@ func (v vip) present() bool {
 	if v.addr.IP.To4() == nil {
 		family = netlink.FAMILY_V6
 	}
-	addrs, err := netlink.AddrList(v.link, family)
+	addrs, err := v.nl.AddrList(v.link, family)
 	if err != nil {
 		return false
 	}
@@ -316,9 +318,16 @@ type announcer struct {
 // open opens the socket for ip's family ahead of time, so that the first
 // announcement after a takeover does not pay for it.
 func (a *announcer) open(ip netip.Addr) error {
+	// Both sockets only send. The packet socket has protocol 0, so the
+	// kernel queues it no frames; the ICMPv6 one filters every type out.
 	if ip.Is4() && a.arp == nil {
-		c, err := arp.Dial(a.ifi)
+		p, err := packet.Listen(a.ifi, packet.Raw, 0, nil)
 		if err != nil {
+			return fmt.Errorf("gratuitous ARP on %s: %w", a.ifi.Name, err)
+		}
+		c, err := arp.New(a.ifi, p)
+		if err != nil {
+			p.Close()
 			return fmt.Errorf("gratuitous ARP on %s: %w", a.ifi.Name, err)
 		}
 		a.arp = c
@@ -326,6 +335,12 @@ func (a *announcer) open(ip netip.Addr) error {
 	if ip.Is6() && a.ndp == nil {
 		c, _, err := ndp.Listen(a.ifi, ndp.LinkLocal)
 		if err != nil {
+			return fmt.Errorf("neighbour advertisement on %s: %w", a.ifi.Name, err)
+		}
+		var none ipv6.ICMPFilter
+		none.SetAll(true)
+		if err := c.SetICMPFilter(&none); err != nil {
+			c.Close()
 			return fmt.Errorf("neighbour advertisement on %s: %w", a.ifi.Name, err)
 		}
 		a.ndp = c
