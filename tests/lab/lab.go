@@ -40,12 +40,17 @@ const bridgeName = "br0"
 var (
 	Subnet4 = netip.MustParsePrefix("192.0.2.0/24")
 	Subnet6 = netip.MustParsePrefix("2001:db8::/64")
+	// Subnet4b numbers eth1 (Options.SecondLink): .11, .12, …
+	Subnet4b = netip.MustParsePrefix("198.51.100.0/24")
 )
 
 // Options say what to build.
 type Options struct {
 	Hosts  int  // VRRP nodes, h1 … hN
 	Client bool // one more host, "client", for probes
+	// SecondLink gives every host a second interface, eth1, into the same
+	// bridge, numbered from Subnet4b: for instances on two interfaces.
+	SecondLink bool
 }
 
 // Lab is a bridge and the hosts plugged into it.
@@ -78,9 +83,11 @@ type Host struct {
 	MAC   net.HardwareAddr
 	IPv4  netip.Prefix
 	IPv6  netip.Prefix
+	// Eth1IPv4 is eth1's address with Options.SecondLink.
+	Eth1IPv4 netip.Prefix
 
-	lab  *Lab
-	port string // the bridge's end of the veth, in the switch namespace
+	lab   *Lab
+	ports map[string]string // the bridge's end of each veth, in the switch namespace
 }
 
 // New builds a lab. On error nothing is left behind.
@@ -122,21 +129,21 @@ func New(ctx context.Context, opt Options) (_ *Lab, err error) {
 	}
 
 	for i := 1; i <= opt.Hosts; i++ {
-		h, err := l.addHost(ctx, fmt.Sprintf("h%d", i), 10+i)
+		h, err := l.addHost(ctx, fmt.Sprintf("h%d", i), 10+i, opt.SecondLink)
 		if err != nil {
 			return nil, err
 		}
 		l.Hosts = append(l.Hosts, h)
 	}
 	if opt.Client {
-		if l.Client, err = l.addHost(ctx, "client", 200); err != nil {
+		if l.Client, err = l.addHost(ctx, "client", 200, false); err != nil {
 			return nil, err
 		}
 	}
 	return l, nil
 }
 
-func (l *Lab) addHost(ctx context.Context, name string, n int) (*Host, error) {
+func (l *Lab) addHost(ctx context.Context, name string, n int, second bool) (*Host, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -147,16 +154,31 @@ func (l *Lab) addHost(ctx context.Context, name string, n int) (*Host, error) {
 		MAC:   net.HardwareAddr{0x02, 0x00, 0x5e, 0x10, byte(n >> 8), byte(n)},
 		IPv4:  netip.PrefixFrom(nthAddr(Subnet4.Addr(), n), Subnet4.Bits()),
 		// ::11 rather than ::b, so the two families read alike.
-		IPv6: netip.PrefixFrom(netip.MustParseAddr(fmt.Sprintf("2001:db8::%d", n)), Subnet6.Bits()),
-		lab:  l,
-		port: "p-" + name,
+		IPv6:  netip.PrefixFrom(netip.MustParseAddr(fmt.Sprintf("2001:db8::%d", n)), Subnet6.Bits()),
+		lab:   l,
+		ports: map[string]string{},
 	}
 	if err := createNS(h.NS, hostSysctls); err != nil {
 		return nil, err
 	}
+	if err := l.addLink(h, h.Iface, "p-"+name, h.MAC, h.IPv4, h.IPv6); err != nil {
+		return nil, fmt.Errorf("set up host %s: %w", name, err)
+	}
+	if second {
+		h.Eth1IPv4 = netip.PrefixFrom(nthAddr(Subnet4b.Addr(), n), Subnet4b.Bits())
+		mac := net.HardwareAddr{0x02, 0x00, 0x5e, 0x11, byte(n >> 8), byte(n)}
+		if err := l.addLink(h, "eth1", "q-"+name, mac, h.Eth1IPv4); err != nil {
+			return nil, fmt.Errorf("set up host %s: %w", name, err)
+		}
+	}
+	return h, nil
+}
+
+// addLink plugs a veth from the host's iface into the bridge, with addrs.
+func (l *Lab) addLink(h *Host, iface, port string, mac net.HardwareAddr, addrs ...netip.Prefix) error {
 	hostNS, err := netns.GetFromName(h.NS)
 	if err != nil {
-		return nil, fmt.Errorf("open namespace %s: %w", h.NS, err)
+		return fmt.Errorf("open namespace %s: %w", h.NS, err)
 	}
 	defer hostNS.Close()
 
@@ -166,20 +188,21 @@ func (l *Lab) addHost(ctx context.Context, name string, n int) (*Host, error) {
 			return err
 		}
 		veth := &netlink.Veth{
-			LinkAttrs:        netlink.LinkAttrs{Name: h.port, MasterIndex: br.Attrs().Index},
-			PeerName:         h.Iface,
-			PeerHardwareAddr: h.MAC,
+			LinkAttrs:        netlink.LinkAttrs{Name: port, MasterIndex: br.Attrs().Index},
+			PeerName:         iface,
+			PeerHardwareAddr: mac,
 			PeerNamespace:    netlink.NsFd(hostNS),
 		}
 		if err := nh.LinkAdd(veth); err != nil {
-			return fmt.Errorf("add veth %s: %w", h.port, err)
+			return fmt.Errorf("add veth %s: %w", port, err)
 		}
 		return nh.LinkSetUp(veth)
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	err = l.inNS(h.NS, func(nh *netlink.Handle) error {
+	h.ports[iface] = port
+	return l.inNS(h.NS, func(nh *netlink.Handle) error {
 		lo, err := nh.LinkByName("lo")
 		if err != nil {
 			return err
@@ -187,11 +210,11 @@ func (l *Lab) addHost(ctx context.Context, name string, n int) (*Host, error) {
 		if err := nh.LinkSetUp(lo); err != nil {
 			return err
 		}
-		eth, err := nh.LinkByName(h.Iface)
+		eth, err := nh.LinkByName(iface)
 		if err != nil {
 			return err
 		}
-		for _, p := range []netip.Prefix{h.IPv4, h.IPv6} {
+		for _, p := range addrs {
 			// NODAD: the address is usable at once instead of tentative for a second.
 			addr := &netlink.Addr{IPNet: prefixNet(p), Flags: unix.IFA_F_NODAD}
 			if err := nh.AddrAdd(eth, addr); err != nil {
@@ -200,10 +223,6 @@ func (l *Lab) addHost(ctx context.Context, name string, n int) (*Host, error) {
 		}
 		return nh.LinkSetUp(eth)
 	})
-	if err != nil {
-		return nil, fmt.Errorf("set up host %s: %w", name, err)
-	}
-	return h, nil
 }
 
 // Host returns the host with the given name, or nil.
@@ -267,16 +286,24 @@ func (l *Lab) Close() error {
 	return errors.Join(errs...)
 }
 
-// Cut takes the host's link down on the bridge's side, as a pulled cable would: the
-// host loses carrier and nobody hears it.
-func (h *Host) Cut() error { return h.setPort(false) }
+// Cut takes the host's eth0 down on the bridge's side, as a pulled cable would:
+// the host loses carrier and nobody hears it.
+func (h *Host) Cut() error { return h.setPort(h.Iface, false) }
 
-// Restore brings the host's link back.
-func (h *Host) Restore() error { return h.setPort(true) }
+// Restore brings the host's eth0 back.
+func (h *Host) Restore() error { return h.setPort(h.Iface, true) }
 
-func (h *Host) setPort(up bool) error {
+// CutLink and RestoreLink are Cut and Restore for another of the host's links.
+func (h *Host) CutLink(iface string) error     { return h.setPort(iface, false) }
+func (h *Host) RestoreLink(iface string) error { return h.setPort(iface, true) }
+
+func (h *Host) setPort(iface string, up bool) error {
+	name, ok := h.ports[iface]
+	if !ok {
+		return fmt.Errorf("%s has no link %s", h.Name, iface)
+	}
 	return h.lab.inNS(h.lab.switchNS, func(nh *netlink.Handle) error {
-		port, err := nh.LinkByName(h.port)
+		port, err := nh.LinkByName(name)
 		if err != nil {
 			return err
 		}

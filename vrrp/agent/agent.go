@@ -226,10 +226,9 @@ func (a *Agent) arm(t *timer) {
 func (a *Agent) start() {
 	now := a.now()
 	for _, in := range a.insts {
-		if !in.up {
-			a.apply(in, in.m.SetFault(now, true, "interface "+in.ifi.Name+" down"))
-			// A machine in FAULT still has to leave Init when the link comes
-			// back: SetFault(false) takes it to BACKUP.
+		if f := a.groupFault(in); f != "" {
+			// SetFault(false) takes it to BACKUP when the fault clears.
+			a.apply(in, in.m.SetFault(now, true, f))
 			continue
 		}
 		if in.resume {
@@ -305,14 +304,54 @@ func (a *Agent) link(l linkState) {
 		in.up = l.up
 		if l.up {
 			a.log.Info(fmt.Sprintf("(%s) interface %s up", in.cfg.Name, l.name))
-			if in.m.State() == vrrp.Init {
-				a.apply(in, in.m.Start(now))
-			} else {
-				a.apply(in, in.m.SetFault(now, false, "interface "+l.name+" up"))
-			}
 		} else {
 			a.log.Info(fmt.Sprintf("(%s) interface %s down", in.cfg.Name, l.name))
-			a.apply(in, in.m.SetFault(now, true, "interface "+l.name+" down"))
+		}
+		a.settleFault(in, now, "interface "+l.name+" up")
+	}
+}
+
+// faultOf says why the instance must be in FAULT, or "" if it need not: its own
+// interface is down.
+func faultOf(in *instance) string {
+	if !in.up {
+		return "interface " + in.ifi.Name + " down"
+	}
+	return ""
+}
+
+// groupFault is faultOf the instance or, in a sync group, of the first member
+// with a fault.
+func (a *Agent) groupFault(in *instance) string {
+	if f := faultOf(in); f != "" || in.cfg.SyncGroup == "" {
+		return f
+	}
+	for _, m := range a.groups[in.cfg.SyncGroup] {
+		if f := faultOf(m); f != "" {
+			return fmt.Sprintf("sync group %s: (%s) %s", in.cfg.SyncGroup, m.cfg.Name, f)
+		}
+	}
+	return ""
+}
+
+// settleFault puts the instance in or out of FAULT after one of its fault
+// conditions changed. A sync group, as keepalived's, is in FAULT while any
+// member has a fault, and leaves it only when none has; why is then the reason
+// logged.
+func (a *Agent) settleFault(in *instance, now time.Duration, why string) {
+	members := []*instance{in}
+	if g := in.cfg.SyncGroup; g != "" {
+		members = a.groups[g]
+	}
+	fault := a.groupFault(in)
+	for _, m := range members {
+		switch {
+		case fault != "":
+			a.apply(m, m.m.SetFault(now, true, fault))
+		case m.m.State() == vrrp.Init:
+			a.apply(m, m.m.Start(now))
+		default:
+			a.apply(m, m.m.SetFault(now, false, why))
 		}
 	}
 }
