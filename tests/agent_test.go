@@ -490,3 +490,47 @@ func macOf(t *testing.T, h *lab.Host) string {
 	}
 	return mac
 }
+
+// vrrp_startup_delay holds the instances back: h1, the higher priority, sends
+// no advert until the delay has passed, then preempts h2.
+func TestStartupDelay(t *testing.T) {
+	const delay = time.Second
+	l := labtest.New(t, lab.Options{Hosts: 2})
+	h1, h2 := l.Hosts[0], l.Hosts[1]
+	x2, err := h2.StartXvrrp(xvrrpBin, nodeConfig(node{prio: 100}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x2, "(VI_1) Entering MASTER STATE")
+	capture, err := h2.Capture("vrrp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x1, err := h1.StartXvrrp(xvrrpBin, nodeConfig(node{prio: 150, global: "    vrrp_startup_delay 1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x1, "delaying startup")
+	delaying := time.Now() // a little after the daemon logged it
+	waitLog(t, x1, "(VI_1) Entering MASTER STATE")
+	waitLog(t, x2, "(VI_1) Entering BACKUP STATE")
+	frames, err := capture.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first time.Time
+	for _, f := range frames {
+		if pkt, err := vrrp.DecodeFrame(f.Data); err == nil && pkt.Src == h1.IPv4.Addr() {
+			first = f.Time
+			break
+		}
+	}
+	if first.IsZero() {
+		t.Fatal("no advert from h1 captured")
+	}
+	if gap := first.Sub(delaying); gap < delay-100*time.Millisecond {
+		t.Errorf("h1's first advert came %v after it logged the delay, want about %v", gap, delay)
+	} else {
+		t.Logf("h1's first advert came %v after it logged the delay", gap)
+	}
+}
