@@ -91,7 +91,22 @@ type Script struct {
 	Rise     int
 	Fall     int
 	InitFail bool
+	// Check is set for an xvrrp_check, xvrrp's built-in check, and Command is
+	// then nil.
+	Check *Check
 }
+
+// Check is the test of an xvrrp_check block.
+type Check struct {
+	Kind   string // CheckTCP or CheckHTTP
+	Target string // ADDRESS:PORT, or the URL
+	Status int    // the HTTP status that means healthy, 200 by default
+}
+
+const (
+	CheckTCP  = "tcp_connect"
+	CheckHTTP = "http_get"
+)
 
 // Family of an instance, from its VIPs.
 type Family uint8

@@ -508,3 +508,58 @@ func TestExpandBraces(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
+
+func TestXvrrpCheck(t *testing.T) {
+	cfg, err := Parse("t.conf", `xvrrp_check web {
+    http_get http://127.0.0.1:8080/healthz
+    status 204
+    interval 0.5
+    fall 2
+    rise 3
+    weight -60
+}
+xvrrp_check db {
+    tcp_connect [::1]:5432
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 1
+    priority 100
+    virtual_ipaddress {
+        192.0.2.1/24
+    }
+    track_script {
+        web
+        db weight 10
+    }
+}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web, db := cfg.Script("web"), cfg.Script("db")
+	if web == nil || db == nil {
+		t.Fatal("checks missing")
+	}
+	if *web.Check != (Check{Kind: CheckHTTP, Target: "http://127.0.0.1:8080/healthz", Status: 204}) ||
+		web.Interval != 500*time.Millisecond || web.Fall != 2 || web.Rise != 3 || web.Weight != -60 {
+		t.Errorf("web: %+v %+v", web, web.Check)
+	}
+	if *db.Check != (Check{Kind: CheckTCP, Target: "[::1]:5432", Status: 200}) {
+		t.Errorf("db: %+v", db.Check)
+	}
+	if len(cfg.Warnings) != 0 {
+		t.Errorf("warnings: %v (built-in checks run no program)", cfg.Warnings)
+	}
+	for _, bad := range []struct{ body, want string }{
+		{"tcp_connect localhost", "t.conf:2: tcp_connect: 'localhost' is not ADDRESS:PORT"},
+		{"http_get ftp://x/", "t.conf:2: http_get: 'ftp://x/' is not an http:// or https:// URL"},
+		{"interval 1", "t.conf:1: xvrrp_check c has no test"},
+		{"http_get http://127.0.0.1/\n    status 42", "t.conf:3: status"},
+	} {
+		_, err := Parse("t.conf", "xvrrp_check c {\n    "+bad.body+"\n}\n")
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: error %v, want %q", bad.body, err, bad.want)
+		}
+	}
+}

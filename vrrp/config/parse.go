@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -312,6 +313,7 @@ func (p *parser) top(nodes []*node) {
 	p.walk("the top level", nodes, map[string]handler{
 		"global_defs":        func(n *node) { p.global(n) },
 		"vrrp_script":        func(n *node) { p.script(n) },
+		"xvrrp_check":        func(n *node) { p.check(n) },
 		"vrrp_instance":      func(n *node) { p.instance(n) },
 		"vrrp_sync_group":    func(n *node) { p.syncGroup(n) },
 		"vrrp_track_file":    func(n *node) { p.trackFile(n) },
@@ -465,15 +467,75 @@ func (p *parser) script(n *node) {
 	}
 	s := &Script{Pos: n.pos, Name: name, Interval: time.Second, Rise: 1, Fall: 1}
 	p.cfg.Scripts = append(p.cfg.Scripts, s)
-	p.walk("vrrp_script "+name, n.block, map[string]handler{
-		"script": func(n *node) {
-			if len(n.words) < 2 || n.hasBlock {
-				p.diags.errorf(n.pos, "script needs the command to run: script \"/path/to/check args\"")
-				return
+	h := p.scriptHandlers(s)
+	h["script"] = func(n *node) {
+		if len(n.words) < 2 || n.hasBlock {
+			p.diags.errorf(n.pos, "script needs the command to run: script \"/path/to/check args\"")
+			return
+		}
+		// Unquoted, the rest of the line is the command, as in keepalived 2.
+		s.Command = &Command{Pos: n.pos, Line: strings.Join(n.words[1:], " ")}
+	}
+	h["user"] = func(n *node) {
+		if p.args(n, 1, 2) && s.Command != nil {
+			s.Command.User = n.words[1]
+			if len(n.words) > 2 {
+				s.Command.Group = n.words[2]
 			}
-			// Unquoted, the rest of the line is the command, as in keepalived 2.
-			s.Command = &Command{Pos: n.pos, Line: strings.Join(n.words[1:], " ")}
-		},
+		}
+	}
+	p.walk("vrrp_script "+name, n.block, h)
+	if s.Command == nil {
+		p.diags.errorf(n.pos, "vrrp_script %s has no script", name)
+	}
+}
+
+// check reads xvrrp_check, xvrrp's built-in health check: a vrrp_script whose
+// test is a TCP connect or an HTTP GET instead of a program, tracked with
+// track_script like any script.
+func (p *parser) check(n *node) {
+	name, ok := p.named(n)
+	if !ok {
+		return
+	}
+	s := &Script{Pos: n.pos, Name: name, Interval: time.Second, Rise: 1, Fall: 1, Check: &Check{Status: 200}}
+	p.cfg.Scripts = append(p.cfg.Scripts, s)
+	h := p.scriptHandlers(s)
+	h["tcp_connect"] = func(n *node) {
+		if !p.args(n, 1, 1) {
+			return
+		}
+		if _, err := netip.ParseAddrPort(n.words[1]); err != nil {
+			p.diags.errorf(n.pos, "tcp_connect: '%s' is not ADDRESS:PORT (e.g. 127.0.0.1:5432 or [::1]:5432)", n.words[1])
+			return
+		}
+		s.Check.Kind, s.Check.Target = CheckTCP, n.words[1]
+	}
+	h["http_get"] = func(n *node) {
+		if !p.args(n, 1, 1) {
+			return
+		}
+		u, err := url.Parse(n.words[1])
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			p.diags.errorf(n.pos, "http_get: '%s' is not an http:// or https:// URL", n.words[1])
+			return
+		}
+		s.Check.Kind, s.Check.Target = CheckHTTP, n.words[1]
+	}
+	h["status"] = func(n *node) {
+		if p.args(n, 1, 1) {
+			s.Check.Status, _ = p.intArg(n, 1, 100, 599)
+		}
+	}
+	p.walk("xvrrp_check "+name, n.block, h)
+	if s.Check.Kind == "" {
+		p.diags.errorf(n.pos, "xvrrp_check %s has no test: add tcp_connect ADDRESS:PORT or http_get URL", name)
+	}
+}
+
+// scriptHandlers are the keywords vrrp_script and xvrrp_check share.
+func (p *parser) scriptHandlers(s *Script) map[string]handler {
+	return map[string]handler{
 		"interval": func(n *node) {
 			if p.args(n, 1, 1) {
 				if d, ok := p.secondsArg(n, 1, time.Millisecond, 1<<31*time.Second); ok {
@@ -499,22 +561,11 @@ func (p *parser) script(n *node) {
 				s.Fall, _ = p.intArg(n, 1, 1, 1<<31-1)
 			}
 		},
-		"user": func(n *node) {
-			if p.args(n, 1, 2) && s.Command != nil {
-				s.Command.User = n.words[1]
-				if len(n.words) > 2 {
-					s.Command.Group = n.words[2]
-				}
-			}
-		},
 		"init_fail": func(n *node) {
 			if p.args(n, 0, 0) {
 				s.InitFail = true
 			}
 		},
-	})
-	if s.Command == nil {
-		p.diags.errorf(n.pos, "vrrp_script %s has no script", name)
 	}
 }
 

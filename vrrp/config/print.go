@@ -35,8 +35,15 @@ func (c *Config) Print(w io.Writer) {
 		if timeout == 0 {
 			timeout = s.Interval
 		}
-		fmt.Fprintf(w, "vrrp_script %s: %q every %v, timeout %v, weight %d%s, rise %d, fall %d\n",
-			s.Name, s.Command.lineOrEmpty(), s.Interval, timeout, s.Weight, rev(s.Reverse), s.Rise, s.Fall)
+		kind, what := "vrrp_script", s.Command.lineOrEmpty()
+		if s.Check != nil {
+			kind, what = "xvrrp_check", s.Check.Kind+" "+s.Check.Target
+			if s.Check.Kind == CheckHTTP {
+				what += fmt.Sprintf(" (status %d)", s.Check.Status)
+			}
+		}
+		fmt.Fprintf(w, "%s %s: %q every %v, timeout %v, weight %d%s, rise %d, fall %d\n",
+			kind, s.Name, what, s.Interval, timeout, s.Weight, rev(s.Reverse), s.Rise, s.Fall)
 	}
 	for _, t := range c.TrackFiles {
 		fmt.Fprintf(w, "track_file %s: %s, weight %d%s\n", t.Name, t.File, t.Weight, rev(t.Reverse))

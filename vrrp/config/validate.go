@@ -16,8 +16,14 @@ func (p *parser) validate() {
 	}
 	p.validateSyncGroups()
 	p.uniqueVRIDs()
-	if len(c.Scripts) > 0 && !c.Global.EnableScriptSecurity {
-		p.diags.warnf(c.Scripts[0].Pos, "scripts will run without enable_script_security: keepalived calls this a SECURITY VIOLATION; set it in global_defs")
+	var programs []*Script
+	for _, s := range c.Scripts {
+		if s.Command != nil {
+			programs = append(programs, s)
+		}
+	}
+	if len(programs) > 0 && !c.Global.EnableScriptSecurity {
+		p.diags.warnf(programs[0].Pos, "scripts will run without enable_script_security: keepalived calls this a SECURITY VIOLATION; set it in global_defs")
 	}
 }
 
