@@ -91,19 +91,19 @@ Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF).`,
 // yet, rather than run without it.
 func unsupportedAtRun(cfg *config.Config) error {
 	var missing []string
-	for _, in := range cfg.Instances {
-		if len(in.TrackScripts)+len(in.TrackFiles)+len(in.TrackProcesses)+len(in.TrackInterfaces) > 0 {
-			missing = append(missing, fmt.Sprintf("%s: %s: track_* (health tracking)", in.Pos, in.Name))
+	check := func(pos config.Pos, owner string, n config.Notify) {
+		if n.Deleted != nil {
+			missing = append(missing, fmt.Sprintf("%s: %s: notify_deleted", pos, owner))
 		}
-		n := in.Notify
-		if n.Master != nil || n.Backup != nil || n.Fault != nil || n.Stop != nil || n.Any != nil {
-			missing = append(missing, fmt.Sprintf("%s: %s: notify scripts", in.Pos, in.Name))
+		if n.MasterRxLowerPri != nil {
+			missing = append(missing, fmt.Sprintf("%s: %s: notify_master_rx_lower_pri", pos, owner))
 		}
 	}
+	for _, in := range cfg.Instances {
+		check(in.Pos, in.Name, in.Notify)
+	}
 	for _, g := range cfg.SyncGroups {
-		if len(g.TrackScripts)+len(g.TrackFiles)+len(g.TrackProcesses)+len(g.TrackInterfaces) > 0 {
-			missing = append(missing, fmt.Sprintf("%s: %s: track_* (health tracking)", g.Pos, g.Name))
-		}
+		check(g.Pos, g.Name, g.Notify)
 	}
 	if len(missing) == 0 {
 		return nil

@@ -19,6 +19,7 @@ import (
 	"github.com/xvrrp/xvrrp/loader"
 	"github.com/xvrrp/xvrrp/vrrp"
 	"github.com/xvrrp/xvrrp/vrrp/config"
+	"github.com/xvrrp/xvrrp/vrrp/track"
 	"golang.org/x/sys/unix"
 )
 
@@ -55,6 +56,14 @@ type Agent struct {
 	socks  map[sockKey]*rawSocket
 	// forcing is set while a sync group's members follow one of them.
 	forcing bool
+	// running is set once the instances have started.
+	running bool
+
+	health       health
+	trackers     *track.Trackers
+	stopTrackers context.CancelFunc
+	notify       *notifier
+	groupState   map[string]vrrp.State // last state a sync group was notified in
 }
 
 // New checks the configuration against this host, loads and attaches the
@@ -63,7 +72,7 @@ func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
 	// The kernel's clock: its advert timestamps and the timerfd are on it.
 	a := &Agent{cfg: cfg, opt: opt, log: opt.Logger, now: Monotonic,
 		byKey: map[loader.InstanceKey]*instance{}, groups: map[string][]*instance{},
-		anns: map[int]*announcer{}, socks: map[sockKey]*rawSocket{}}
+		anns: map[int]*announcer{}, socks: map[sockKey]*rawSocket{}, groupState: map[string]vrrp.State{}}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -108,10 +117,56 @@ func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
 			a.groups[in.SyncGroup] = append(a.groups[in.SyncGroup], inst)
 		}
 	}
+	if err := a.startTrackers(); err != nil {
+		return nil, err
+	}
+	if a.notify, err = newNotifier(cfg, a.log); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
+// startTrackers starts the health trackers and takes their first states: the
+// instances start at the priority these give.
+func (a *Agent) startTrackers() error {
+	a.health = newHealth()
+	for _, in := range a.cfg.Instances {
+		a.trackedLinks(in.TrackInterfaces)
+	}
+	for _, g := range a.cfg.SyncGroups {
+		a.trackedLinks(g.TrackInterfaces)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	t, err := track.Start(ctx, a.cfg, a.log)
+	if err != nil {
+		cancel()
+		return err
+	}
+	a.trackers, a.stopTrackers = t, cancel
+	for _, u := range t.Initial {
+		a.health.set(u)
+	}
+	for _, in := range a.insts {
+		_, prio := a.verdict(in)
+		in.m.SetPriority(a.now(), prio) // in Init: no action
+	}
+	return nil
+}
+
+func (a *Agent) trackedLinks(ti []config.TrackInterface) {
+	for _, t := range ti {
+		l, err := a.nl.LinkByName(t.Name)
+		a.health.ifUp[t.Name] = err == nil && linkUp(l.Attrs())
+	}
+}
+
 func (a *Agent) closeAll() {
+	if a.stopTrackers != nil {
+		a.stopTrackers()
+	}
+	if a.notify != nil {
+		a.notify.close()
+	}
 	for _, s := range a.socks {
 		s.close()
 	}
@@ -197,6 +252,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		case l := <-links:
 			a.link(l)
+		case u := <-a.trackers.C:
+			a.track(u)
 		case <-timer.C:
 			timer.fired()
 			a.expire()
@@ -224,6 +281,7 @@ func (a *Agent) arm(t *timer) {
 }
 
 func (a *Agent) start() {
+	a.running = true
 	now := a.now()
 	for _, in := range a.insts {
 		if f := a.groupFault(in); f != "" {
@@ -296,38 +354,48 @@ func (a *Agent) expire() {
 }
 
 func (a *Agent) link(l linkState) {
-	now := a.now()
+	changed := false
 	for _, in := range a.insts {
 		if in.ifi.Index != l.index || in.up == l.up {
 			continue
 		}
-		in.up = l.up
-		if l.up {
-			a.log.Info(fmt.Sprintf("(%s) interface %s up", in.cfg.Name, l.name))
-		} else {
-			a.log.Info(fmt.Sprintf("(%s) interface %s down", in.cfg.Name, l.name))
-		}
-		a.settleFault(in, now, "interface "+l.name+" up")
+		in.up, changed = l.up, true
+		a.log.Info(fmt.Sprintf("(%s) interface %s %s", in.cfg.Name, l.name, upDown(l.up)))
+	}
+	if up, tracked := a.health.ifUp[l.name]; tracked && up != l.up {
+		a.health.ifUp[l.name], changed = l.up, true
+		a.log.Info(fmt.Sprintf("tracked interface %s %s", l.name, upDown(l.up)))
+	}
+	if changed {
+		a.reassess("interface " + l.name + " up")
 	}
 }
 
+func upDown(up bool) string {
+	if up {
+		return "up"
+	}
+	return "down"
+}
+
 // faultOf says why the instance must be in FAULT, or "" if it need not: its own
-// interface is down.
-func faultOf(in *instance) string {
+// interface is down, or a tracker says so.
+func (a *Agent) faultOf(in *instance) string {
 	if !in.up {
 		return "interface " + in.ifi.Name + " down"
 	}
-	return ""
+	f, _ := a.verdict(in)
+	return f
 }
 
 // groupFault is faultOf the instance or, in a sync group, of the first member
 // with a fault.
 func (a *Agent) groupFault(in *instance) string {
-	if f := faultOf(in); f != "" || in.cfg.SyncGroup == "" {
+	if f := a.faultOf(in); f != "" || in.cfg.SyncGroup == "" {
 		return f
 	}
 	for _, m := range a.groups[in.cfg.SyncGroup] {
-		if f := faultOf(m); f != "" {
+		if f := a.faultOf(m); f != "" {
 			return fmt.Sprintf("sync group %s: (%s) %s", in.cfg.SyncGroup, m.cfg.Name, f)
 		}
 	}
@@ -390,11 +458,35 @@ func (a *Agent) apply(in *instance, acts []vrrp.Action) {
 	}
 	a.forcing = true
 	defer func() { a.forcing = false }()
-	for _, o := range a.groups[in.cfg.SyncGroup] {
+	g := in.cfg.SyncGroup
+	for _, o := range a.groups[g] {
 		if o != in {
-			a.apply(o, o.m.Force(now, moved.To, "sync group "+in.cfg.SyncGroup))
+			a.apply(o, o.m.Force(now, moved.To, "sync group "+g))
 		}
 	}
+	// The group's own notification, once all its members are there.
+	for _, o := range a.groups[g] {
+		if o.m.State() != moved.To {
+			return
+		}
+	}
+	if a.groupState[g] != moved.To {
+		a.groupState[g] = moved.To
+		a.log.Info(fmt.Sprintf("(%s) Sync group entering %s STATE", g, stateName(moved.To)))
+		for _, sg := range a.cfg.SyncGroups {
+			if sg.Name == g {
+				a.notify.group(sg, stateName(moved.To))
+			}
+		}
+	}
+}
+
+// stateName is a state as notify scripts and FIFOs name it: Init is STOP.
+func stateName(s vrrp.State) string {
+	if s == vrrp.Init {
+		return "STOP"
+	}
+	return s.String()
 }
 
 func (a *Agent) transition(in *instance, act vrrp.Action, now time.Duration) {
@@ -431,6 +523,7 @@ func (a *Agent) logTransition(in *instance, act vrrp.Action) {
 		msg += " (init)"
 	}
 	a.log.Info(msg, "from", act.From.String(), "why", act.Why)
+	a.notify.instance(in.cfg, stateName(act.To), in.m.Priority())
 }
 
 func kernelState(s vrrp.State) uint8 {

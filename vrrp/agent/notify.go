@@ -1,0 +1,213 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/xvrrp/xvrrp/vrrp/config"
+	"github.com/xvrrp/xvrrp/vrrp/track"
+	"golang.org/x/sys/unix"
+)
+
+// notifyHold is how long one notify script holds up the next: they run one at a
+// time, in the order of the transitions, but one that hangs does not stop the
+// rest for longer than this (it is still waited for, in the background).
+const notifyHold = 10 * time.Second
+
+// notifier runs notify scripts and writes notify FIFOs, as keepalived does,
+// away from the agent's goroutine: a slow script never delays a transition.
+type notifier struct {
+	log        *slog.Logger
+	progs      map[*config.Command]*track.Program
+	fifos      []*os.File
+	readers    []fifoReader // notify_fifo_script, running while we do
+	readerCmds []*os.Process
+	jobs       chan func()
+	done       chan struct{}
+}
+
+func newNotifier(cfg *config.Config, log *slog.Logger) (_ *notifier, err error) {
+	n := &notifier{log: log, progs: map[*config.Command]*track.Program{}, jobs: make(chan func(), 1024), done: make(chan struct{})}
+	opt := track.Options(cfg)
+	var errs []error
+	prepare := func(owner string, nt config.Notify) {
+		for _, c := range []struct {
+			what string
+			cmd  *config.Command
+		}{{"notify_master", nt.Master}, {"notify_backup", nt.Backup}, {"notify_fault", nt.Fault}, {"notify_stop", nt.Stop}, {"notify", nt.Any}} {
+			if c.cmd == nil {
+				continue
+			}
+			p, err := track.NewProgram(c.what+" of "+owner, c.cmd, opt, 0)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			n.progs[c.cmd] = p
+		}
+	}
+	for _, in := range cfg.Instances {
+		prepare(in.Name, in.Notify)
+	}
+	for _, g := range cfg.SyncGroups {
+		prepare(g.Name, g.Notify)
+	}
+	for _, f := range []*config.Fifo{cfg.Global.NotifyFifo, cfg.Global.VRRPNotifyFifo} {
+		if f == nil {
+			continue
+		}
+		file, err := openFifo(f.Path)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n.fifos = append(n.fifos, file)
+		if f.Script != nil {
+			p, err := track.NewProgram("notify_fifo_script", f.Script, opt, 0)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			n.readers = append(n.readers, fifoReader{p, f.Path})
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		n.closeFifos()
+		return nil, err
+	}
+	for _, r := range n.readers {
+		cmd := r.prog.Command(r.fifo)
+		if err := cmd.Start(); err != nil {
+			n.log.Warn("notify_fifo_script", "error", err)
+			continue
+		}
+		go cmd.Wait()
+		n.readerCmds = append(n.readerCmds, cmd.Process)
+	}
+	go n.work()
+	return n, nil
+}
+
+type fifoReader struct {
+	prog *track.Program
+	fifo string
+}
+
+// openFifo creates the FIFO if need be and opens it for writing without ever
+// blocking: read-write, so that opening does not wait for a reader, and
+// non-blocking, so that a full FIFO drops a line instead of stopping us.
+func openFifo(path string) (*os.File, error) {
+	if err := unix.Mkfifo(path, 0o600); err != nil && !errors.Is(err, unix.EEXIST) {
+		return nil, fmt.Errorf("notify FIFO %s: %w", path, err)
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		return nil, fmt.Errorf("notify FIFO %s: not a FIFO", path)
+	}
+	fd, err := unix.Open(path, unix.O_RDWR|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("notify FIFO %s: %w", path, err)
+	}
+	return os.NewFile(uintptr(fd), path), nil
+}
+
+// instance queues what keepalived does when an instance enters state: its
+// notify_<state> script, then its notify script with INSTANCE name state
+// priority, and a line on each FIFO.
+func (n *notifier) instance(in *config.Instance, state string, prio uint8) {
+	n.event(in.Notify, "INSTANCE", in.Name, state, strconv.Itoa(int(prio)))
+}
+
+// group is instance for a sync group: GROUP name state.
+func (n *notifier) group(g *config.SyncGroup, state string) {
+	n.event(g.Notify, "GROUP", g.Name, state)
+}
+
+func (n *notifier) event(nt config.Notify, args ...string) {
+	var specific *config.Command
+	switch args[2] {
+	case "MASTER":
+		specific = nt.Master
+	case "BACKUP":
+		specific = nt.Backup
+	case "FAULT":
+		specific = nt.Fault
+	case "STOP":
+		specific = nt.Stop
+	}
+	line := fmt.Sprintf("%s %q %s", args[0], args[1], args[2])
+	if len(args) > 3 {
+		line += " " + args[3]
+	}
+	line += "\n"
+	job := func() {
+		for _, f := range n.fifos {
+			if _, err := f.WriteString(line); err != nil {
+				n.log.Warn("notify FIFO: line dropped", "fifo", f.Name(), "error", err)
+			}
+		}
+		if p := n.progs[specific]; p != nil {
+			n.run(p)
+		}
+		if p := n.progs[nt.Any]; p != nil {
+			n.run(p, args...)
+		}
+	}
+	select {
+	case n.jobs <- job:
+	default:
+		n.log.Warn("notify queue full: notification dropped", "event", line)
+	}
+}
+
+func (n *notifier) run(p *track.Program, args ...string) {
+	cmd := p.Command(args...)
+	if err := cmd.Start(); err != nil {
+		n.log.Warn(p.Name, "error", err)
+		return
+	}
+	done := make(chan error, 1)
+	go func() {
+		err := cmd.Wait()
+		track.ReapGroupLater(cmd.Process.Pid) // what it left running, as it ends
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			n.log.Warn(p.Name, "error", err)
+		}
+	case <-time.After(notifyHold):
+		n.log.Warn(p.Name+" still running; not waiting for it", "pid", cmd.Process.Pid)
+	}
+}
+
+func (n *notifier) work() {
+	defer close(n.done)
+	for job := range n.jobs {
+		job()
+	}
+}
+
+// close runs what is queued, then closes the FIFOs and stops their readers.
+func (n *notifier) close() {
+	close(n.jobs)
+	select {
+	case <-n.done:
+	case <-time.After(notifyHold):
+	}
+	for _, p := range n.readerCmds {
+		p.Signal(unix.SIGTERM)
+	}
+	n.closeFifos()
+}
+
+func (n *notifier) closeFifos() {
+	for _, f := range n.fifos {
+		f.Close()
+	}
+}
