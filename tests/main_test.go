@@ -12,6 +12,10 @@ import (
 var xvrrpBin string
 
 func TestMain(m *testing.M) {
+	if filepath.Base(os.Args[0]) == websvcName {
+		websvc(os.Args[1])
+		return
+	}
 	dir, err := os.MkdirTemp("", "xvrrp-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -5,14 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"github.com/xvrrp/xvrrp/vrrp/config"
 )
 
@@ -69,7 +68,8 @@ func commIs(pid int, name string) bool {
 
 // procWatch counts the processes each track_process matches, from the kernel's
 // process events (the netlink proc connector: fork, exec, comm change, exit)
-// after one scan of /proc at the start; it never polls the process list.
+// after one scan of /proc at the start. Only where the kernel sends no events
+// (outside its initial network namespace) does it scan /proc every second.
 type procWatch struct {
 	procs []*config.TrackProcess
 	log   *slog.Logger
@@ -122,35 +122,39 @@ func (w *procWatch) healthy(p *config.TrackProcess) bool {
 	return n >= quorum && (p.QuorumMax == 0 || n <= p.QuorumMax)
 }
 
-// subscribe opens the proc connector. The kernel sends process events only to
-// sockets of the initial network namespace, so a daemon in another one (a
-// namespace lab, a container sharing the host's processes) opens it there.
+// subscribe opens the proc connector and checks that events arrive: the kernel
+// sends them only to sockets of its initial network namespace, so a daemon in
+// another one (a namespace lab, a container) gets none and must look at /proc.
 func subscribe(ch chan netlink.ProcEvent, done chan struct{}, errs chan error) error {
-	self, err1 := os.Stat("/proc/self/ns/net")
-	init, err2 := os.Stat("/proc/1/ns/net")
-	if err1 != nil || err2 != nil || os.SameFile(self, init) {
-		return netlink.ProcEventMonitor(ch, done, errs)
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := netns.Get()
-	if err != nil {
+	if err := netlink.ProcEventMonitor(ch, done, errs); err != nil {
 		return err
 	}
-	defer orig.Close()
-	initNS, err := netns.GetFromPath("/proc/1/ns/net")
-	if err != nil {
-		return err
+	if !selfTest(ch) {
+		close(done)
+		return fmt.Errorf("no process events in this network namespace")
 	}
-	defer initNS.Close()
-	if err := netns.Set(initNS); err != nil {
-		return fmt.Errorf("enter the initial network namespace for process events: %w", err)
+	return nil
+}
+
+// selfTest runs /bin/true and says whether its exit is reported.
+func selfTest(ch chan netlink.ProcEvent) bool {
+	cmd := exec.Command("/bin/true")
+	if err := cmd.Start(); err != nil {
+		return false
 	}
-	err = netlink.ProcEventMonitor(ch, done, errs)
-	if serr := netns.Set(orig); serr != nil {
-		panic("cannot return to the daemon's network namespace: " + serr.Error())
+	pid := uint32(cmd.Process.Pid)
+	cmd.Wait()
+	deadline := time.After(200 * time.Millisecond)
+	for {
+		select {
+		case e := <-ch:
+			if x, ok := e.Msg.(*netlink.ExitProcEvent); ok && x.ProcessPid == pid {
+				return true
+			}
+		case <-deadline:
+			return false
+		}
 	}
-	return err
 }
 
 func (w *procWatch) run(ctx context.Context, out chan<- Update) {
@@ -159,19 +163,32 @@ func (w *procWatch) run(ctx context.Context, out chan<- Update) {
 		done := make(chan struct{})
 		errs := make(chan error, 1)
 		if err := subscribe(ch, done, errs); err != nil {
-			w.log.Warn("track_process: process events unavailable, retrying in 1s", "error", err)
-		} else {
-			w.follow(ctx, ch, errs, out)
-			close(done)
+			// Where the kernel does not tell us, look at /proc every second.
+			w.log.Warn("track_process: counting from /proc every second", "error", err)
+			w.poll(ctx, out)
+			return
 		}
+		w.follow(ctx, ch, errs, out)
+		close(done)
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(time.Second):
 		}
-		// Events were lost: count again from /proc.
+	}
+}
+
+func (w *procWatch) poll(ctx context.Context, out chan<- Update) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
 		w.scan()
 		w.report(ctx, out)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }
 

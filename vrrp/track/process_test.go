@@ -1,0 +1,66 @@
+package track
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	"github.com/xvrrp/xvrrp/vrrp/config"
+)
+
+// The process count follows the kernel's events: a matching process exits and
+// the tracker goes down at once, another starts and it comes back. In the
+// kernel's initial network namespace (where `go test` runs) this is the proc
+// connector; elsewhere the once-a-second /proc scan.
+func TestTrackProcess(t *testing.T) {
+	if os.Getuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("needs root in CI")
+		}
+		t.Skip("the proc connector needs root")
+	}
+	start := func() *exec.Cmd {
+		cmd := exec.Command("sleep", "30", "xvrrp-track-process-test")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 100 && !commIs(cmd.Process.Pid, "sleep"); i++ {
+			time.Sleep(5 * time.Millisecond) // until it has exec'd
+		}
+		return cmd
+	}
+	cmd := start()
+	p := &config.TrackProcess{Name: "s", Process: "sleep", Params: "xvrrp-track-process-test", ParamMatch: "partial", Quorum: 1}
+	w := newProcWatch([]*config.TrackProcess{p}, slog.New(slog.DiscardHandler))
+	if !w.ok["s"] {
+		t.Fatal("the running process was not counted")
+	}
+	out := make(chan Update, 10)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go w.run(ctx, out)
+	time.Sleep(500 * time.Millisecond) // subscribed and self-tested
+	for _, want := range []bool{false, true} {
+		killed := time.Now()
+		if want {
+			cmd = start()
+		} else {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+		select {
+		case u := <-out:
+			if u.OK != want {
+				t.Fatalf("update %+v, want OK=%v", u, want)
+			}
+			t.Logf("OK=%v reported %v after the change", want, time.Since(killed))
+		case <-ctx.Done():
+			t.Fatalf("no update for OK=%v", want)
+		}
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+}
