@@ -22,18 +22,18 @@ func TestTrackProcess(t *testing.T) {
 		}
 		t.Skip("the proc connector needs root")
 	}
+	p := &config.TrackProcess{Name: "s", Process: "sleep", Params: "xvrrp-track-process-test", ParamMatch: "partial", Quorum: 1}
 	start := func() *exec.Cmd {
 		cmd := exec.Command("sleep", "30", "xvrrp-track-process-test")
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		for i := 0; i < 100 && !commIs(cmd.Process.Pid, "sleep"); i++ {
-			time.Sleep(5 * time.Millisecond) // until it has exec'd
+		for i := 0; i < 200 && !procMatch(p, cmd.Process.Pid); i++ {
+			time.Sleep(5 * time.Millisecond) // until its exec is complete
 		}
 		return cmd
 	}
 	cmd := start()
-	p := &config.TrackProcess{Name: "s", Process: "sleep", Params: "xvrrp-track-process-test", ParamMatch: "partial", Quorum: 1}
 	w := newProcWatch([]*config.TrackProcess{p}, slog.New(slog.DiscardHandler))
 	if !w.ok["s"] {
 		t.Fatal("the running process was not counted")
