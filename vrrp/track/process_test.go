@@ -22,9 +22,9 @@ func TestTrackProcess(t *testing.T) {
 		}
 		t.Skip("the proc connector needs root")
 	}
-	p := &config.TrackProcess{Name: "s", Process: "sleep", Params: "xvrrp-track-process-test", ParamMatch: "partial", Quorum: 1}
+	p := &config.TrackProcess{Name: "s", Process: "sleep", Params: "29.4711", Quorum: 1}
 	start := func() *exec.Cmd {
-		cmd := exec.Command("sleep", "30", "xvrrp-track-process-test")
+		cmd := exec.Command("sleep", "29.4711") // an argument no other process has
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
