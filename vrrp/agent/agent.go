@@ -402,28 +402,6 @@ func (a *Agent) groupFault(in *instance) string {
 	return ""
 }
 
-// settleFault puts the instance in or out of FAULT after one of its fault
-// conditions changed. A sync group, as keepalived's, is in FAULT while any
-// member has a fault, and leaves it only when none has; why is then the reason
-// logged.
-func (a *Agent) settleFault(in *instance, now time.Duration, why string) {
-	members := []*instance{in}
-	if g := in.cfg.SyncGroup; g != "" {
-		members = a.groups[g]
-	}
-	fault := a.groupFault(in)
-	for _, m := range members {
-		switch {
-		case fault != "":
-			a.apply(m, m.m.SetFault(now, true, fault))
-		case m.m.State() == vrrp.Init:
-			a.apply(m, m.m.Start(now))
-		default:
-			a.apply(m, m.m.SetFault(now, false, why))
-		}
-	}
-}
-
 // apply carries out a machine's actions in order, then moves the instance's
 // sync group along with it.
 func (a *Agent) apply(in *instance, acts []vrrp.Action) {
@@ -450,7 +428,7 @@ func (a *Agent) apply(in *instance, acts []vrrp.Action) {
 	// microseconds before its first gratuitous ARP.
 	for _, act := range acts {
 		if act.Kind == vrrp.ActTransition {
-			a.logTransition(in, act)
+			a.reportTransition(in, act)
 		}
 	}
 	if moved == nil || a.forcing || in.cfg.SyncGroup == "" {
@@ -514,7 +492,9 @@ func (a *Agent) transition(in *instance, act vrrp.Action, now time.Duration) {
 	}
 }
 
-func (a *Agent) logTransition(in *instance, act vrrp.Action) {
+// reportTransition logs a transition as keepalived does and queues its notify
+// scripts.
+func (a *Agent) reportTransition(in *instance, act vrrp.Action) {
 	msg := fmt.Sprintf("(%s) Entering %s STATE", in.cfg.Name, act.To)
 	if act.To == vrrp.Init {
 		msg = fmt.Sprintf("(%s) Stopped", in.cfg.Name)

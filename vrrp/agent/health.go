@@ -142,16 +142,18 @@ func (a *Agent) reassess(why string) {
 			a.putKernel(in, in.kernel.State, now)
 		}
 	}
+	// A sync group, as keepalived's, is in FAULT while any member has a fault
+	// of its own, and leaves it, all members together, when none has.
 	for _, in := range a.insts {
 		fault := a.groupFault(in)
 		switch st := in.m.State(); {
 		case fault != "" && st != vrrp.Fault:
-			a.settleFault(in, now, why)
+			a.apply(in, in.m.SetFault(now, true, fault))
 		case fault == "" && st == vrrp.Fault:
 			if why == "" {
 				why = "trackers healthy"
 			}
-			a.settleFault(in, now, why)
+			a.apply(in, in.m.SetFault(now, false, why))
 		}
 	}
 }

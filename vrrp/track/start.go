@@ -33,16 +33,17 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Trackers
 		if !used[KindScript][s.Name] {
 			continue
 		}
-		probe := checkProbe
-		if s.Check == nil {
+		var p func(context.Context) (bool, error)
+		if s.Check != nil {
+			p = checkProbe(s)
+		} else {
 			prog, err := NewProgram("vrrp_script "+s.Name, s.Command, opt, timeout(s))
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			probe = func(*config.Script) func(context.Context) (bool, error) { return prog.Run }
+			p = prog.Run
 		}
-		s, p := s, probe(s)
 		t.Initial = append(t.Initial, Update{Kind: KindScript, Name: s.Name, OK: !s.InitFail})
 		starts = append(starts, func() { go probeLoop(ctx, s, log, p, out) })
 	}
