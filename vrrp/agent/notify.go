@@ -24,8 +24,7 @@ type notifier struct {
 	log        *slog.Logger
 	progs      map[*config.Command]*track.Program
 	fifos      []*os.File
-	readers    []fifoReader // notify_fifo_script, running while we do
-	readerCmds []*os.Process
+	readerCmds []*os.Process // notify_fifo_script, running while we do
 	jobs       chan func()
 	done       chan struct{}
 }
@@ -34,6 +33,7 @@ func newNotifier(cfg *config.Config, log *slog.Logger) (_ *notifier, err error) 
 	n := &notifier{log: log, progs: map[*config.Command]*track.Program{}, jobs: make(chan func(), 1024), done: make(chan struct{})}
 	opt := track.Options(cfg)
 	var errs []error
+	var readers []fifoReader
 	prepare := func(owner string, nt config.Notify) {
 		for _, c := range []struct {
 			what string
@@ -72,14 +72,14 @@ func newNotifier(cfg *config.Config, log *slog.Logger) (_ *notifier, err error) 
 				errs = append(errs, err)
 				continue
 			}
-			n.readers = append(n.readers, fifoReader{p, f.Path})
+			readers = append(readers, fifoReader{p, f.Path})
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		n.closeFifos()
 		return nil, err
 	}
-	for _, r := range n.readers {
+	for _, r := range readers {
 		cmd := r.prog.Command(r.fifo)
 		if err := cmd.Start(); err != nil {
 			n.log.Warn("notify_fifo_script", "error", err)
