@@ -76,10 +76,13 @@ type procWatch struct {
 	// pids each tracker counts, and the state last reported.
 	pids map[string]map[int]bool
 	ok   map[string]bool
+	// due: when a change not yet reported is, if it lasts (fork_delay,
+	// terminate_delay).
+	due map[string]time.Time
 }
 
 func newProcWatch(procs []*config.TrackProcess, log *slog.Logger) *procWatch {
-	w := &procWatch{procs: procs, log: log, pids: map[string]map[int]bool{}, ok: map[string]bool{}}
+	w := &procWatch{procs: procs, log: log, pids: map[string]map[int]bool{}, ok: map[string]bool{}, due: map[string]time.Time{}}
 	w.scan()
 	for _, p := range procs {
 		w.ok[p.Name] = w.healthy(p)
@@ -181,14 +184,17 @@ func (w *procWatch) run(ctx context.Context, out chan<- Update) {
 func (w *procWatch) poll(ctx context.Context, out chan<- Update) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
+	w.scan()
+	w.report(ctx, out)
 	for {
-		w.scan()
-		w.report(ctx, out)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			w.scan()
+		case <-w.wake():
 		}
+		w.report(ctx, out)
 	}
 }
 
@@ -203,6 +209,8 @@ func (w *procWatch) follow(ctx context.Context, ch chan netlink.ProcEvent, errs 
 		case err := <-errs:
 			w.log.Warn("track_process: process events stopped", "error", err)
 			return
+		case <-w.wake():
+			w.report(ctx, out)
 		case e, ok := <-ch:
 			if !ok {
 				return
@@ -232,14 +240,43 @@ func (w *procWatch) follow(ctx context.Context, ch chan netlink.ProcEvent, errs 
 	}
 }
 
-// report sends the trackers whose state changed.
+// report sends the trackers whose state changed and stayed changed for their
+// fork_delay (up) or terminate_delay (down): keepalived's guard against a
+// bounce while a daemon re-forks or restarts.
 func (w *procWatch) report(ctx context.Context, out chan<- Update) {
+	now := time.Now()
 	for _, p := range w.procs {
-		if ok := w.healthy(p); ok != w.ok[p.Name] {
-			w.ok[p.Name] = ok
-			w.log.Info(fmt.Sprintf("Track_process(%s) %s", p.Name, map[bool]string{true: "up", false: "down"}[ok]),
-				"processes", len(w.pids[p.Name]))
-			send(ctx, out, Update{Kind: KindProcess, Name: p.Name, OK: ok})
+		ok := w.healthy(p)
+		if ok == w.ok[p.Name] {
+			delete(w.due, p.Name)
+			continue
+		}
+		due, waiting := w.due[p.Name]
+		if !waiting {
+			due = now.Add(map[bool]time.Duration{true: p.ForkDelay, false: p.TerminateDelay}[ok])
+			w.due[p.Name] = due
+		}
+		if now.Before(due) {
+			continue
+		}
+		delete(w.due, p.Name)
+		w.ok[p.Name] = ok
+		w.log.Info(fmt.Sprintf("Track_process(%s) %s", p.Name, map[bool]string{true: "up", false: "down"}[ok]),
+			"processes", len(w.pids[p.Name]))
+		send(ctx, out, Update{Kind: KindProcess, Name: p.Name, OK: ok})
+	}
+}
+
+// wake fires when the next delayed report is due; nil (never) if none is.
+func (w *procWatch) wake() <-chan time.Time {
+	var next time.Time
+	for _, d := range w.due {
+		if next.IsZero() || d.Before(next) {
+			next = d
 		}
 	}
+	if next.IsZero() {
+		return nil
+	}
+	return time.After(time.Until(next))
 }

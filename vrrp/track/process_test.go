@@ -64,3 +64,54 @@ func TestTrackProcess(t *testing.T) {
 	cmd.Process.Kill()
 	cmd.Wait()
 }
+
+// fork_delay and terminate_delay: a change is reported only once it has lasted
+// that long, and a bounce shorter than that is not reported at all.
+func TestTrackProcessDelay(t *testing.T) {
+	p := &config.TrackProcess{Name: "d", Process: "xvrrp-no-such", Quorum: 1,
+		ForkDelay: 50 * time.Millisecond, TerminateDelay: 80 * time.Millisecond}
+	w := newProcWatch([]*config.TrackProcess{p}, slog.New(slog.DiscardHandler))
+	if w.ok["d"] {
+		t.Fatal("counted a process that does not exist")
+	}
+	out := make(chan Update, 10)
+	ctx := context.Background()
+	noUpdate := func(when string) {
+		t.Helper()
+		if len(out) != 0 {
+			t.Fatalf("%s: reported %+v", when, <-out)
+		}
+	}
+	for _, up := range []bool{true, false} {
+		set := func(present bool) {
+			if present {
+				w.pids["d"][1] = true
+			} else {
+				delete(w.pids["d"], 1)
+			}
+			w.report(ctx, out)
+		}
+		set(up) // a bounce: changes and changes back within the delay
+		if w.wake() == nil {
+			t.Fatalf("up=%v: no delayed report pending", up)
+		}
+		set(!up)
+		if w.wake() != nil {
+			t.Fatalf("up=%v: a report still pending after the bounce", up)
+		}
+		noUpdate("bounce")
+
+		set(up) // a change that lasts
+		noUpdate("before the delay")
+		<-w.wake()
+		w.report(ctx, out)
+		select {
+		case u := <-out:
+			if u.OK != up {
+				t.Fatalf("reported %+v, want OK=%v", u, up)
+			}
+		default:
+			t.Fatalf("up=%v: not reported after the delay", up)
+		}
+	}
+}

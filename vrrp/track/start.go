@@ -3,7 +3,6 @@ package track
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 
 	"github.com/xvrrp/xvrrp/vrrp/config"
@@ -63,9 +62,6 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Trackers
 	for _, p := range cfg.TrackProcesses {
 		if !used[KindProcess][p.Name] {
 			continue
-		}
-		if p.ForkDelay > 0 || p.TerminateDelay > 0 {
-			errs = append(errs, fmt.Errorf("%s: vrrp_track_process %s: fork_delay and terminate_delay are not supported yet", p.Pos, p.Name))
 		}
 		procs = append(procs, p)
 	}
