@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 	"github.com/xvrrp/xvrrp/loader"
@@ -55,8 +54,8 @@ Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF).`,
 		if err != nil {
 			return configError(c.App.ErrWriter, file, err)
 		}
-		if err := unsupportedAtRun(cfg); err != nil {
-			return &exitError{code: exitFailure, err: err}
+		for _, w := range noReloadWarnings(cfg) {
+			log.Warn(w)
 		}
 
 		stateDir := c.String("state-dir")
@@ -87,16 +86,13 @@ Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF).`,
 	},
 }
 
-// unsupportedAtRun names what the configuration asks for that `run` does not do
-// yet, rather than run without it.
-func unsupportedAtRun(cfg *config.Config) error {
-	var missing []string
+// noReloadWarnings says what in the configuration never happens because xvrrp
+// does not reload: notify_deleted is for an instance removed by a reload.
+func noReloadWarnings(cfg *config.Config) []string {
+	var w []string
 	check := func(pos config.Pos, owner string, n config.Notify) {
 		if n.Deleted != nil {
-			missing = append(missing, fmt.Sprintf("%s: %s: notify_deleted", pos, owner))
-		}
-		if n.MasterRxLowerPri != nil {
-			missing = append(missing, fmt.Sprintf("%s: %s: notify_master_rx_lower_pri", pos, owner))
+			w = append(w, fmt.Sprintf("%s: %s: notify_deleted has no effect: xvrrp does not reload, so no instance is deleted while it runs", pos, owner))
 		}
 	}
 	for _, in := range cfg.Instances {
@@ -105,8 +101,5 @@ func unsupportedAtRun(cfg *config.Config) error {
 	for _, g := range cfg.SyncGroups {
 		check(g.Pos, g.Name, g.Notify)
 	}
-	if len(missing) == 0 {
-		return nil
-	}
-	return fmt.Errorf("not yet supported by xvrrp run:\n  %s", strings.Join(missing, "\n  "))
+	return w
 }

@@ -323,7 +323,26 @@ func (a *Agent) event(e loader.Event) {
 	if in == nil {
 		return
 	}
+	if in.m.State() == vrrp.Master && e.Priority != 0 && e.Priority < in.m.Priority() {
+		if script := a.rxLowerPriScript(in); script != nil || len(a.notify.fifos) > 0 {
+			a.notify.rxLowerPri(in.cfg, script, in.m.Priority())
+		}
+	}
 	a.apply(in, in.m.Advert(a.now(), heardOf(e.Key.Family, e.Addr, e.Priority, e.IntervalCs, e.TimeNs)))
+}
+
+// rxLowerPriScript is the instance's notify_master_rx_lower_pri, or else its
+// sync group's.
+func (a *Agent) rxLowerPriScript(in *instance) *config.Command {
+	if c := in.cfg.Notify.MasterRxLowerPri; c != nil {
+		return c
+	}
+	for _, g := range a.cfg.SyncGroups {
+		if g.Name == in.cfg.SyncGroup {
+			return g.Notify.MasterRxLowerPri
+		}
+	}
+	return nil
 }
 
 func heardOf(family uint8, addr [16]byte, prio uint8, intervalCs uint16, at uint64) vrrp.Heard {

@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"os"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/xvrrp/xvrrp/vrrp/config"
@@ -27,10 +29,13 @@ type notifier struct {
 	readerCmds []*os.Process // notify_fifo_script, running while we do
 	jobs       chan func()
 	done       chan struct{}
+
+	mu      sync.Mutex
+	pending map[string]bool // instances with a notify_master_rx_lower_pri queued
 }
 
 func newNotifier(cfg *config.Config, log *slog.Logger) (_ *notifier, err error) {
-	n := &notifier{log: log, progs: map[*config.Command]*track.Program{}, jobs: make(chan func(), 1024), done: make(chan struct{})}
+	n := &notifier{log: log, progs: map[*config.Command]*track.Program{}, jobs: make(chan func(), 1024), done: make(chan struct{}), pending: map[string]bool{}}
 	opt := track.Options(cfg)
 	var errs []error
 	var readers []fifoReader
@@ -38,8 +43,9 @@ func newNotifier(cfg *config.Config, log *slog.Logger) (_ *notifier, err error) 
 		for _, c := range []struct {
 			what string
 			cmd  *config.Command
-		}{{"notify_master", nt.Master}, {"notify_backup", nt.Backup}, {"notify_fault", nt.Fault}, {"notify_stop", nt.Stop}, {"notify", nt.Any}} {
-			if c.cmd == nil {
+		}{{"notify_master", nt.Master}, {"notify_backup", nt.Backup}, {"notify_fault", nt.Fault}, {"notify_stop", nt.Stop}, {"notify", nt.Any},
+			{"notify_deleted", nt.Deleted}, {"notify_master_rx_lower_pri", nt.MasterRxLowerPri}} {
+			if c.cmd == nil || c.cmd.Line == "" {
 				continue
 			}
 			p, err := track.NewProgram(c.what+" of "+owner, c.cmd, opt, 0)
@@ -115,16 +121,48 @@ func openFifo(path string) (*os.File, error) {
 	return os.NewFile(uintptr(fd), path), nil
 }
 
-// instance queues what keepalived does when an instance enters state: its
+// instance does what keepalived does when an instance enters state: its
 // notify_<state> script, then its notify script with INSTANCE name state
 // priority, and a line on each FIFO.
 func (n *notifier) instance(in *config.Instance, state string, prio uint8) {
 	n.event(in.Notify, "INSTANCE", in.Name, state, strconv.Itoa(int(prio)))
 }
 
-// group is instance for a sync group: GROUP name state.
+// group is instance for a sync group: GROUP name state 0 (keepalived gives a
+// group priority 0).
 func (n *notifier) group(g *config.SyncGroup, state string) {
-	n.event(g.Notify, "GROUP", g.Name, state)
+	n.event(g.Notify, "GROUP", g.Name, state, "0")
+}
+
+// priority writes keepalived's MASTER_PRIORITY or BACKUP_PRIORITY line on the
+// FIFOs when an instance that asks for notify_priority_changes changes
+// priority.
+func (n *notifier) priority(in *config.Instance, state string, prio uint8) {
+	n.fifoLine("INSTANCE", in.Name, state+"_PRIORITY", prio)
+}
+
+// rxLowerPri runs notify_master_rx_lower_pri (without arguments, as keepalived
+// does) and writes a MASTER_RX_LOWER_PRI line, when a master hears a lower
+// priority. While one is queued for an instance the next is not: a
+// lower-priority master adverts every interval until it hears us.
+func (n *notifier) rxLowerPri(in *config.Instance, script *config.Command, prio uint8) {
+	n.fifoLine("INSTANCE", in.Name, "MASTER_RX_LOWER_PRI", prio)
+	p := n.progs[script]
+	if p == nil {
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.pending[in.Name] {
+		return
+	}
+	n.pending[in.Name] = true
+	n.queue(func() {
+		n.mu.Lock()
+		delete(n.pending, in.Name)
+		n.mu.Unlock()
+		n.run(p)
+	}, in.Name+" MASTER_RX_LOWER_PRI")
 }
 
 func (n *notifier) event(nt config.Notify, args ...string) {
@@ -139,28 +177,35 @@ func (n *notifier) event(nt config.Notify, args ...string) {
 	case "STOP":
 		specific = nt.Stop
 	}
-	line := fmt.Sprintf("%s %q %s", args[0], args[1], args[2])
-	if len(args) > 3 {
-		line += " " + args[3]
-	}
-	line += "\n"
-	job := func() {
-		for _, f := range n.fifos {
-			if _, err := f.WriteString(line); err != nil {
-				n.log.Warn("notify FIFO: line dropped", "fifo", f.Name(), "error", err)
-			}
-		}
+	// FIFO lines are written at once (without blocking): a reader never waits
+	// for the scripts of earlier transitions.
+	prio, _ := strconv.Atoi(args[3])
+	n.fifoLine(args[0], args[1], args[2], uint8(prio))
+	n.queue(func() {
 		if p := n.progs[specific]; p != nil {
 			n.run(p)
 		}
 		if p := n.progs[nt.Any]; p != nil {
 			n.run(p, args...)
 		}
+	}, strings.Join(args, " "))
+}
+
+// fifoLine writes keepalived's line, TYPE "name" STATE priority, on each FIFO.
+func (n *notifier) fifoLine(kind, name, state string, prio uint8) {
+	line := fmt.Sprintf("%s %q %s %d\n", kind, name, state, prio)
+	for _, f := range n.fifos {
+		if _, err := f.WriteString(line); err != nil {
+			n.log.Warn("notify FIFO: line dropped", "fifo", f.Name(), "error", err)
+		}
 	}
+}
+
+func (n *notifier) queue(job func(), what string) {
 	select {
 	case n.jobs <- job:
 	default:
-		n.log.Warn("notify queue full: notification dropped", "event", line)
+		n.log.Warn("notify queue full: notification dropped", "event", what)
 	}
 }
 
