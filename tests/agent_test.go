@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"fmt"
 	"net"
 	"net/netip"
@@ -333,6 +334,53 @@ func TestKilledMasterIsFenced(t *testing.T) {
 	}
 	outage, _ := p.Outage(killed.Add(-10 * time.Millisecond))
 	t.Logf("outage after SIGKILL: %v; h1 fenced %d packets", outage, in)
+}
+
+// A master frozen (SIGSTOP) past its lease wakes still MASTER, while the backup
+// has taken over and the client's ARP cache points at the backup. Hearing the
+// backup's lower priority, it advertises and sends gratuitous ARPs, as
+// keepalived does: the backup steps down and the client follows at once, rather
+// than sending to a MAC that no longer answers until its ARP entry goes stale.
+func TestFrozenMasterWakes(t *testing.T) {
+	l, x1, x2 := pairH1First(t, node{prio: 150}, node{prio: 100})
+	h1 := l.Hosts[0]
+	waitLog(t, x2, "(VI_1) Entering BACKUP STATE (init)")
+	p := probeVIP(t, l, "h1")
+	if err := x1.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x2, "(VI_1) Entering MASTER STATE")
+	answeredBy(t, p, "h2")
+	capture, err := l.Client.Capture("arp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	woke, backups := time.Now(), countIn(x1.Proc, "Entering BACKUP")
+	if err := x1.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x1, "(VI_1) Received advert from 192.0.2.12 with lower priority 100, ours 150")
+	waitLog(t, x2, "(VI_1) Entering BACKUP STATE")
+	answeredBy(t, p, "h1")
+	frames, err := capture.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	garps := 0
+	for _, f := range frames {
+		// ARP from h1's MAC announcing the VIP.
+		if len(f.Data) >= 42 && bytes.Equal(f.Data[6:12], h1.MAC) && netip.AddrFrom4([4]byte(f.Data[28:32])) == vip4 {
+			garps++
+		}
+	}
+	if garps == 0 {
+		t.Error("no gratuitous ARP from h1 after it woke")
+	}
+	if countIn(x1.Proc, "Entering BACKUP") != backups {
+		t.Error("h1 left MASTER: it should have stayed master and made h2 step down")
+	}
+	gap, _ := p.Outage(woke)
+	t.Logf("%d gratuitous ARPs from h1; longest gap after it woke %v", garps, gap)
 }
 
 // Proof 8: the master's daemon restarts within its lease (stopped with

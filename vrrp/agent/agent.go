@@ -323,12 +323,40 @@ func (a *Agent) event(e loader.Event) {
 	if in == nil {
 		return
 	}
-	if in.m.State() == vrrp.Master && e.Priority != 0 && e.Priority < in.m.Priority() {
+	now := a.now()
+	lower := in.m.State() == vrrp.Master && e.Priority != 0 && e.Priority < in.m.Priority()
+	if lower {
 		if script := a.rxLowerPriScript(in); script != nil || len(a.notify.fifos) > 0 {
 			a.notify.rxLowerPri(in.cfg, script, in.m.Priority())
 		}
 	}
-	a.apply(in, in.m.Advert(a.now(), heardOf(e.Key.Family, e.Addr, e.Priority, e.IntervalCs, e.TimeNs)))
+	a.apply(in, in.m.Advert(now, heardOf(e.Key.Family, e.Addr, e.Priority, e.IntervalCs, e.TimeNs)))
+	if lower && in.m.State() == vrrp.Master {
+		a.lowerPrioGarp(in, e, now)
+	}
+}
+
+// lowerPrioGarp answers another master of lower priority as keepalived does:
+// besides the advert that makes it step down, a burst of garp_lower_prio_repeat
+// gratuitous ARPs, because the hosts it took over may still send to its MAC — a
+// master that was frozen and woke never changed state, so nothing else would
+// tell them. At most one burst per advert interval, so that a flood of such
+// adverts is not a flood of ARP.
+func (a *Agent) lowerPrioGarp(in *instance, e loader.Event, now time.Duration) {
+	g := in.cfg.Garp
+	if g.LowerPrioRepeat <= 0 || now < in.lowerGarpNext {
+		return
+	}
+	in.lowerGarpNext = now + in.cfg.Interval
+	for range g.LowerPrioRepeat {
+		for _, v := range in.vips {
+			if err := a.announcer(v.link).announce(v.ip()); err != nil {
+				a.log.Warn(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
+			}
+		}
+	}
+	a.log.Info(fmt.Sprintf("(%s) Received advert from %v with lower priority %d, ours %d, forcing new election",
+		in.cfg.Name, heardOf(e.Key.Family, e.Addr, e.Priority, 0, 0).Addr, e.Priority, in.m.Priority()))
 }
 
 // rxLowerPriScript is the instance's notify_master_rx_lower_pri, or else its

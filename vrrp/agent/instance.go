@@ -31,6 +31,9 @@ type instance struct {
 	garpAt    time.Duration // next gratuitous ARP burst, 0: none
 	garpLeft  int           // ARPs per VIP in that burst
 	garpBurst int           // bursts sent since becoming master
+	// lowerGarpNext: no gratuitous ARP burst for a lower-priority master
+	// before this.
+	lowerGarpNext time.Duration
 }
 
 func (a *Agent) newInstance(in *config.Instance) (*instance, error) {
