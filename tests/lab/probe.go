@@ -1,14 +1,18 @@
 package lab
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mdlayher/packet"
 )
 
 // ProbePort is the UDP port responders listen on.
@@ -170,4 +174,147 @@ func (p *Prober) Outage(since time.Time) (time.Duration, error) {
 		return 0, ErrNoAnswer
 	}
 	return longest, nil
+}
+
+// DirectedProber sends, every interval, one UDP probe for a target address to
+// each of several hosts' MACs, bypassing the client's ARP cache, and records
+// which hosts answered each round: two answers in a round mean two hosts serve
+// the address at once.
+type DirectedProber struct {
+	mu     sync.Mutex
+	rounds []DirectedRound
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+// DirectedRound is one round of directed probes.
+type DirectedRound struct {
+	Sent time.Time
+	From []string // hosts that answered, in order of arrival
+}
+
+// StartDirectedProber probes target at each host's MAC from h until Stop, at
+// most limit rounds.
+func (h *Host) StartDirectedProber(target netip.Addr, hosts []*Host, interval time.Duration, limit int) (*DirectedProber, error) {
+	var (
+		conn *net.UDPConn
+		raw  *packet.Conn
+	)
+	err := h.Do(func() error {
+		c, err := net.ListenPacket("udp4", ":0")
+		if err != nil {
+			return err
+		}
+		conn = c.(*net.UDPConn)
+		ifi, err := net.InterfaceByName(h.Iface)
+		if err != nil {
+			conn.Close()
+			return err
+		}
+		// Protocol 0: this socket only sends.
+		if raw, err = packet.Listen(ifi, packet.Raw, 0, nil); err != nil {
+			conn.Close()
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	p := &DirectedProber{stop: make(chan struct{}), done: make(chan struct{})}
+	h.lab.onClose(p.Stop)
+	port := uint16(conn.LocalAddr().(*net.UDPAddr).Port)
+	go func() { // receiver: ends when the sender closes the socket
+		buf := make([]byte, 128)
+		for {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			seq, from, ok := strings.Cut(string(buf[:n]), " ")
+			i, err := strconv.Atoi(seq)
+			if !ok || err != nil {
+				continue
+			}
+			p.mu.Lock()
+			if i >= 0 && i < len(p.rounds) {
+				p.rounds[i].From = append(p.rounds[i].From, from)
+			}
+			p.mu.Unlock()
+		}
+	}()
+	go func() { // sender
+		defer close(p.done)
+		defer conn.Close()
+		defer raw.Close()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for i := 0; i < limit; i++ {
+			p.mu.Lock()
+			p.rounds = append(p.rounds, DirectedRound{Sent: time.Now()})
+			p.mu.Unlock()
+			for _, to := range hosts {
+				frame := udpFrame(h.MAC, to.MAC, h.IPv4.Addr(), target, port, ProbePort, []byte(strconv.Itoa(i)))
+				raw.WriteTo(frame, &packet.Addr{HardwareAddr: to.MAC})
+			}
+			select {
+			case <-p.stop:
+				time.Sleep(interval)
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return p, nil
+}
+
+// Stop ends probing and waits for the last round.
+func (p *DirectedProber) Stop() {
+	select {
+	case <-p.stop:
+	default:
+		close(p.stop)
+	}
+	<-p.done
+}
+
+// Rounds returns the rounds so far.
+func (p *DirectedProber) Rounds() []DirectedRound {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]DirectedRound, len(p.rounds))
+	for i, r := range p.rounds {
+		out[i] = DirectedRound{Sent: r.Sent, From: slices.Clone(r.From)}
+	}
+	return out
+}
+
+// udpFrame builds an Ethernet frame carrying an IPv4 UDP datagram (UDP checksum
+// 0: none, which IPv4 allows).
+func udpFrame(srcMAC, dstMAC net.HardwareAddr, src, dst netip.Addr, sport, dport uint16, payload []byte) []byte {
+	b := make([]byte, 14+20+8+len(payload))
+	copy(b[0:6], dstMAC)
+	copy(b[6:12], srcMAC)
+	binary.BigEndian.PutUint16(b[12:14], 0x0800)
+	ip := b[14:34]
+	ip[0] = 0x45
+	binary.BigEndian.PutUint16(ip[2:4], uint16(20+8+len(payload)))
+	ip[8] = 64 // TTL
+	ip[9] = 17 // UDP
+	s4, d4 := src.As4(), dst.As4()
+	copy(ip[12:16], s4[:])
+	copy(ip[16:20], d4[:])
+	var sum uint32
+	for i := 0; i < 20; i += 2 {
+		sum += uint32(binary.BigEndian.Uint16(ip[i : i+2]))
+	}
+	for sum > 0xffff {
+		sum = sum&0xffff + sum>>16
+	}
+	binary.BigEndian.PutUint16(ip[10:12], ^uint16(sum))
+	udp := b[34:42]
+	binary.BigEndian.PutUint16(udp[0:2], sport)
+	binary.BigEndian.PutUint16(udp[2:4], dport)
+	binary.BigEndian.PutUint16(udp[4:6], uint16(8+len(payload)))
+	copy(b[42:], payload)
+	return b
 }
