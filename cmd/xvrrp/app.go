@@ -59,6 +59,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			runCommand,
 			checkCommand,
 			demoCommand,
+			benchCommand,
 		},
 		// Actions return errors; run decides the exit status, never cli.
 		ExitErrHandler: func(*cli.Context, error) {},

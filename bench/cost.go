@@ -1,0 +1,289 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/xvrrp/xvrrp/loader"
+	"github.com/xvrrp/xvrrp/tests/lab"
+	"github.com/xvrrp/xvrrp/vrrp"
+	"golang.org/x/sys/unix"
+)
+
+// CostOptions says how to measure what a backup costs: K instances at an
+// interval, idle for Duration, then under a flood of forged adverts at
+// FloodRate packets per second for FloodDuration.
+type CostOptions struct {
+	Instances     int
+	Interval      Interval
+	Duration      time.Duration
+	FloodRate     int
+	FloodDuration time.Duration
+}
+
+func (o CostOptions) enabled() bool { return o.Instances > 0 && o.Duration > 0 }
+
+// CostResult is what the backup cost, idle and under the flood.
+type CostResult struct {
+	Impl      string `json:"impl"`
+	Instances int    `json:"instances"`
+	Interval  string `json:"interval"`
+	Idle      Usage  `json:"idle"`
+	Flood     Usage  `json:"flood"`
+	FloodRate int    `json:"flood_rate_pps"`
+	// Forged adverts sent, and where they were dropped: the kernel's XDP
+	// counters by reason (xvrrp), or nowhere before the daemon (keepalived,
+	// which has no filter in the kernel).
+	Forged       uint64            `json:"forged_sent"`
+	KernelDrops  map[string]uint64 `json:"kernel_drops,omitempty"`
+	DroppedWhere string            `json:"dropped_where"`
+	// Transitions either node made during the flood: each is a false failover.
+	FalseFailovers int `json:"false_failovers"`
+}
+
+// Usage is CPU time and wakeups over a time.
+type Usage struct {
+	Seconds    float64 `json:"seconds"`
+	CPUSeconds float64 `json:"cpu_seconds"`
+	Wakeups    int     `json:"wakeups"`
+}
+
+// CPUPercent is the CPU time as a share of one core.
+func (u Usage) CPUPercent() float64 { return 100 * u.CPUSeconds / u.Seconds }
+
+// WakeupsPerSecond is how often the daemon woke up.
+func (u Usage) WakeupsPerSecond() float64 { return float64(u.Wakeups) / u.Seconds }
+
+// ProcStats sums the CPU time (from the scheduler's nanosecond counts) and the
+// voluntary context switches (its wakeups) of pid's threads.
+func ProcStats(pid int) (cpu time.Duration, wakeups int) {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	for _, task := range tasks {
+		if b, err := os.ReadFile(task + "/schedstat"); err == nil {
+			if f := strings.Fields(string(b)); len(f) > 0 {
+				ns, _ := strconv.ParseInt(f[0], 10, 64)
+				cpu += time.Duration(ns)
+			}
+		}
+		if status, err := os.ReadFile(task + "/status"); err == nil {
+			for _, line := range strings.Split(string(status), "\n") {
+				if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
+					n, _ := strconv.Atoi(strings.TrimSpace(v))
+					wakeups += n
+				}
+			}
+		}
+	}
+	return cpu, wakeups
+}
+
+// measure samples the daemon's processes over fn's run.
+func measure(d *daemon, fn func() error) (Usage, error) {
+	sample := func() (time.Duration, int) {
+		var cpu time.Duration
+		var w int
+		for _, pid := range d.pids() {
+			c, n := ProcStats(pid)
+			cpu, w = cpu+c, w+n
+		}
+		return cpu, w
+	}
+	start := time.Now()
+	c0, w0 := sample()
+	err := fn()
+	c1, w1 := sample()
+	return Usage{Seconds: time.Since(start).Seconds(), CPUSeconds: (c1 - c0).Seconds(), Wakeups: w1 - w0}, err
+}
+
+func manyConfig(k, prio int, iv Interval) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "global_defs {\n    router_id cost-%d\n}\n", prio)
+	for i := 1; i <= k; i++ {
+		fmt.Fprintf(&b, `vrrp_instance VI_%[1]d {
+    state BACKUP
+    interface eth0
+    virtual_router_id %[1]d
+    priority %[2]d
+    version %[3]d
+    advert_int %[4]g
+    virtual_ipaddress {
+        198.51.100.%[1]d/24
+    }
+}
+`, i, prio, iv.Version, iv.Every.Seconds())
+	}
+	return b.String()
+}
+
+func runCost(ctx context.Context, opt Options, impl string, step func(string)) (_ CostResult, err error) {
+	o := opt.Cost
+	if o.Instances > 250 {
+		return CostResult{}, fmt.Errorf("at most 250 instances, not %d", o.Instances)
+	}
+	res := CostResult{Impl: impl, Instances: o.Instances, Interval: o.Interval.String(), FloodRate: o.FloodRate}
+	l, err := lab.New(ctx, lab.Options{Hosts: 2, Client: true})
+	if err != nil {
+		return res, err
+	}
+	defer func() {
+		if cerr := l.Close(); cerr != nil && err == nil {
+			err = cerr
+		}
+	}()
+	var ds []*daemon
+	for i, h := range l.Hosts {
+		d := &daemon{impl: impl, host: h, bin: opt.XvrrpBin, conf: manyConfig(o.Instances, prioOf(i), o.Interval)}
+		if err := d.start(); err != nil {
+			return res, err
+		}
+		ds = append(ds, d)
+		want := "MASTER"
+		if i > 0 {
+			want = "BACKUP"
+		}
+		if err := d.waitLog(fmt.Sprintf("(VI_%d) Entering %s STATE", o.Instances, want), time.Minute); err != nil {
+			return res, err
+		}
+	}
+	defer func() {
+		if err != nil {
+			for _, d := range ds {
+				err = fmt.Errorf("%w\n--- %s on %s:\n%s", err, d.impl, d.host.Name, lastLines(d.proc.Output(), 30))
+			}
+		}
+	}()
+	backup := ds[1]
+	sleep := func(d time.Duration) error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+			return nil
+		}
+	}
+	// Settle, then measure the idle backup.
+	if err := sleep(time.Second); err != nil {
+		return res, err
+	}
+	step(fmt.Sprintf("%s cost: backup of %d instances at %v, idle %v", impl, o.Instances, o.Interval, o.Duration))
+	if res.Idle, err = measure(backup, func() error { return sleep(o.Duration) }); err != nil {
+		return res, err
+	}
+
+	step(fmt.Sprintf("%s cost: forged adverts, %d/s for %v", impl, o.FloodRate, o.FloodDuration))
+	if o.FloodRate <= 0 || o.FloodDuration <= 0 {
+		return res, nil
+	}
+	before := make([]int, len(ds))
+	for i, d := range ds {
+		before[i] = strings.Count(d.proc.Output(), "Entering")
+	}
+	var c0 []uint64
+	if impl == Xvrrp {
+		if c0, err = xdpCounters(l.Hosts[1]); err != nil {
+			return res, err
+		}
+	}
+	res.Flood, err = measure(backup, func() error {
+		n, err := flood(ctx, l.Client, o)
+		res.Forged = n
+		return err
+	})
+	if err != nil {
+		return res, err
+	}
+	if err := sleep(500 * time.Millisecond); err != nil { // late transitions
+		return res, err
+	}
+	for i, d := range ds {
+		res.FalseFailovers += strings.Count(d.proc.Output(), "Entering") - before[i]
+	}
+	switch impl {
+	case Xvrrp:
+		c1, err := xdpCounters(l.Hosts[1])
+		if err != nil {
+			return res, err
+		}
+		res.KernelDrops = map[string]uint64{}
+		for r := vrrp.Reason(1); r < vrrp.NumReasons; r++ {
+			if n := c1[r] - c0[r]; n > 0 {
+				res.KernelDrops[r.String()] = n
+			}
+		}
+		res.DroppedWhere = "kernel (XDP), before any socket"
+	case Keepalived:
+		res.DroppedWhere = "keepalived, after the kernel copied each to its socket (no kernel filter)"
+	}
+	return res, nil
+}
+
+// xdpCounters reads the counters of the xvrrp datapath pinned for host.
+func xdpCounters(h *lab.Host) ([]uint64, error) {
+	pinDir, _ := h.XvrrpDirs()
+	dp, err := loader.Load(loader.Options{PinDir: pinDir})
+	if err != nil {
+		return nil, err
+	}
+	defer dp.Close()
+	return dp.Counters()
+}
+
+// flood sends forged adverts from the client to the VRRP group: for VRID 1,
+// claiming priority 254, in turn with TTL 64 (sent from off the link), with a
+// bad checksum, and for a VRID nobody runs. It stops after rate × duration
+// packets or when ctx ends, and returns how many it sent.
+func flood(ctx context.Context, client *lab.Host, o CostOptions) (uint64, error) {
+	src := client.IPv4.Addr()
+	build := func(vrid uint8, ttl uint8) []byte {
+		a := vrrp.Advert{Version: uint8(o.Interval.Version), VRID: vrid, Priority: 254, Interval: o.Interval.Every,
+			Addrs: []netip.Addr{netip.MustParseAddr("198.51.100.1")}}
+		if a.Version == 2 {
+			a.Interval = time.Second
+		}
+		b, err := a.AppendPacket(nil, src, vrrp.Group4, ttl)
+		if err != nil {
+			panic(err)
+		}
+		return b
+	}
+	badSum := build(1, 255)
+	badSum[20+6] ^= 0xff
+	pkts := [][]byte{build(1, 64), badSum, build(byte(min(o.Instances+1, 255)), 255)}
+	total := uint64(o.FloodRate) * uint64(o.FloodDuration/time.Millisecond) / 1000
+	var sent uint64
+	err := client.Do(func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, vrrp.Protocol)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_HDRINCL, 1); err != nil {
+			return err
+		}
+		if err := unix.BindToDevice(fd, client.Iface); err != nil {
+			return err
+		}
+		dst := &unix.SockaddrInet4{Addr: vrrp.Group4.As4()}
+		start := time.Now()
+		tick := time.NewTicker(time.Millisecond)
+		defer tick.Stop()
+		for sent < total && ctx.Err() == nil {
+			// Catch up with the rate at each tick.
+			due := min(total, uint64(time.Since(start).Seconds()*float64(o.FloodRate)))
+			for ; sent < due; sent++ {
+				if err := unix.Sendto(fd, pkts[sent%3], 0, dst); err != nil && err != unix.ENOBUFS {
+					return err
+				}
+			}
+			<-tick.C
+		}
+		return nil
+	})
+	return sent, err
+}

@@ -1,0 +1,209 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"github.com/xvrrp/xvrrp/bench"
+	"golang.org/x/sys/unix"
+)
+
+var benchCommand = &cli.Command{
+	Name:      "bench",
+	Usage:     "measure failover latency in a namespace lab, side by side with keepalived",
+	ArgsUsage: " ",
+	Description: `Builds two VRRP nodes (and --backups more) and a client in network namespaces,
+and for each failure mode and advert interval runs --trials trials with xvrrp,
+then the same lab and configuration with keepalived when it is installed.
+Measures, from a packet capture on the client and 1 ms client probes:
+
+  detect   the old master's last advert that held the backup back → the new
+           master's first advert (Master_Down_Interval is the floor when a
+           master dies silently)
+  garp     Master_Down expiry → the new master's first gratuitous ARP
+           (negative when a priority-0 advert or a lower priority cut it short)
+  answer   that gratuitous ARP → the first probe the new master answered
+  outage   the longest gap between answered probes the client saw
+  dual     how long two nodes answered probes sent to each node's MAC for the VIP
+
+Then what a backup costs with --cost-instances at --cost-interval, idle and
+under a bounded flood of forged adverts. Needs root; removes the lab when done
+or interrupted.
+
+Modes: linkcut, sigkill, sigstop (frozen, then resumed), graceful (SIGTERM),
+health (a tracked file says the service failed), failback (the old master
+returns and preempts).`,
+	Flags: []cli.Flag{
+		&cli.IntFlag{Name: "trials", Value: 3, Usage: "trials per mode and interval"},
+		&cli.StringFlag{Name: "intervals", Value: "1s/v2,100ms,20ms,10ms", Usage: "advert intervals: DURATION[/v2|/v3] (v3 unless /v2)"},
+		&cli.StringFlag{Name: "modes", Value: "linkcut,sigkill,sigstop", Usage: "failure modes, or all: " + strings.Join(bench.Modes, ",")},
+		&cli.StringFlag{Name: "impls", Value: "xvrrp,keepalived", Usage: "implementations (keepalived is skipped when not installed)"},
+		&cli.IntFlag{Name: "backups", Value: 0, Usage: "backups besides the first"},
+		&cli.DurationFlag{Name: "hold", Value: 300 * time.Millisecond, Usage: "how long a failure lasts after the new master answers"},
+		&cli.IntFlag{Name: "cost-instances", Value: 20, Usage: "instances on the backup whose cost is measured (0: skip)"},
+		&cli.StringFlag{Name: "cost-interval", Value: "20ms", Usage: "their advert interval"},
+		&cli.DurationFlag{Name: "cost-time", Value: 3 * time.Second, Usage: "how long the idle backup is measured"},
+		&cli.IntFlag{Name: "flood-rate", Value: 20000, Usage: "forged adverts per second"},
+		&cli.DurationFlag{Name: "flood-time", Value: 2 * time.Second, Usage: "how long the flood lasts"},
+		&cli.StringFlag{Name: "json", Usage: "write the report as JSON to `FILE` (- for standard output)"},
+		&cli.StringFlag{Name: "csv", Usage: "write every trial's metrics as CSV to `FILE` (- for standard output)"},
+		&cli.StringFlag{Name: "svg", Usage: "draw the outage CDF per implementation and interval into `FILE`"},
+	},
+	Action: func(c *cli.Context) error {
+		if c.Args().Present() {
+			return usageError(c, "unexpected argument %q", c.Args().First())
+		}
+		opt, err := benchOptions(c)
+		if err != nil {
+			return usageError(c, "%v", err)
+		}
+		self, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		opt.XvrrpBin = self
+		opt.Progress = progressBar(c.App.ErrWriter)
+		report, err := bench.Run(c.Context, opt)
+		if report == nil {
+			return &exitError{code: exitFailure, err: err}
+		}
+		report.Command = "xvrrp " + strings.Join(os.Args[1:], " ")
+		if werr := writeReport(c, report); werr != nil && err == nil {
+			err = werr
+		}
+		if err != nil {
+			return &exitError{code: exitFailure, err: err}
+		}
+		return nil
+	},
+}
+
+func benchOptions(c *cli.Context) (bench.Options, error) {
+	opt := bench.Options{Trials: c.Int("trials"), Backups: c.Int("backups"), Hold: c.Duration("hold")}
+	if opt.Trials < 1 || opt.Trials > 1000 {
+		return opt, fmt.Errorf("--trials %d: want 1 to 1000", opt.Trials)
+	}
+	if opt.Backups < 0 || opt.Backups > 5 {
+		return opt, fmt.Errorf("--backups %d: want 0 to 5", opt.Backups)
+	}
+	if opt.Hold < 0 || opt.Hold > time.Minute {
+		return opt, fmt.Errorf("--hold %v: want 0 to 1m", opt.Hold)
+	}
+	for _, s := range list(c.String("intervals")) {
+		iv, err := bench.ParseInterval(s)
+		if err != nil {
+			return opt, fmt.Errorf("--intervals: %w", err)
+		}
+		opt.Intervals = append(opt.Intervals, iv)
+	}
+	opt.Modes = list(c.String("modes"))
+	if slices.Equal(opt.Modes, []string{"all"}) {
+		opt.Modes = bench.Modes
+	}
+	for _, m := range opt.Modes {
+		if !slices.Contains(bench.Modes, m) {
+			return opt, fmt.Errorf("--modes: %q is not one of %s", m, strings.Join(bench.Modes, ", "))
+		}
+	}
+	opt.Impls = list(c.String("impls"))
+	for _, i := range opt.Impls {
+		if i != bench.Xvrrp && i != bench.Keepalived {
+			return opt, fmt.Errorf("--impls: %q is not xvrrp or keepalived", i)
+		}
+	}
+	if len(opt.Intervals) == 0 || len(opt.Modes) == 0 || len(opt.Impls) == 0 {
+		return opt, fmt.Errorf("--intervals, --modes and --impls each need at least one")
+	}
+	iv, err := bench.ParseInterval(c.String("cost-interval"))
+	if err != nil {
+		return opt, fmt.Errorf("--cost-interval: %w", err)
+	}
+	opt.Cost = bench.CostOptions{Instances: c.Int("cost-instances"), Interval: iv, Duration: c.Duration("cost-time"),
+		FloodRate: c.Int("flood-rate"), FloodDuration: c.Duration("flood-time")}
+	switch {
+	case opt.Cost.Instances < 0 || opt.Cost.Instances > 250:
+		return opt, fmt.Errorf("--cost-instances %d: want 0 to 250", opt.Cost.Instances)
+	case opt.Cost.FloodRate < 0 || opt.Cost.FloodRate > 1_000_000:
+		return opt, fmt.Errorf("--flood-rate %d: want 0 to 1000000", opt.Cost.FloodRate)
+	case opt.Cost.Duration < 0 || opt.Cost.Duration > 10*time.Minute || opt.Cost.FloodDuration < 0 || opt.Cost.FloodDuration > time.Minute:
+		return opt, fmt.Errorf("--cost-time wants 0 to 10m, --flood-time 0 to 1m")
+	}
+	return opt, nil
+}
+
+func list(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// progressBar draws a bar on w when it is a terminal, and prints a line per
+// step otherwise.
+func progressBar(w io.Writer) func(done, total int, what string) {
+	tty := false
+	if f, ok := w.(*os.File); ok {
+		_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+		tty = err == nil
+	}
+	start := time.Now()
+	return func(done, total int, what string) {
+		elapsed := time.Since(start).Round(time.Second)
+		if !tty {
+			fmt.Fprintf(w, "[%d/%d %v] %s\n", done, total, elapsed, what)
+			return
+		}
+		const width = 30
+		n := 0
+		if total > 0 {
+			n = width * done / total
+		}
+		fmt.Fprintf(w, "\r\033[K[%s%s] %d/%d %v %s", strings.Repeat("#", n), strings.Repeat(".", width-n), done, total, elapsed, what)
+		if what == "done" {
+			fmt.Fprintln(w)
+		}
+	}
+}
+
+func writeReport(c *cli.Context, r *bench.Report) error {
+	out := c.App.Writer
+	if err := r.WriteTable(out); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "\n%s; %s in %v\n", r.Machine, r.Command, r.Duration.Round(time.Second))
+	for _, f := range []struct {
+		flag  string
+		write func(io.Writer) error
+	}{{"json", r.WriteJSON}, {"csv", r.WriteCSV}, {"svg", r.WriteSVG}} {
+		path := c.String(f.flag)
+		if path == "" {
+			continue
+		}
+		if path == "-" && f.flag != "svg" {
+			if err := f.write(out); err != nil {
+				return err
+			}
+			continue
+		}
+		file, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		err = f.write(file)
+		if cerr := file.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("--%s %s: %w", f.flag, path, err)
+		}
+	}
+	return nil
+}
