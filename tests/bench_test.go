@@ -2,6 +2,7 @@ package tests
 
 import (
 	"fmt"
+	"github.com/xvrrp/xvrrp/bench"
 	"os"
 	"path/filepath"
 	"slices"
@@ -141,30 +142,6 @@ func manyConfig(count, prio int, interval string) string {
 	return s.String()
 }
 
-// procStats sums a process's CPU time and context switches over its threads.
-func procStats(pid int) (cpu time.Duration, switches int) {
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
-	for _, task := range tasks {
-		if stat, err := os.ReadFile(task + "/stat"); err == nil {
-			// Fields after the command's closing parenthesis: utime and
-			// stime are the 12th and 13th.
-			f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+2:]))
-			ut, _ := strconv.Atoi(f[11])
-			st, _ := strconv.Atoi(f[12])
-			cpu += time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ 100
-		}
-		if status, err := os.ReadFile(task + "/status"); err == nil {
-			for _, line := range strings.Split(string(status), "\n") {
-				if v, ok := strings.CutPrefix(line, "voluntary_ctxt_switches:"); ok {
-					n, _ := strconv.Atoi(strings.TrimSpace(v))
-					switches += n
-				}
-			}
-		}
-	}
-	return cpu, switches
-}
-
 // BenchmarkBackupWakeups runs 255 instances at 10 ms adverts, h1 master of all,
 // h2 backup of all, for 30 s (XVRRP_BENCH_SECONDS overrides), and reports the
 // backup's CPU and voluntary context switches (its wakeups) per second, and the
@@ -193,11 +170,11 @@ func BenchmarkBackupWakeups(b *testing.B) {
 		waitFor(b, func() bool { return strings.Count(x2.Output(), "Entering BACKUP STATE (init)") == count })
 		time.Sleep(2 * time.Second)
 		pid1, pid2 := daemonPID(b, x1), daemonPID(b, x2)
-		cpu1, sw1 := procStats(pid1)
-		cpu2, sw2 := procStats(pid2)
+		cpu1, sw1 := bench.ProcStats(pid1)
+		cpu2, sw2 := bench.ProcStats(pid2)
 		time.Sleep(time.Duration(seconds) * time.Second)
-		cpu1b, sw1b := procStats(pid1)
-		cpu2b, sw2b := procStats(pid2)
+		cpu1b, sw1b := bench.ProcStats(pid1)
+		cpu2b, sw2b := bench.ProcStats(pid2)
 		if n := strings.Count(x2.Output(), "Entering MASTER STATE"); n != 0 {
 			b.Errorf("the backup took over %d instances during the run:\n%s", n, lastLines(x2.Output(), 20))
 		}
