@@ -2,7 +2,6 @@ package tests
 
 import (
 	"fmt"
-	"github.com/xvrrp/xvrrp/bench"
 	"os"
 	"path/filepath"
 	"slices"
@@ -11,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/xvrrp/xvrrp/bench"
 	"github.com/xvrrp/xvrrp/tests/lab"
 	"github.com/xvrrp/xvrrp/tests/lab/labtest"
 	"github.com/xvrrp/xvrrp/vrrp"
