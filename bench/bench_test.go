@@ -153,8 +153,8 @@ func TestDecodeFrames(t *testing.T) {
 		{Time: at(2), Data: eth(h2mac, 0x0806, arp(1, h2mac, vip, vip))}, // gratuitous request
 		{Time: at(3), Data: eth(h2mac, 0x0806, arp(2, h2mac, vip, h1))},  // unsolicited reply
 		{Time: at(4), Data: eth(h2mac, 0x0806, arp(1, h2mac, h2, h1))},   // an ordinary request
-		{Time: at(5), Data: eth(h1mac, 0x86dd, pkt)},                    // not IPv4
-		{Time: at(6), Data: []byte{1, 2, 3}},                            // runt
+		{Time: at(5), Data: eth(h1mac, 0x86dd, pkt)},                     // not IPv4
+		{Time: at(6), Data: []byte{1, 2, 3}},                             // runt
 	}
 	adverts, garps := DecodeFrames(frames, vip,
 		map[netip.Addr]string{h1: "h1", h2: "h2"},
@@ -177,7 +177,7 @@ func sampleReport() *Report {
 			}
 			r.Results = append(r.Results, Result{Impl: impl, Mode: ModeLinkCut, Interval: "100ms/v3", Trial: trial,
 				MasterDown: 361 * time.Millisecond,
-				Metrics: map[string]time.Duration{MetricDetect: 361 * time.Millisecond, MetricOutage: f * 300 * time.Millisecond, MetricDual: 0}})
+				Metrics:    map[string]time.Duration{MetricDetect: 361 * time.Millisecond, MetricOutage: f * 300 * time.Millisecond, MetricDual: 0}})
 		}
 	}
 	r.Cost = []CostResult{{Impl: Xvrrp, Instances: 5, Interval: "20ms/v3", Idle: Usage{1, 0.01, 100}, Flood: Usage{1, 0.02, 120},

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -257,19 +258,7 @@ func flood(ctx context.Context, client *lab.Host, o CostOptions) (uint64, error)
 	pkts := [][]byte{build(1, 64), badSum, build(byte(min(o.Instances+1, 255)), 255)}
 	total := uint64(o.FloodRate) * uint64(o.FloodDuration/time.Millisecond) / 1000
 	var sent uint64
-	err := client.Do(func() error {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, vrrp.Protocol)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(fd)
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_HDRINCL, 1); err != nil {
-			return err
-		}
-		if err := unix.BindToDevice(fd, client.Iface); err != nil {
-			return err
-		}
-		dst := &unix.SockaddrInet4{Addr: vrrp.Group4.As4()}
+	err := client.WithRawIPv4(func(send func([]byte, netip.Addr) error) error {
 		start := time.Now()
 		tick := time.NewTicker(time.Millisecond)
 		defer tick.Stop()
@@ -277,7 +266,7 @@ func flood(ctx context.Context, client *lab.Host, o CostOptions) (uint64, error)
 			// Catch up with the rate at each tick.
 			due := min(total, uint64(time.Since(start).Seconds()*float64(o.FloodRate)))
 			for ; sent < due; sent++ {
-				if err := unix.Sendto(fd, pkts[sent%3], 0, dst); err != nil && err != unix.ENOBUFS {
+				if err := send(pkts[sent%3], vrrp.Group4); err != nil && !errors.Is(err, unix.ENOBUFS) {
 					return err
 				}
 			}

@@ -11,7 +11,6 @@ import (
 	"github.com/xvrrp/xvrrp/tests/lab"
 	"github.com/xvrrp/xvrrp/tests/lab/labtest"
 	"github.com/xvrrp/xvrrp/vrrp"
-	"golang.org/x/sys/unix"
 )
 
 // forgedConfig has three instances, so that every forgery has a target: v3
@@ -117,24 +116,13 @@ func TestForgedAdverts(t *testing.T) {
 
 	// 100 of each per second for two seconds: 1000 packets, then stop.
 	const rounds = 200
-	err = client.Do(func() error {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, vrrp.Protocol)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(fd)
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_HDRINCL, 1); err != nil {
-			return err
-		}
-		if err := unix.BindToDevice(fd, "eth0"); err != nil {
-			return err
-		}
+	err = client.WithRawIPv4(func(send func([]byte, netip.Addr) error) error {
 		tick := time.NewTicker(10 * time.Millisecond)
 		defer tick.Stop()
 		for range rounds {
 			<-tick.C
 			for _, f := range forgeries {
-				if err := unix.Sendto(fd, f.pkt, 0, &unix.SockaddrInet4{Addr: f.dst.As4()}); err != nil {
+				if err := send(f.pkt, f.dst); err != nil {
 					return fmt.Errorf("send %s: %w", f.name, err)
 				}
 			}

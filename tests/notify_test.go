@@ -13,7 +13,6 @@ import (
 	"github.com/xvrrp/xvrrp/tests/lab"
 	"github.com/xvrrp/xvrrp/tests/lab/labtest"
 	"github.com/xvrrp/xvrrp/vrrp"
-	"golang.org/x/sys/unix"
 )
 
 // notifyConfig is a sync group G of VI_1 and VI_2. With dir, the node notifies
@@ -158,7 +157,8 @@ fi
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sendRaw4(l.Client, pkt, vrrp.Group4); err != nil {
+	err = l.Client.WithRawIPv4(func(send func([]byte, netip.Addr) error) error { return send(pkt, vrrp.Group4) })
+	if err != nil {
 		t.Fatal(err)
 	}
 	waitFile(fifoLog, `INSTANCE "VI_1" MASTER_RX_LOWER_PRI 70`)
@@ -222,22 +222,4 @@ fi
 	if t.Failed() {
 		t.Logf("h2:\n%s", x2.Output())
 	}
-}
-
-// sendRaw4 sends a whole IPv4 packet from h's eth0.
-func sendRaw4(h *lab.Host, pkt []byte, dst netip.Addr) error {
-	return h.Do(func() error {
-		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, vrrp.Protocol)
-		if err != nil {
-			return err
-		}
-		defer unix.Close(fd)
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_HDRINCL, 1); err != nil {
-			return err
-		}
-		if err := unix.BindToDevice(fd, "eth0"); err != nil {
-			return err
-		}
-		return unix.Sendto(fd, pkt, 0, &unix.SockaddrInet4{Addr: dst.As4()})
-	})
 }

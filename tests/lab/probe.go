@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mdlayher/packet"
+	"golang.org/x/sys/unix"
 )
 
 // ProbePort is the UDP port responders listen on.
@@ -317,4 +318,26 @@ func udpFrame(srcMAC, dstMAC net.HardwareAddr, src, dst netip.Addr, sport, dport
 	binary.BigEndian.PutUint16(udp[4:6], uint16(8+len(payload)))
 	copy(b[42:], payload)
 	return b
+}
+
+// WithRawIPv4 runs fn in the host with a raw IPv4 socket of protocol 112 on its
+// eth0 that sends whole packets (IP header included), as a forger of VRRP adverts
+// would.
+func (h *Host) WithRawIPv4(fn func(send func(pkt []byte, dst netip.Addr) error) error) error {
+	return h.Do(func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_RAW, 112)
+		if err != nil {
+			return err
+		}
+		defer unix.Close(fd)
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_HDRINCL, 1); err != nil {
+			return err
+		}
+		if err := unix.BindToDevice(fd, h.Iface); err != nil {
+			return err
+		}
+		return fn(func(pkt []byte, dst netip.Addr) error {
+			return unix.Sendto(fd, pkt, 0, &unix.SockaddrInet4{Addr: dst.As4()})
+		})
+	})
 }
