@@ -65,6 +65,9 @@ type Lab struct {
 	procs    []*Proc
 	closers  []func()
 	closed   bool
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // onClose registers fn to run first thing in Close, for sockets and goroutines
@@ -253,13 +256,17 @@ func (l *Lab) Namespaces() []string {
 }
 
 // Close stops every process the lab started and removes its namespaces, and with
-// them every interface, and its scratch directory. It may be called more than once.
+// them every interface, and its scratch directory. It may be called more than
+// once, and from several goroutines: each returns once the lab is gone (an
+// interrupt's handler and the interrupted code both close it; neither may exit
+// the process while the other is half way).
 func (l *Lab) Close() error {
+	l.closeOnce.Do(func() { l.closeErr = l.close() })
+	return l.closeErr
+}
+
+func (l *Lab) close() error {
 	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return nil
-	}
 	l.closed = true
 	procs, closers := l.procs, l.closers
 	l.mu.Unlock()
