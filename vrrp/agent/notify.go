@@ -125,13 +125,13 @@ func openFifo(path string) (*os.File, error) {
 // notify_<state> script, then its notify script with INSTANCE name state
 // priority, and a line on each FIFO.
 func (n *notifier) instance(in *config.Instance, state string, prio uint8) {
-	n.event(in.Notify, "INSTANCE", in.Name, state, strconv.Itoa(int(prio)))
+	n.event(in.Notify, "INSTANCE", in.Name, state, prio)
 }
 
 // group is instance for a sync group: GROUP name state 0 (keepalived gives a
 // group priority 0).
 func (n *notifier) group(g *config.SyncGroup, state string) {
-	n.event(g.Notify, "GROUP", g.Name, state, "0")
+	n.event(g.Notify, "GROUP", g.Name, state, 0)
 }
 
 // priority writes keepalived's MASTER_PRIORITY or BACKUP_PRIORITY line on the
@@ -165,9 +165,9 @@ func (n *notifier) rxLowerPri(in *config.Instance, script *config.Command, prio 
 	}, in.Name+" MASTER_RX_LOWER_PRI")
 }
 
-func (n *notifier) event(nt config.Notify, args ...string) {
+func (n *notifier) event(nt config.Notify, kind, name, state string, prio uint8) {
 	var specific *config.Command
-	switch args[2] {
+	switch state {
 	case "MASTER":
 		specific = nt.Master
 	case "BACKUP":
@@ -179,8 +179,8 @@ func (n *notifier) event(nt config.Notify, args ...string) {
 	}
 	// FIFO lines are written at once (without blocking): a reader never waits
 	// for the scripts of earlier transitions.
-	prio, _ := strconv.Atoi(args[3])
-	n.fifoLine(args[0], args[1], args[2], uint8(prio))
+	n.fifoLine(kind, name, state, prio)
+	args := []string{kind, name, state, strconv.Itoa(int(prio))}
 	n.queue(func() {
 		if p := n.progs[specific]; p != nil {
 			n.run(p)
