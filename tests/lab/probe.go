@@ -75,49 +75,60 @@ func (h *Host) StartProber(target netip.Addr, interval time.Duration, limit int)
 	p := &Prober{stop: make(chan struct{}), done: make(chan struct{})}
 	h.lab.onClose(p.Stop)
 	dst := net.UDPAddrFromAddrPort(netip.AddrPortFrom(target, ProbePort))
-	go func() { // receiver: ends when the sender closes the socket
-		buf := make([]byte, 128)
-		for {
-			n, _, err := conn.ReadFrom(buf)
-			if err != nil {
-				return
+	go readAnswers(conn, func(i int, from string) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if i >= 0 && i < len(p.answers) {
+			switch a := &p.answers[i]; {
+			case a.From == "":
+				a.From = from
+			case a.From != from:
+				a.Also = from
 			}
-			seq, from, ok := strings.Cut(string(buf[:n]), " ")
-			i, err := strconv.Atoi(seq)
-			if !ok || err != nil {
-				continue
-			}
-			p.mu.Lock()
-			if i >= 0 && i < len(p.answers) {
-				switch a := &p.answers[i]; {
-				case a.From == "":
-					a.From = from
-				case a.From != from:
-					a.Also = from
-				}
-			}
-			p.mu.Unlock()
 		}
-	}()
-	go func() { // sender
+	})
+	go func() {
 		defer close(p.done)
 		defer conn.Close()
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for i := 0; i < limit; i++ {
+		every(interval, limit, p.stop, func(i int) {
 			p.mu.Lock()
 			p.answers = append(p.answers, Answer{Sent: time.Now()})
 			p.mu.Unlock()
 			conn.WriteTo([]byte(strconv.Itoa(i)), dst)
-			select {
-			case <-p.stop:
-				time.Sleep(interval) // let the last answers in
-				return
-			case <-t.C:
-			}
-		}
+		})
 	}()
 	return p, nil
+}
+
+// readAnswers hands each answer, "seq host", to record until conn is closed.
+func readAnswers(conn net.PacketConn, record func(seq int, from string)) {
+	buf := make([]byte, 128)
+	for {
+		n, _, err := conn.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		seq, from, ok := strings.Cut(string(buf[:n]), " ")
+		if i, err := strconv.Atoi(seq); ok && err == nil {
+			record(i, from)
+		}
+	}
+}
+
+// every runs probe(i) every interval, at most limit times, until stop; then it
+// waits one more interval to let the last answers in.
+func every(interval time.Duration, limit int, stop <-chan struct{}, probe func(i int)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for i := 0; i < limit; i++ {
+		probe(i)
+		select {
+		case <-stop:
+			time.Sleep(interval)
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // Stop ends probing and waits for the last probe.
@@ -224,32 +235,18 @@ func (h *Host) StartDirectedProber(target netip.Addr, hosts []*Host, interval ti
 	p := &DirectedProber{stop: make(chan struct{}), done: make(chan struct{})}
 	h.lab.onClose(p.Stop)
 	port := uint16(conn.LocalAddr().(*net.UDPAddr).Port)
-	go func() { // receiver: ends when the sender closes the socket
-		buf := make([]byte, 128)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			seq, from, ok := strings.Cut(string(buf[:n]), " ")
-			i, err := strconv.Atoi(seq)
-			if !ok || err != nil {
-				continue
-			}
-			p.mu.Lock()
-			if i >= 0 && i < len(p.rounds) {
-				p.rounds[i].From = append(p.rounds[i].From, from)
-			}
-			p.mu.Unlock()
+	go readAnswers(conn, func(i int, from string) {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if i >= 0 && i < len(p.rounds) {
+			p.rounds[i].From = append(p.rounds[i].From, from)
 		}
-	}()
-	go func() { // sender
+	})
+	go func() {
 		defer close(p.done)
 		defer conn.Close()
 		defer raw.Close()
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for i := 0; i < limit; i++ {
+		every(interval, limit, p.stop, func(i int) {
 			p.mu.Lock()
 			p.rounds = append(p.rounds, DirectedRound{Sent: time.Now()})
 			p.mu.Unlock()
@@ -257,13 +254,7 @@ func (h *Host) StartDirectedProber(target netip.Addr, hosts []*Host, interval ti
 				frame := udpFrame(h.MAC, to.MAC, h.IPv4.Addr(), target, port, ProbePort, []byte(strconv.Itoa(i)))
 				raw.WriteTo(frame, &packet.Addr{HardwareAddr: to.MAC})
 			}
-			select {
-			case <-p.stop:
-				time.Sleep(interval)
-				return
-			case <-t.C:
-			}
-		}
+		})
 	}()
 	return p, nil
 }
