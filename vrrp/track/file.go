@@ -59,7 +59,9 @@ func newFileWatch(f *config.TrackFile) (*fileWatch, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inotify: %w", err)
 	}
-	const mask = unix.IN_CLOSE_WRITE | unix.IN_MOVED_TO | unix.IN_MOVED_FROM | unix.IN_CREATE | unix.IN_DELETE | unix.IN_MODIFY
+	// When a writer has closed the file, or it was renamed or removed: not on
+	// each write, which may find it truncated and not yet written (a passing 0).
+	const mask = unix.IN_CLOSE_WRITE | unix.IN_MOVED_TO | unix.IN_MOVED_FROM | unix.IN_DELETE
 	if _, err := unix.InotifyAddWatch(fd, filepath.Dir(f.File), mask); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("%s: track_file %s: watch %s: %w", f.Pos, f.Name, filepath.Dir(f.File), err)
