@@ -159,6 +159,9 @@ func (p *parser) validateInstance(in *Instance) {
 	if !in.HigherPrioSendAdvert {
 		in.HigherPrioSendAdvert = g.HigherPrioSendAdvert
 	}
+	if !in.Notify.PriorityChanges {
+		in.Notify.PriorityChanges = g.NotifyPriorityChange
+	}
 
 	// Preemption, as keepalived: ignored when starting as MASTER.
 	if in.State == "MASTER" || in.Priority == 255 {
