@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/xvrrp/xvrrp/tests/lab"
 	"github.com/xvrrp/xvrrp/vrrp"
+	"golang.org/x/sys/unix"
 )
 
 // Implementations.
@@ -178,26 +180,9 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 }
 
 func machine() string {
-	var u syscall.Utsname
-	syscall.Uname(&u)
-	str := func(b [65]int8) string {
-		var s []byte
-		for _, c := range b {
-			if c == 0 {
-				break
-			}
-			s = append(s, byte(c))
-		}
-		return string(s)
-	}
-	n := 0
-	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
-		n = strings.Count(string(b), "\nprocessor")
-		if strings.HasPrefix(string(b), "processor") {
-			n++
-		}
-	}
-	return fmt.Sprintf("Linux %s, %d CPUs", str(u.Release), n)
+	var u unix.Utsname
+	unix.Uname(&u)
+	return fmt.Sprintf("Linux %s, %d CPUs", unix.ByteSliceToString(u.Release[:]), runtime.NumCPU())
 }
 
 var vip = netip.MustParseAddr("192.0.2.1")
