@@ -52,11 +52,15 @@ fuzz:
 		done; \
 	done
 
-# Regenerates vmlinux.h from this kernel's BTF and the BPF objects with bpf2go.
-generate: deps vmlinux
+# Rebuilds the BPF objects with bpf2go from bpf/*.c and the committed vmlinux.h.
+# vmlinux.h is a pinned input: generate never reads the running kernel, so the
+# objects are the same on every machine of this kind, whatever its kernel build.
+generate: deps
 	$(GO) generate ./...
 
-vmlinux:
+# Refreshes vmlinux.h from this machine's kernel BTF. Only on purpose: commit the
+# result with the objects `make generate` then rebuilds from it.
+vmlinux: deps
 	bpftool btf dump file /sys/kernel/btf/vmlinux format c > vmlinux.h.tmp
 	mv vmlinux.h.tmp vmlinux.h
 
