@@ -418,11 +418,16 @@ func (d *Datapath) Peer(k InstanceKey) (Peer, error) {
 	return v, d.objs.Peers.Lookup(k, &v)
 }
 
+// DeletePeer forgets the last advert heard for an instance.
+func (d *Datapath) DeletePeer(k InstanceKey) error { return d.objs.Peers.Delete(k) }
+
 func (d *Datapath) PutVIP(k VIPKey, owner InstanceKey) error { return d.objs.Vips.Put(k, owner) }
 
 func (d *Datapath) DeleteVIP(k VIPKey) error { return d.objs.Vips.Delete(k) }
 
 func (d *Datapath) PutUnicastPeer(k UnicastKey) error { return d.objs.UnicastPeers.Put(k, uint8(1)) }
+
+func (d *Datapath) DeleteUnicastPeer(k UnicastKey) error { return d.objs.UnicastPeers.Delete(k) }
 
 // Counters returns the stats map summed over CPUs, indexed by vrrp.Reason, then
 // the fence counters (CounterFencedIngress, CounterFencedEgress, CounterNoAccept).

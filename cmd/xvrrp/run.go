@@ -1,16 +1,22 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
 	"github.com/xvrrp/xvrrp/loader"
 	"github.com/xvrrp/xvrrp/vrrp/agent"
 	"github.com/xvrrp/xvrrp/vrrp/config"
+	"golang.org/x/sys/unix"
 )
 
 const defaultStateDir = "/run/xvrrp"
@@ -31,6 +37,8 @@ Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF).`,
 		&cli.BoolFlag{Name: "keep-datapath", Usage: "on stop, leave the datapath, VIPs and leases for a restart"},
 		&cli.StringFlag{Name: "tc", Value: "auto", Usage: "how to attach the fence: auto, tcx or clsact"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+		// For tests that overflow the link-update socket.
+		&cli.IntFlag{Name: "netlink-rcvbuf", Hidden: true},
 	),
 	Action: func(c *cli.Context) error {
 		if c.Args().Present() {
@@ -46,8 +54,14 @@ Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF).`,
 		}
 		log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
 
+		stopHangups := ignoreHangups(log)
+		defer stopHangups()
+
 		file := c.String("use-file")
-		cfg, err := config.Load(file, config.Options{ConfigID: c.String("config-id")})
+		cfg, err := loadConfig(c.Context, file, config.Options{ConfigID: c.String("config-id")})
+		if errors.Is(err, context.Canceled) {
+			return &exitError{code: exitFailure, err: fmt.Errorf("stopped while reading %s", file)}
+		}
 		for _, w := range cfg.Warnings {
 			log.Warn(w.String())
 		}
@@ -62,17 +76,18 @@ Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF).`,
 		if err := os.MkdirAll(stateDir, 0o755); err != nil {
 			return &exitError{code: exitFailure, err: err}
 		}
-		pidFile := filepath.Join(stateDir, "xvrrp.pid")
-		if err := os.WriteFile(pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+		unlock, err := lockStateDir(stateDir)
+		if err != nil {
 			return &exitError{code: exitFailure, err: err}
 		}
-		defer os.Remove(pidFile)
+		defer unlock()
 
 		a, err := agent.New(cfg, agent.Options{
 			PinDir:       c.String("pin-dir"),
 			Logger:       log,
 			KeepDatapath: c.Bool("keep-datapath"),
 			TC:           tc,
+			LinkRcvBuf:   c.Int("netlink-rcvbuf"),
 		})
 		if err != nil {
 			return &exitError{code: exitFailure, err: err}
@@ -102,4 +117,84 @@ func noReloadWarnings(cfg *config.Config) []string {
 		check(g.Pos, g.Name, g.Notify)
 	}
 	return w
+}
+
+// ErrStateDirInUse is returned when another daemon holds the state directory.
+var ErrStateDirInUse = errors.New("state directory in use by another xvrrp")
+
+// lockStateDir takes the state directory for this daemon's life: an exclusive
+// lock on its pid file, which then holds our pid. A second daemon on the same
+// directory is refused, naming the holder, before it changes anything. The
+// returned function removes the pid file and releases the lock.
+func lockStateDir(dir string) (unlock func(), err error) {
+	path := filepath.Join(dir, "xvrrp.pid")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open pid file: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		holder, _ := os.ReadFile(path)
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s is held by pid %s; one daemon per state directory (give this one its own --state-dir and --pin-dir)",
+				ErrStateDirInUse, dir, strings.TrimSpace(string(holder)))
+		}
+		return nil, fmt.Errorf("lock pid file %s: %w", path, err)
+	}
+	if err := f.Truncate(0); err == nil {
+		_, err = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("write pid file %s: %w", path, err)
+	}
+	return func() {
+		os.Remove(path) // while still holding the lock
+		f.Close()
+	}, nil
+}
+
+// loadConfig reads the configuration, or gives up with ctx.Err() when ctx ends
+// first: a read that blocks (an include of a FIFO) must not keep SIGTERM from
+// stopping the daemon.
+func loadConfig(ctx context.Context, file string, opt config.Options) (*config.Config, error) {
+	type result struct {
+		cfg *config.Config
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		cfg, err := config.Load(file, opt)
+		done <- result{cfg, err}
+	}()
+	select {
+	case r := <-done:
+		return r.cfg, r.err
+	case <-ctx.Done():
+		return &config.Config{}, ctx.Err()
+	}
+}
+
+// ignoreHangups keeps SIGHUP, keepalived's reload signal (what `systemctl
+// reload` sends), from killing the daemon until reload exists: it is logged and
+// changes nothing.
+func ignoreHangups(log *slog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-hup:
+				log.Warn("SIGHUP: reload is not supported yet; the running configuration is unchanged")
+			case <-done:
+				return
+			}
+		}
+	}()
+	return func() {
+		// Still ignored after this: a SIGHUP during the stop changes nothing either.
+		signal.Ignore(syscall.SIGHUP)
+		close(done)
+	}
 }

@@ -91,6 +91,14 @@ type Host struct {
 
 	lab   *Lab
 	ports map[string]string // the bridge's end of each veth, in the switch namespace
+	links map[string]linkSpec
+}
+
+// linkSpec is how addLink made one of a host's interfaces, to make it again.
+type linkSpec struct {
+	port  string
+	mac   net.HardwareAddr
+	addrs []netip.Prefix
 }
 
 // New builds a lab. On error nothing is left behind.
@@ -160,6 +168,7 @@ func (l *Lab) addHost(ctx context.Context, name string, n int, second bool) (*Ho
 		IPv6:  netip.PrefixFrom(netip.MustParseAddr(fmt.Sprintf("2001:db8::%d", n)), Subnet6.Bits()),
 		lab:   l,
 		ports: map[string]string{},
+		links: map[string]linkSpec{},
 	}
 	if err := createNS(h.NS, hostSysctls); err != nil {
 		return nil, err
@@ -205,6 +214,7 @@ func (l *Lab) addLink(h *Host, iface, port string, mac net.HardwareAddr, addrs .
 		return err
 	}
 	h.ports[iface] = port
+	h.links[iface] = linkSpec{port: port, mac: mac, addrs: addrs}
 	return l.inNS(h.NS, func(nh *netlink.Handle) error {
 		lo, err := nh.LinkByName("lo")
 		if err != nil {
@@ -319,6 +329,47 @@ func (h *Host) setPort(iface string, up bool) error {
 		}
 		return nh.LinkSetDown(port)
 	})
+}
+
+// SetLinkDown and SetLinkUp take the host's own interface down and up (`ip
+// link set dev down` on the node), where Cut acts at the switch's port.
+func (h *Host) SetLinkDown(iface string) error { return h.setOwnLink(iface, false) }
+func (h *Host) SetLinkUp(iface string) error   { return h.setOwnLink(iface, true) }
+
+func (h *Host) setOwnLink(iface string, up bool) error {
+	return h.Netlink(func(nh *netlink.Handle) error {
+		l, err := nh.LinkByName(iface)
+		if err != nil {
+			return err
+		}
+		if up {
+			return nh.LinkSetUp(l)
+		}
+		return nh.LinkSetDown(l)
+	})
+}
+
+// DeleteLink deletes the host's interface, and with it the veth's other end
+// in the switch: the node's own interface is gone, as when a VLAN or bond is
+// torn down or a container runtime removes a veth.
+func (h *Host) DeleteLink(iface string) error {
+	return h.Netlink(func(nh *netlink.Handle) error {
+		l, err := nh.LinkByName(iface)
+		if err != nil {
+			return err
+		}
+		return nh.LinkDel(l)
+	})
+}
+
+// RecreateLink makes a deleted interface again, with the same name, MAC and
+// addresses and a new index, plugged into the bridge as before.
+func (h *Host) RecreateLink(iface string) error {
+	spec, ok := h.links[iface]
+	if !ok {
+		return fmt.Errorf("%s has no link %s", h.Name, iface)
+	}
+	return h.lab.addLink(h, iface, spec.port, spec.mac, spec.addrs...)
 }
 
 // Do runs fn on an OS thread that is in the host's network namespace. Sockets fn

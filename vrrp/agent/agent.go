@@ -32,6 +32,9 @@ type Options struct {
 	// with no gap.
 	KeepDatapath bool
 	TC           loader.TCMode
+	// LinkRcvBuf sets the link-update socket's receive buffer when not 0, for
+	// tests that make it overflow.
+	LinkRcvBuf int
 }
 
 // Monotonic reads CLOCK_MONOTONIC, the clock of the kernel's timestamps.
@@ -54,6 +57,8 @@ type Agent struct {
 	groups map[string][]*instance
 	anns   map[int]*announcer
 	socks  map[sockKey]*rawSocket
+	// queued are the instances with adverts waiting for flush.
+	queued []*instance
 	// forcing is set while a sync group's members follow one of them.
 	forcing bool
 	// running is set once the instances have started.
@@ -89,8 +94,17 @@ func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
 	}
 	defer func() {
 		if err != nil {
+			// A failed start leaves nothing behind: no VIP it kept from an
+			// earlier run, no program attached, no pin.
+			for _, in := range a.insts {
+				for _, v := range in.vips {
+					v.del()
+				}
+			}
 			a.closeAll()
-			a.dp.Close()
+			if rerr := a.dp.Remove(); rerr != nil {
+				a.log.Warn("remove the datapath after a failed start", "error", rerr)
+			}
 		}
 	}()
 	attached := map[int]bool{}
@@ -99,6 +113,7 @@ func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("(%s) %w", in.Name, err)
 		}
+		a.insts = append(a.insts, inst)
 		if !attached[inst.ifi.Index] {
 			if err := a.dp.Attach(inst.ifi.Index); err != nil {
 				return nil, err
@@ -111,7 +126,6 @@ func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
 				a.log.Warn(fmt.Sprintf("(%s) %v", in.Name, err))
 			}
 		}
-		a.insts = append(a.insts, inst)
 		a.byKey[inst.key] = inst
 		if in.SyncGroup != "" {
 			a.groups[in.SyncGroup] = append(a.groups[in.SyncGroup], inst)
@@ -176,12 +190,6 @@ func (a *Agent) closeAll() {
 	a.nl.Close()
 }
 
-type linkState struct {
-	index int
-	up    bool
-	name  string
-}
-
 // Run starts the instances and runs them until ctx ends, then stops them: each
 // master resigns with priority 0 and its VIPs are removed, and the datapath is
 // removed, unless Options.KeepDatapath.
@@ -205,18 +213,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	links := make(chan linkState, 64)
 	linkDone := make(chan struct{})
 	defer close(linkDone)
-	updates := make(chan netlink.LinkUpdate, 64)
-	if err := netlink.LinkSubscribeWithOptions(updates, linkDone, netlink.LinkSubscribeOptions{
-		ErrorCallback: func(err error) { a.log.Warn("link updates", "error", err) },
-	}); err != nil {
-		return fmt.Errorf("subscribe to link updates: %w", err)
+	if err := watchLinks(linkDone, links, a.log, a.opt.LinkRcvBuf); err != nil {
+		return err
 	}
-	go func() {
-		for u := range updates {
-			attrs := u.Attrs()
-			links <- linkState{index: attrs.Index, name: attrs.Name, up: linkUp(attrs)}
-		}
-	}()
 
 	if d := a.cfg.Global.StartupDelay; d > 0 {
 		a.log.Info("delaying startup", "delay", d)
@@ -269,7 +268,7 @@ func linkUp(attrs *netlink.LinkAttrs) bool {
 func (a *Agent) arm(t *timer) {
 	var next time.Duration
 	for _, in := range a.insts {
-		for _, d := range []time.Duration{in.m.Deadline(), in.garpAt} {
+		for _, d := range []time.Duration{in.m.Deadline(), in.garpAt, in.sendFaultUntil, in.rebindAt} {
 			if d != 0 && (next == 0 || d < next) {
 				next = d
 			}
@@ -397,24 +396,14 @@ func (a *Agent) expire() {
 		if in.garpAt != 0 && in.garpAt <= now {
 			a.garpDue(in, now)
 		}
-	}
-}
-
-func (a *Agent) link(l linkState) {
-	changed := false
-	for _, in := range a.insts {
-		if in.ifi.Index != l.index || in.up == l.up {
-			continue
+		if in.rebindAt != 0 && in.rebindAt <= now {
+			a.rebind(in, now)
+			a.reassess("interface " + in.cfg.Interface + " re-created")
 		}
-		in.up, changed = l.up, true
-		a.log.Info(fmt.Sprintf("(%s) interface %s %s", in.cfg.Name, l.name, upDown(l.up)))
-	}
-	if up, tracked := a.health.ifUp[l.name]; tracked && up != l.up {
-		a.health.ifUp[l.name], changed = l.up, true
-		a.log.Info(fmt.Sprintf("tracked interface %s %s", l.name, upDown(l.up)))
-	}
-	if changed {
-		a.reassess("interface " + l.name + " up")
+		if in.sendFaultUntil != 0 && in.sendFaultUntil <= now {
+			in.sendFault, in.sendFaultUntil = "", 0
+			a.reassess("retrying adverts after send errors")
+		}
 	}
 }
 
@@ -428,8 +417,13 @@ func upDown(up bool) string {
 // faultOf says why the instance must be in FAULT, or "" if it need not: its own
 // interface is down, or a tracker says so.
 func (a *Agent) faultOf(in *instance) string {
-	if !in.up {
+	switch {
+	case in.gone:
+		return "interface " + in.cfg.Interface + " deleted"
+	case !in.up:
 		return "interface " + in.ifi.Name + " down"
+	case in.sendFault != "":
+		return in.sendFault
 	}
 	f, _ := a.verdict(in)
 	return f
@@ -587,11 +581,14 @@ func (a *Agent) advert(in *instance, prio uint8, now time.Duration) {
 	in.advert.Priority = prio
 	if err := in.sender.queue(&in.advert); err != nil {
 		a.log.Warn(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
+		return
 	}
-	if prio != 0 && in.m.State() == vrrp.Master {
-		// Every advert renews the lease.
-		a.putKernel(in, loader.StateMaster, now)
+	if !in.flushing {
+		in.flushing = true
+		a.queued = append(a.queued, in)
 	}
+	// Every advert that leaves renews the lease; flush renews it once sent.
+	in.renew = prio != 0 && in.m.State() == vrrp.Master
 }
 
 // garpDue sends what is due of the gratuitous ARP schedule: a burst of
@@ -647,14 +644,25 @@ func (a *Agent) socket(ifi *net.Interface, src netip.Addr) (*rawSocket, error) {
 	return s, nil
 }
 
-// flush sends the adverts queued since the last flush, a batch per socket.
+// flush sends the adverts queued since the last flush, a batch per socket,
+// then renews the leases of the masters whose adverts left and takes note of
+// those that could not send.
 func (a *Agent) flush() {
 	for _, s := range a.socks {
-		if s.n == 0 {
-			continue
+		if s.n > 0 {
+			s.flush()
 		}
-		if err := s.flush(); err != nil {
-			a.log.Warn(err.Error())
+	}
+	queued := a.queued
+	a.queued = nil
+	now := a.now()
+	for _, in := range queued {
+		in.flushing = false
+		_, ok, failures := in.sender.outcome()
+		a.sendOutcome(in, ok, failures, now)
+		if ok && in.renew && in.m.State() == vrrp.Master {
+			a.putKernel(in, loader.StateMaster, now)
 		}
+		in.renew = false
 	}
 }

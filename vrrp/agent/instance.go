@@ -1,11 +1,13 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
 	"github.com/xvrrp/xvrrp/loader"
 	"github.com/xvrrp/xvrrp/vrrp"
@@ -34,83 +36,32 @@ type instance struct {
 	// lowerGarpNext: no gratuitous ARP burst for a lower-priority master
 	// before this.
 	lowerGarpNext time.Duration
+
+	// flushing: queued on the agent for the next flush; renew: the advert
+	// queued renews the lease once it has left.
+	flushing, renew bool
+	// sendFault says why adverts cannot leave, until sendFaultUntil, when
+	// the instance leaves FAULT to try again; sendFailRun counts adverts in a
+	// row that did not leave.
+	sendFault      string
+	sendFaultUntil time.Duration
+	sendFailRun    int
+	sendErrors     uint64        // refused sends, all told
+	sendLogAt      time.Duration // no send error logged before this
+	sendLogMuted   int           // send errors not logged since the last one
+
+	// gone: the interface was deleted. rebindErr says why its new
+	// incarnation could not be used yet; rebind is retried at rebindAt.
+	gone      bool
+	rebindErr string
+	rebindAt  time.Duration
 }
 
 func (a *Agent) newInstance(in *config.Instance) (*instance, error) {
-	ifi, err := net.InterfaceByName(in.Interface)
-	if err != nil {
-		return nil, fmt.Errorf("interface %s: %w", in.Interface, err)
-	}
-	lnk, err := netlink.LinkByIndex(ifi.Index)
-	if err != nil {
-		return nil, fmt.Errorf("interface %s: %w", in.Interface, err)
-	}
-	family := loader.FamilyIPv4
-	if in.Family == config.IPv6 {
-		family = loader.FamilyIPv6
-	}
-	inst := &instance{
-		cfg: in,
-		ifi: ifi,
-		up:  linkUp(lnk.Attrs()),
-		key: loader.InstanceKey{Ifindex: uint32(ifi.Index), Vrid: in.VRID, Family: family},
-	}
-
-	vipSet := map[netip.Addr]bool{}
-	for _, v := range in.VIPs {
-		vv, err := a.vipOf(in, v, lnk)
-		if err != nil {
-			return nil, err
-		}
-		inst.vips = append(inst.vips, vv)
-		vipSet[v.Prefix.Addr()] = true
-	}
-
-	// Where adverts go and come from.
-	var dsts []netip.Addr
-	group := in.McastDstIP
-	if !group.IsValid() {
-		group = a.cfg.Global.McastGroup4
-		if in.Family == config.IPv6 {
-			group = a.cfg.Global.McastGroup6
-		}
-	}
-	if !group.IsValid() {
-		group = vrrp.Group4
-		if in.Family == config.IPv6 {
-			group = vrrp.Group6
-		}
-	}
-	configuredSrc := in.McastSrcIP
-	if len(in.UnicastPeers) > 0 {
-		for _, p := range in.UnicastPeers {
-			dsts = append(dsts, p.Addr)
-		}
-		if in.UnicastSrcIP.IsValid() {
-			configuredSrc = in.UnicastSrcIP
-		}
-	} else {
-		dsts = []netip.Addr{group}
-	}
-	fam := 4
-	if in.Family == config.IPv6 {
-		fam = 6
-	}
-	src, err := sourceAddr(ifi, fam, len(in.UnicastPeers) > 0, configuredSrc, vipSet)
-	if err != nil {
+	inst := &instance{cfg: in}
+	if err := a.bind(inst); err != nil {
 		return nil, err
 	}
-	sock, err := a.socket(ifi, src)
-	if err != nil {
-		return nil, err
-	}
-	if len(in.UnicastPeers) == 0 {
-		if err := sock.join(group); err != nil {
-			return nil, err
-		}
-	}
-	inst.sender = &sender{sock: sock, src: src, dsts: dsts}
-
 	inst.advert = vrrp.Advert{Version: in.Version, VRID: in.VRID, Interval: in.Interval}
 	if in.Version == 2 {
 		inst.advert.AuthType = in.AuthType
@@ -125,7 +76,7 @@ func (a *Agent) newInstance(in *config.Instance) (*instance, error) {
 		Version:      in.Version,
 		Priority:     in.Priority,
 		Interval:     in.Interval,
-		Addr:         src,
+		Addr:         inst.sender.src,
 		NoPreempt:    !in.Preempt,
 		PreemptDelay: in.PreemptDelay,
 		DownAdverts:  in.DownTimerAdverts,
@@ -173,24 +124,135 @@ func (a *Agent) newInstance(in *config.Instance) (*instance, error) {
 		}
 	}
 	inst.kernel = k
-	if err := a.dp.PutInstance(inst.key, k); err != nil {
-		return nil, fmt.Errorf("kernel instance: %w", err)
-	}
-	for _, v := range inst.vips {
-		vk := loader.VIPKey{Family: family}
-		copy(vk.Addr[:], v.ip().AsSlice())
-		if err := a.dp.PutVIP(vk, inst.key); err != nil {
-			return nil, fmt.Errorf("kernel VIP %v: %w", v, err)
-		}
-	}
-	for _, p := range in.UnicastPeers {
-		uk := loader.UnicastKey{Instance: inst.key}
-		copy(uk.Addr[:], p.Addr.AsSlice())
-		if err := a.dp.PutUnicastPeer(uk); err != nil {
-			return nil, fmt.Errorf("kernel unicast peer %v: %w", p.Addr, err)
-		}
+	if err := a.putKernelEntries(inst); err != nil {
+		return nil, err
 	}
 	return inst, nil
+}
+
+// bind resolves everything of the instance that depends on its interface as
+// it is now: index and link state, the kernel's key, the VIPs' links, where
+// adverts go and come from, and the socket they leave by. It runs at start and
+// again when the interface is re-created under the same name.
+func (a *Agent) bind(inst *instance) error {
+	in := inst.cfg
+	ifi, err := net.InterfaceByName(in.Interface)
+	if err != nil {
+		return fmt.Errorf("interface %s: %w", in.Interface, err)
+	}
+	lnk, err := a.nl.LinkByIndex(ifi.Index)
+	if err != nil {
+		return fmt.Errorf("interface %s: %w", in.Interface, err)
+	}
+	family := loader.FamilyIPv4
+	if in.Family == config.IPv6 {
+		family = loader.FamilyIPv6
+	}
+	var vips []vip
+	vipSet := map[netip.Addr]bool{}
+	for _, v := range in.VIPs {
+		vv, err := a.vipOf(in, v, lnk)
+		if err != nil {
+			return err
+		}
+		vips = append(vips, vv)
+		vipSet[v.Prefix.Addr()] = true
+	}
+
+	// Where adverts go and come from.
+	var dsts []netip.Addr
+	group := in.McastDstIP
+	if !group.IsValid() {
+		group = a.cfg.Global.McastGroup4
+		if in.Family == config.IPv6 {
+			group = a.cfg.Global.McastGroup6
+		}
+	}
+	if !group.IsValid() {
+		group = vrrp.Group4
+		if in.Family == config.IPv6 {
+			group = vrrp.Group6
+		}
+	}
+	configuredSrc := in.McastSrcIP
+	if len(in.UnicastPeers) > 0 {
+		for _, p := range in.UnicastPeers {
+			dsts = append(dsts, p.Addr)
+		}
+		if in.UnicastSrcIP.IsValid() {
+			configuredSrc = in.UnicastSrcIP
+		}
+	} else {
+		dsts = []netip.Addr{group}
+	}
+	fam := 4
+	if in.Family == config.IPv6 {
+		fam = 6
+	}
+	src, err := sourceAddr(ifi, fam, len(in.UnicastPeers) > 0, configuredSrc, vipSet)
+	if err != nil {
+		return err
+	}
+	sock, err := a.socket(ifi, src)
+	if err != nil {
+		return err
+	}
+	if len(in.UnicastPeers) == 0 {
+		if err := sock.join(group); err != nil {
+			return err
+		}
+	}
+	inst.ifi, inst.up, inst.vips = ifi, linkUp(lnk.Attrs()), vips
+	inst.key = loader.InstanceKey{Ifindex: uint32(ifi.Index), Vrid: in.VRID, Family: family}
+	inst.sender = &sender{sock: sock, src: src, dsts: dsts}
+	return nil
+}
+
+// putKernelEntries writes the instance, its VIPs and its unicast peers to the
+// kernel's maps under its key.
+func (a *Agent) putKernelEntries(inst *instance) error {
+	if err := a.dp.PutInstance(inst.key, inst.kernel); err != nil {
+		return fmt.Errorf("kernel instance: %w", err)
+	}
+	for _, v := range inst.vips {
+		if err := a.dp.PutVIP(vipKey(inst.key.Family, v.ip()), inst.key); err != nil {
+			return fmt.Errorf("kernel VIP %v: %w", v, err)
+		}
+	}
+	for _, p := range inst.cfg.UnicastPeers {
+		if err := a.dp.PutUnicastPeer(unicastKey(inst.key, p.Addr)); err != nil {
+			return fmt.Errorf("kernel unicast peer %v: %w", p.Addr, err)
+		}
+	}
+	return nil
+}
+
+// deleteKernelEntries removes what putKernelEntries wrote under the
+// instance's key, and the kernel's record of its peer; VIP entries are keyed by
+// address and are rewritten, not removed.
+func (a *Agent) deleteKernelEntries(inst *instance) {
+	for _, err := range []error{a.dp.DeleteInstance(inst.key), a.dp.DeletePeer(inst.key)} {
+		if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			a.log.Warn(fmt.Sprintf("(%s) remove kernel entries: %v", inst.cfg.Name, err))
+		}
+	}
+	for _, p := range inst.cfg.UnicastPeers {
+		if err := a.dp.DeleteUnicastPeer(unicastKey(inst.key, p.Addr)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			a.log.Warn(fmt.Sprintf("(%s) remove kernel entries: %v", inst.cfg.Name, err))
+		}
+	}
+}
+
+func vipKey(family uint8, ip netip.Addr) loader.VIPKey {
+	k := loader.VIPKey{Family: family}
+	copy(k.Addr[:], ip.AsSlice())
+	return k
+}
+
+func unicastKey(inst loader.InstanceKey, ip netip.Addr) loader.UnicastKey {
+	k := loader.UnicastKey{Instance: inst}
+	copy(k.Addr[:], ip.AsSlice())
+	return k
 }
 
 // vipOf turns a virtual_ipaddress line into the address netlink adds: dev,
@@ -198,7 +260,7 @@ func (a *Agent) newInstance(in *config.Instance) (*instance, error) {
 // address moves between routers.
 func (a *Agent) vipOf(in *config.Instance, v config.VIP, lnk netlink.Link) (vip, error) {
 	if v.Dev != "" && v.Dev != in.Interface {
-		l, err := netlink.LinkByName(v.Dev)
+		l, err := a.nl.LinkByName(v.Dev)
 		if err != nil {
 			return vip{}, fmt.Errorf("VIP %v: dev %s: %w", v.Prefix, v.Dev, err)
 		}

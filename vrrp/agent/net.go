@@ -37,7 +37,8 @@ type rawSocket struct {
 	groups map[netip.Addr]bool
 	msgs   []ipv4.Message
 	bufs   [][]byte
-	n      int // queued
+	owners []*sender // who queued each message
+	n      int       // queued
 }
 
 // sockKey names a rawSocket: IPv4 sockets are per interface, as the source is in
@@ -159,35 +160,44 @@ func (s *rawSocket) slot() []byte {
 	if s.n == len(s.bufs) {
 		s.bufs = append(s.bufs, make([]byte, 0, 128))
 		s.msgs = append(s.msgs, ipv4.Message{Buffers: make([][]byte, 1)})
+		s.owners = append(s.owners, nil)
 	}
 	return s.bufs[s.n][:0]
 }
 
-// queue adds the packet built in the buffer slot returned.
-func (s *rawSocket) queue(b []byte, dst netip.Addr) {
+// queue adds the packet built in the buffer slot returned, sent for owner.
+func (s *rawSocket) queue(b []byte, dst netip.Addr, owner *sender) {
 	s.bufs[s.n] = b
 	ip := &net.IPAddr{IP: dst.AsSlice()}
 	if dst.Is6() && (dst.IsLinkLocalUnicast() || dst.IsLinkLocalMulticast()) {
 		ip.Zone = s.ifi.Name
 	}
 	s.msgs[s.n].Buffers[0], s.msgs[s.n].Addr = b, ip
+	s.owners[s.n] = owner
 	s.n++
 }
 
-// flush sends what is queued; a packet the kernel refuses is reported and
-// skipped, the rest still go.
-func (s *rawSocket) flush() error {
-	var errs []error
+// flush sends what is queued. A packet the kernel refuses is recorded on its
+// sender and skipped; the rest still go. sendmmsg reports a refusal of the
+// first packet as n < 0 (or 0) with the error, of a later one as a short count.
+func (s *rawSocket) flush() {
 	for sent := 0; sent < s.n; {
 		n, err := s.batch.WriteBatch(s.msgs[sent:s.n], 0)
+		n = max(n, 0)
+		for _, o := range s.owners[sent : sent+n] {
+			o.sent++
+		}
 		sent += n
-		if err != nil {
-			errs = append(errs, fmt.Errorf("send advert to %v: %w", s.msgs[sent].Addr, err))
+		switch {
+		case err != nil && sent < s.n:
+			s.owners[sent].fail(s.msgs[sent].Addr, err)
 			sent++
+		case err != nil, n == 0:
+			sent = s.n // nothing more will go; never spin
 		}
 	}
+	clear(s.owners[:s.n])
 	s.n = 0
-	return errors.Join(errs...)
 }
 
 func (s *rawSocket) close() {
@@ -198,11 +208,19 @@ func (s *rawSocket) close() {
 	}
 }
 
-// sender queues one instance's adverts on its interface's socket.
+// sender queues one instance's adverts on its interface's socket, and keeps
+// what became of them since the last flush.
 type sender struct {
 	sock *rawSocket
 	src  netip.Addr
 	dsts []netip.Addr
+
+	queued, sent int // packets since the last flush
+	// failures since the last flush; unreachable counts refusals that blame
+	// one destination (a unicast peer that does not answer ARP or NDP), not
+	// this node's ability to send.
+	failures    []error
+	unreachable int
 }
 
 // queue queues a to every destination; the agent flushes.
@@ -212,9 +230,49 @@ func (s *sender) queue(a *vrrp.Advert) error {
 		if err != nil {
 			return err
 		}
-		s.sock.queue(b, dst)
+		s.sock.queue(b, dst, s)
+		s.queued++
 	}
 	return nil
+}
+
+func (s *sender) fail(dst net.Addr, err error) {
+	if unreachable(err) {
+		s.unreachable++
+	}
+	s.failures = append(s.failures, fmt.Errorf("send advert to %v: %w", dst, err))
+}
+
+// outcome is what became of the adverts queued since the last flush, which it
+// forgets: ok when at least one left (or the only refusals were unreachable
+// destinations), and the failures, if any.
+func (s *sender) outcome() (queued bool, ok bool, failures []error) {
+	queued = s.queued > 0
+	ok = s.sent > 0 || (s.unreachable > 0 && s.unreachable == len(s.failures))
+	failures = s.failures
+	s.queued, s.sent, s.unreachable, s.failures = 0, 0, 0, nil
+	return queued, ok, failures
+}
+
+// unreachable reports whether a send error blames a destination rather than
+// this node: the neighbour of a unicast peer did not resolve, or an ICMP error
+// came back from it (a peer with no VRRP daemon answers "protocol
+// unreachable", and the raw socket reports that on its next send). A master
+// whose only peer died or stopped must keep its VIP, as keepalived's does.
+func unreachable(err error) bool {
+	for _, e := range []error{unix.EHOSTUNREACH, unix.ENETUNREACH, unix.EHOSTDOWN, unix.ENONET, unix.ENOPROTOOPT, unix.ECONNREFUSED} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// interfaceGone reports whether a send error means the interface cannot send
+// at all, as carrier loss does: nothing is gained by trying again before a link
+// update says it is back.
+func interfaceGone(err error) bool {
+	return errors.Is(err, unix.ENETDOWN) || errors.Is(err, unix.ENODEV) || errors.Is(err, unix.ENXIO)
 }
 
 func (s *sender) build(b []byte, a *vrrp.Advert, dst netip.Addr) ([]byte, error) {
@@ -283,7 +341,8 @@ func (v vip) add() error {
 
 func (v vip) del() error {
 	err := v.nl.AddrDel(v.link, v.addr)
-	if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) {
+	// Not there, or its interface is gone and the address with it.
+	if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("remove VIP %v: %w", v, err)
 	}
 	return nil
