@@ -168,12 +168,21 @@ func (m *Machine) beats(h Heard) bool {
 }
 
 // Advert takes an advert the kernel accepted for this instance.
+//
+// Adverts may come out of the order the kernel saw them in (an event queued
+// while the daemon was descheduled, handled after the timer re-read the
+// kernel's newer record): a backup's deadline follows the newest advert heard,
+// and an older one never pulls it back.
 func (m *Machine) Advert(now time.Duration, h Heard) []Action {
+	stale := h.At < m.heard
 	if h.At > m.heard {
 		m.heard = h.At
 	}
 	switch m.state {
 	case Backup:
+		if stale {
+			return nil
+		}
 		if h.Priority == 0 {
 			// The master resigned: take over after Skew_Time.
 			m.deadline = h.At + m.skew()

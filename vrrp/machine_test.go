@@ -35,6 +35,13 @@ func heard(addr netip.Addr, prio uint8, interval time.Duration) func(*Machine, t
 	}
 }
 
+// heardAt is an advert the kernel saw at at, handled later, at now.
+func heardAt(addr netip.Addr, prio uint8, at time.Duration) func(*Machine, time.Duration) []Action {
+	return func(m *Machine, now time.Duration) []Action {
+		return m.Advert(now, Heard{Addr: addr, Priority: prio, Interval: 100 * ms, At: at})
+	}
+}
+
 // expireSeeing fires the timer with the kernel's record of an advert seen at at.
 func expireSeeing(addr netip.Addr, prio uint8, at time.Duration) func(*Machine, time.Duration) []Action {
 	return func(m *Machine, now time.Duration) []Action {
@@ -76,6 +83,15 @@ func TestMachineTransitions(t *testing.T) {
 			{0, start, "INIT->BACKUP(init)", Backup, mdi100},
 			{200 * ms, heard(higher, 150, 100*ms), "", Backup, 200*ms + mdi100},
 			{mdi100, expire, "", Backup, 200*ms + mdi100},
+		}},
+		{"a stale advert does not pull the deadline back", nil, []step{
+			// The timer saw the kernel's record of an advert at 300 ms; an
+			// event for the older one at 200 ms, queued while the daemon was
+			// descheduled, comes after it.
+			{0, start, "INIT->BACKUP(init)", Backup, mdi100},
+			{mdi100, expireSeeing(higher, 150, 300*ms), "", Backup, 300*ms + mdi100},
+			{mdi100 + 1, heardAt(higher, 150, 200*ms), "", Backup, 300*ms + mdi100},
+			{200*ms + mdi100, expire, "", Backup, 300*ms + mdi100},
 		}},
 		{"an equal master holds the backup", nil, []step{
 			{0, start, "INIT->BACKUP(init)", Backup, mdi100},

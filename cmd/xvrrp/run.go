@@ -88,6 +88,7 @@ Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF).`,
 			KeepDatapath: c.Bool("keep-datapath"),
 			TC:           tc,
 			LinkRcvBuf:   c.Int("netlink-rcvbuf"),
+			Tuning:       agent.TuningOf(cfg.Global),
 		})
 		if err != nil {
 			return &exitError{code: exitFailure, err: err}

@@ -32,6 +32,9 @@ type Options struct {
 	// with no gap.
 	KeepDatapath bool
 	TC           loader.TCMode
+	// Tuning is applied when Run starts and undone when it returns; the zero
+	// value tunes nothing (see TuningOf).
+	Tuning Tuning
 	// LinkRcvBuf sets the link-update socket's receive buffer when not 0, for
 	// tests that make it overflow.
 	LinkRcvBuf int
@@ -216,6 +219,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := watchLinks(linkDone, links, a.log, a.opt.LinkRcvBuf); err != nil {
 		return err
 	}
+
+	// After loading: the verifier's work would count against RLIMIT_RTTIME.
+	defer applyTuning(a.opt.Tuning, a.log)()
 
 	if d := a.cfg.Global.StartupDelay; d > 0 {
 		a.log.Info("delaying startup", "delay", d)

@@ -53,6 +53,12 @@ type Global struct {
 	DynamicInterfaces    bool
 	LogUnknownVRIDs      bool
 	VMACPrefix           string
+	// Process tuning of the daemon: vrrp_rt_priority (0: unset),
+	// vrrp_rlimit_rttime (0: unset), vrrp_no_swap, vrrp_cpu_affinity.
+	RTPriority   int
+	RLimitRTTime time.Duration
+	NoSwap       bool
+	CPUAffinity  []int
 }
 
 // Garp is the gratuitous ARP / unsolicited NA schedule of a master.

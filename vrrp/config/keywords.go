@@ -33,10 +33,6 @@ var otherParts = []struct {
 	{"dbus_service_name", "D-Bus"},
 	// Tuning of keepalived's own processes, buffers and reloads.
 	{"vrrp_priority", "process tuning"},
-	{"vrrp_no_swap", "process tuning"},
-	{"vrrp_rt_priority", "process tuning"},
-	{"vrrp_rlimit_rttime", "process tuning"},
-	{"vrrp_cpu_affinity", "process tuning"},
 	{"vrrp_process_name", "process tuning"},
 	{"process_name", "process tuning"},
 	{"process_names", "process tuning"},

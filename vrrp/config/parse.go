@@ -445,6 +445,28 @@ func (p *parser) global(n *node) {
 			}
 		},
 		"vrrp_garp_extra_if": func(n *node) { p.args(n, 1, 2) },
+		"vrrp_rt_priority":   num(&g.RTPriority, 1, 99),
+		"vrrp_rlimit_rttime": func(n *node) {
+			// Microseconds, as keepalived counts them.
+			var us int
+			num(&us, 2, 1<<31-1)(n)
+			g.RLimitRTTime = time.Duration(us) * time.Microsecond
+		},
+		"vrrp_no_swap": flag(&g.NoSwap),
+		"vrrp_cpu_affinity": func(n *node) {
+			if !p.args(n, 1, 1024) {
+				return
+			}
+			g.CPUAffinity = nil
+			for _, w := range n.words[1:] {
+				c, err := strconv.Atoi(w)
+				if err != nil || c < 0 || c >= 1024 {
+					p.diags.errorf(n.pos, "vrrp_cpu_affinity: %q is not a CPU number (0 to 1023)", w)
+					return
+				}
+				g.CPUAffinity = append(g.CPUAffinity, c)
+			}
+		},
 	})
 }
 

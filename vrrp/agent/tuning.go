@@ -1,0 +1,197 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/xvrrp/xvrrp/vrrp/config"
+	"golang.org/x/sys/unix"
+)
+
+// Tuning is keepalived's process tuning of its VRRP process, which xvrrp
+// applies to itself: real-time scheduling, a bound on the CPU time a real-time
+// thread may take without blocking, memory locked against swapping, and the
+// CPUs to run on.
+type Tuning struct {
+	// RTPriority is the SCHED_RR priority of every thread of the daemon
+	// (vrrp_rt_priority, 1–99); 0 leaves the scheduling alone.
+	RTPriority int
+	// RTTime bounds what a real-time thread may run without blocking
+	// (vrrp_rlimit_rttime): past it the daemon drops to normal scheduling
+	// (SIGXCPU), past twice that the kernel kills it, so that a bug cannot
+	// take a core for good.
+	RTTime time.Duration
+	// NoSwap locks the daemon's memory (vrrp_no_swap).
+	NoSwap bool
+	// CPUs the daemon runs on (vrrp_cpu_affinity); all when empty.
+	CPUs []int
+}
+
+// DefaultTuning is what xvrrp does unless the configuration says otherwise:
+// adverts must leave on time on a host whose every core is busy with work of
+// any nice level, and a backup must not be swapped out of deciding, so the
+// daemon runs SCHED_RR with its memory locked. Corosync runs its heartbeat the
+// same way.
+var DefaultTuning = Tuning{RTPriority: 10, RTTime: 200 * time.Millisecond, NoSwap: true}
+
+// TuningOf is the configuration's process tuning over DefaultTuning: what
+// global_defs says wins, the rest is xvrrp's default.
+func TuningOf(g config.Global) Tuning {
+	t := DefaultTuning
+	if g.RTPriority > 0 {
+		t.RTPriority = g.RTPriority
+	}
+	if g.RLimitRTTime > 0 {
+		t.RTTime = g.RLimitRTTime
+	}
+	t.NoSwap = t.NoSwap || g.NoSwap
+	t.CPUs = g.CPUAffinity
+	return t
+}
+
+// gcPercent spaces garbage collections out: the daemon's heap is small and its
+// steady state allocates little, so fewer collections cost little memory and
+// leave fewer moments when a collection stands between a timer and its advert.
+const gcPercent = 400
+
+// applyTuning tunes the process as t says. What it cannot do (no privilege,
+// no such CPU) is logged and the daemon carries on: running late is better
+// than not running.
+func applyTuning(t Tuning, log *slog.Logger) (undo func()) {
+	debug.SetGCPercent(gcPercent)
+	undo = func() {}
+	if len(t.CPUs) > 0 {
+		var set unix.CPUSet
+		for _, c := range t.CPUs {
+			set.Set(c)
+		}
+		if err := forEachThread(func(tid int) error { return unix.SchedSetaffinity(tid, &set) }); err != nil {
+			log.Warn("set CPU affinity", "cpus", t.CPUs, "error", err)
+		} else {
+			log.Info("running on CPUs", "cpus", t.CPUs)
+		}
+	}
+	if t.NoSwap {
+		if err := unix.Mlockall(unix.MCL_CURRENT | unix.MCL_FUTURE); err != nil {
+			log.Warn("lock memory against swapping", "error", err)
+		}
+	}
+	if t.RTPriority > 0 {
+		undo = realtime(t, log)
+	}
+	return undo
+}
+
+// realtime puts every thread of the process under SCHED_RR, with
+// SCHED_RESET_ON_FORK so that a child — a script, a notify program — starts
+// with normal scheduling and never runs real-time. The flag also resets threads
+// the Go runtime starts later, so those are brought under SCHED_RR once a
+// second.
+func realtime(t Tuning, log *slog.Logger) (undo func()) {
+	if t.RTTime > 0 {
+		// Soft limit: SIGXCPU, handled below; hard: the kernel's SIGKILL.
+		lim := &unix.Rlimit{Cur: uint64(t.RTTime / time.Microsecond), Max: uint64(2 * t.RTTime / time.Microsecond)}
+		if err := unix.Setrlimit(unix.RLIMIT_RTTIME, lim); err != nil {
+			log.Warn("bound real-time CPU time", "error", err)
+			return func() {}
+		}
+	}
+	rr := func(tid int) error {
+		if p, err := schedGetscheduler(tid); err == nil && p&^schedResetOnFork == unix.SCHED_RR {
+			return nil
+		}
+		return schedSetscheduler(tid, unix.SCHED_RR|schedResetOnFork, t.RTPriority)
+	}
+	if err := forEachThread(rr); err != nil {
+		log.Warn("real-time scheduling not available; adverts may be late on a busy host", "error", err)
+		return func() {}
+	}
+	log.Info("real-time scheduling", "policy", "SCHED_RR", "priority", t.RTPriority, "rlimit_rttime", t.RTTime)
+	xcpu := make(chan os.Signal, 1)
+	signal.Notify(xcpu, syscall.SIGXCPU)
+	done := make(chan struct{})
+	var once sync.Once
+	normal := func() {
+		once.Do(func() {
+			close(done)
+			signal.Stop(xcpu)
+			forEachThread(func(tid int) error { return schedSetscheduler(tid, schedOther, 0) })
+		})
+	}
+	go func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-tick.C:
+				forEachThread(rr)
+			case <-xcpu:
+				log.Error("a real-time thread ran past vrrp_rlimit_rttime without blocking: back to normal scheduling", "rlimit_rttime", t.RTTime)
+				go normal()
+				return
+			case <-done:
+				return
+			}
+		}
+	}()
+	return normal
+}
+
+// forEachThread calls fn for every thread of the process, and again for
+// threads that appeared meanwhile, until a pass finds no new one.
+func forEachThread(fn func(tid int) error) error {
+	seen := map[int]bool{}
+	var errs []error
+	for {
+		entries, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			return err
+		}
+		fresh := false
+		for _, e := range entries {
+			tid, err := strconv.Atoi(e.Name())
+			if err != nil || seen[tid] {
+				continue
+			}
+			seen[tid], fresh = true, true
+			if err := fn(tid); err != nil && !errors.Is(err, unix.ESRCH) {
+				errs = append(errs, fmt.Errorf("thread %d: %w", tid, err))
+			}
+		}
+		if !fresh {
+			return errors.Join(errs...)
+		}
+	}
+}
+
+// Scheduling policies x/sys does not name.
+const (
+	schedResetOnFork = 0x40000000
+	schedOther       = 0 // SCHED_OTHER
+)
+
+func schedSetscheduler(tid, policy, priority int) error {
+	param := struct{ priority int32 }{int32(priority)}
+	_, _, e := unix.RawSyscall(unix.SYS_SCHED_SETSCHEDULER, uintptr(tid), uintptr(policy), uintptr(unsafe.Pointer(&param)))
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+func schedGetscheduler(tid int) (int, error) {
+	p, _, e := unix.RawSyscall(unix.SYS_SCHED_GETSCHEDULER, uintptr(tid), 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(p), nil
+}
