@@ -151,6 +151,18 @@ func (r *Report) WriteTable(w io.Writer) error {
 				c.FalseFailovers, drops, c.Forged)
 		}
 	}
+	if len(r.Starve) > 0 {
+		newTable("busy hosts: takeovers and the master's advert gaps as the backup received them")
+		fmt.Fprintln(tw, "impl\tload\tinstances\tinterval\tfor\ttakeovers\tgap p50\tp99\tp99.9\tmax\tMaster_Down\t")
+		for _, s := range r.Starve {
+			load := s.Variant
+			if s.PressureBytes > 0 {
+				load = fmt.Sprintf("%s (%.1f GiB held)", load, float64(s.PressureBytes)/(1<<30))
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%v\t%d\t%s\t%s\t%s\t%s\t%s\t\n", s.Impl, load, s.Instances, s.Interval, s.Duration,
+				s.Takeovers, ms(s.GapP50), ms(s.GapP99), ms(s.GapP999), ms(s.GapMax), ms(s.MasterDown))
+		}
+	}
 	if tw != nil {
 		if err := tw.Flush(); err != nil {
 			return err

@@ -84,6 +84,7 @@ type Options struct {
 	Trials    int
 	Backups   int // backups besides the first (h3, h4, …)
 	Cost      CostOptions
+	Starve    StarveOptions
 	// Progress, if set, is told of each step: steps done, steps in all, what.
 	Progress func(done, total int, what string)
 	// Hold is how long a failure lasts once the new master answers, before
@@ -106,16 +107,17 @@ type Result struct {
 
 // Report is everything a run measured.
 type Report struct {
-	Started  time.Time     `json:"started"`
-	Duration time.Duration `json:"duration_ns"`
-	Machine  string        `json:"machine"`
-	Command  string        `json:"command,omitempty"`
-	Trials   int           `json:"trials"`
-	Hold     time.Duration `json:"hold_ns"`
-	Impls    []string      `json:"impls"`
-	Skipped  []string      `json:"skipped,omitempty"` // e.g. keepalived, not installed
-	Results  []Result      `json:"results"`
-	Cost     []CostResult  `json:"cost,omitempty"`
+	Started  time.Time      `json:"started"`
+	Duration time.Duration  `json:"duration_ns"`
+	Machine  string         `json:"machine"`
+	Command  string         `json:"command,omitempty"`
+	Trials   int            `json:"trials"`
+	Hold     time.Duration  `json:"hold_ns"`
+	Impls    []string       `json:"impls"`
+	Skipped  []string       `json:"skipped,omitempty"` // e.g. keepalived, not installed
+	Results  []Result       `json:"results"`
+	Cost     []CostResult   `json:"cost,omitempty"`
+	Starve   []StarveResult `json:"starve,omitempty"`
 }
 
 // Run measures what opt asks for. It builds a lab per implementation and
@@ -144,6 +146,9 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	if opt.Cost.enabled() {
 		total += len(r.Impls) * 2
 	}
+	if opt.Starve.enabled() {
+		total += len(r.Impls) * len(opt.Starve.Variants)
+	}
 	step := 0
 	progress := func(what string) {
 		if opt.Progress != nil {
@@ -152,6 +157,9 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	}
 	for _, impl := range r.Impls {
 		for _, iv := range opt.Intervals {
+			if len(opt.Modes) == 0 {
+				break
+			}
 			res, err := runCell(ctx, opt, impl, iv, func(what string) {
 				progress(what)
 				step++
@@ -172,6 +180,18 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 				return r, fmt.Errorf("%s cost: %w", impl, err)
 			}
 			r.Cost = append(r.Cost, c)
+		}
+	}
+	if opt.Starve.enabled() {
+		for _, impl := range r.Impls {
+			s, err := runStarve(ctx, opt, impl, func(what string) {
+				progress(what)
+				step++
+			})
+			r.Starve = append(r.Starve, s...)
+			if err != nil {
+				return r, fmt.Errorf("%s starve: %w", impl, err)
+			}
 		}
 	}
 	progress("done")

@@ -37,7 +37,9 @@ or interrupted.
 
 Modes: linkcut, sigkill, sigstop (frozen, then resumed), graceful (SIGTERM),
 health (a tracked file says the service failed), failback (the old master
-returns and preempts).`,
+returns and preempts); and starve, which fails nothing: a master and a backup of
+--starve-instances are kept busy (--starve-load) for --starve-time, and it counts
+takeovers and the gaps between the master's adverts as the backup received them.`,
 	Flags: []cli.Flag{
 		&cli.IntFlag{Name: "trials", Value: 2, Usage: "trials per mode and interval"},
 		&cli.StringFlag{Name: "intervals", Value: "1s/v2,100ms,20ms,10ms", Usage: "advert intervals: DURATION[/v2|/v3] (v3 unless /v2)"},
@@ -50,6 +52,10 @@ returns and preempts).`,
 		&cli.DurationFlag{Name: "cost-time", Value: 2 * time.Second, Usage: "how long the idle backup is measured"},
 		&cli.IntFlag{Name: "flood-rate", Value: 20000, Usage: "forged adverts per second"},
 		&cli.DurationFlag{Name: "flood-time", Value: time.Second, Usage: "how long the flood lasts"},
+		&cli.IntFlag{Name: "starve-instances", Value: 50, Usage: "starve mode: instances on the master and the backup"},
+		&cli.StringFlag{Name: "starve-interval", Value: "10ms", Usage: "starve mode: their advert interval"},
+		&cli.DurationFlag{Name: "starve-time", Value: 8 * time.Second, Usage: "starve mode: how long the hosts are kept busy"},
+		&cli.StringFlag{Name: "starve-load", Value: "cpu,memory", Usage: "starve mode: cpu (a nice -20 loop per core), memory (the host held near its limit)"},
 		&cli.StringFlag{Name: "json", Usage: "write the report as JSON to `FILE` (- for standard output)"},
 		&cli.StringFlag{Name: "csv", Usage: "write every trial's metrics as CSV to `FILE` (- for standard output)"},
 		&cli.StringFlag{Name: "svg", Usage: "draw the outage CDF per implementation and interval into `FILE`"},
@@ -101,13 +107,19 @@ func benchOptions(c *cli.Context) (bench.Options, error) {
 		}
 		opt.Intervals = append(opt.Intervals, iv)
 	}
-	opt.Modes = list(c.String("modes"))
-	if slices.Equal(opt.Modes, []string{"all"}) {
-		opt.Modes = bench.Modes
+	modes := list(c.String("modes"))
+	if slices.Equal(modes, []string{"all"}) {
+		modes = append(slices.Clone(bench.Modes), bench.ModeStarve)
 	}
-	for _, m := range opt.Modes {
-		if !slices.Contains(bench.Modes, m) {
-			return opt, fmt.Errorf("--modes: %q is not one of %s", m, strings.Join(bench.Modes, ", "))
+	starve := false
+	for _, m := range modes {
+		switch {
+		case m == bench.ModeStarve:
+			starve = true
+		case slices.Contains(bench.Modes, m):
+			opt.Modes = append(opt.Modes, m)
+		default:
+			return opt, fmt.Errorf("--modes: %q is not one of %s, %s", m, strings.Join(bench.Modes, ", "), bench.ModeStarve)
 		}
 	}
 	opt.Impls = list(c.String("impls"))
@@ -116,8 +128,27 @@ func benchOptions(c *cli.Context) (bench.Options, error) {
 			return opt, fmt.Errorf("--impls: %q is not xvrrp or keepalived", i)
 		}
 	}
-	if len(opt.Intervals) == 0 || len(opt.Modes) == 0 || len(opt.Impls) == 0 {
+	if len(opt.Intervals) == 0 || len(modes) == 0 || len(opt.Impls) == 0 {
 		return opt, fmt.Errorf("--intervals, --modes and --impls each need at least one")
+	}
+	if starve {
+		siv, err := bench.ParseInterval(c.String("starve-interval"))
+		if err != nil {
+			return opt, fmt.Errorf("--starve-interval: %w", err)
+		}
+		opt.Starve = bench.StarveOptions{Instances: c.Int("starve-instances"), Interval: siv, Duration: c.Duration("starve-time"),
+			Variants: list(c.String("starve-load"))}
+		for _, v := range opt.Starve.Variants {
+			if v != bench.StarveCPU && v != bench.StarveMemory {
+				return opt, fmt.Errorf("--starve-load: %q is not cpu or memory", v)
+			}
+		}
+		switch {
+		case opt.Starve.Instances < 1 || opt.Starve.Instances > 250:
+			return opt, fmt.Errorf("--starve-instances %d: want 1 to 250", opt.Starve.Instances)
+		case opt.Starve.Duration <= 0 || opt.Starve.Duration > time.Minute:
+			return opt, fmt.Errorf("--starve-time %v: want up to 1m", opt.Starve.Duration)
+		}
 	}
 	iv, err := bench.ParseInterval(c.String("cost-interval"))
 	if err != nil {
