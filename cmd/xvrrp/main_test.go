@@ -142,3 +142,28 @@ func TestCheckMissingFile(t *testing.T) {
 		t.Errorf("exit %d, stderr:\n%s", code, errOut)
 	}
 }
+
+// The process tuning keywords are honoured, and check says what run will do
+// with them; without them, run's defaults.
+func TestCheckProcessTuning(t *testing.T) {
+	instance := `vrrp_instance VI_1 {
+  interface eth0
+  virtual_router_id 51
+  priority 100
+  virtual_ipaddress {
+    192.0.2.1/24
+  }
+}
+`
+	for _, tc := range []struct{ global, want string }{
+		{"", "process: SCHED_RR priority 10, real-time CPU bound 200ms, memory locked\n"},
+		{"vrrp_rt_priority 20\nvrrp_rlimit_rttime 50000\nvrrp_no_swap\nvrrp_cpu_affinity 0 1",
+			"process: SCHED_RR priority 20, real-time CPU bound 50ms, memory locked, CPUs [0 1]\n"},
+	} {
+		p := writeConf(t, "global_defs {\n"+tc.global+"\n}\n"+instance)
+		code, out, errOut := runCLI(t, "check", "-f", p)
+		if code != 0 || !strings.Contains(out, tc.want) || strings.Contains(errOut, "process tuning") {
+			t.Errorf("global %q: exit %d, want a line %q and no warning:\n%s%s", tc.global, code, tc.want, out, errOut)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -34,6 +35,23 @@ type Tuning struct {
 	NoSwap bool
 	// CPUs the daemon runs on (vrrp_cpu_affinity); all when empty.
 	CPUs []int
+}
+
+// String says what the daemon will do, as `xvrrp check` prints it.
+func (t Tuning) String() string {
+	var parts []string
+	if t.RTPriority > 0 {
+		parts = append(parts, fmt.Sprintf("SCHED_RR priority %d, real-time CPU bound %v", t.RTPriority, t.RTTime))
+	} else {
+		parts = append(parts, "normal scheduling")
+	}
+	if t.NoSwap {
+		parts = append(parts, "memory locked")
+	}
+	if len(t.CPUs) > 0 {
+		parts = append(parts, fmt.Sprintf("CPUs %v", t.CPUs))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // DefaultTuning is what xvrrp does unless the configuration says otherwise:
