@@ -11,18 +11,21 @@ CFLAGS  := -O2 -g -Wall -Werror
 export BPF_CLANG := $(CLANG)
 export BPF_CFLAGS := $(CFLAGS)
 
-APT_PACKAGES := clang llvm bpftool keepalived tcpdump iproute2 libbpf-dev nftables
+APT_PACKAGES := clang llvm bpftool keepalived tcpdump iproute2 libbpf-dev nftables systemd
 # One command or file per package above, to tell whether it is there.
-APT_PROBES   := clang llvm-strip bpftool keepalived tcpdump ip /usr/include/bpf/bpf_helpers.h nft
+APT_PROBES   := clang llvm-strip bpftool keepalived tcpdump ip /usr/include/bpf/bpf_helpers.h nft systemd-analyze
 
 FUZZTIME ?= 10s
 
-.PHONY: all build test vet generate vmlinux demo bench fuzz deps clean
+.PHONY: all build test vet generate vmlinux demo bench fuzz deps clean install
 
 all: build
 
+COMMIT  := $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo +dirty)
+LDFLAGS := -X main.commit=$(COMMIT)
+
 build:
-	$(GO) build -o bin/xvrrp ./cmd/xvrrp
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/xvrrp ./cmd/xvrrp
 
 deps:
 	@missing=""; \
@@ -69,6 +72,13 @@ demo: deps build
 
 bench:
 	$(GO) test -run XXX -bench . -benchmem ./...
+
+# The binary, the systemd unit and the manual page, where they usually go.
+PREFIX ?= /usr/local
+install: build
+	install -D -m 0755 bin/xvrrp $(DESTDIR)$(PREFIX)/sbin/xvrrp
+	install -D -m 0644 deploy/xvrrp.service $(DESTDIR)/etc/systemd/system/xvrrp.service
+	install -D -m 0644 docs/xvrrp.8 $(DESTDIR)$(PREFIX)/share/man/man8/xvrrp.8
 
 clean:
 	rm -rf bin

@@ -53,6 +53,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	app := &cli.App{
 		Name:      "xvrrp",
 		Usage:     "VRRP failover with an eBPF datapath, configured like keepalived",
+		Version:   version(),
 		Writer:    stdout,
 		ErrWriter: stderr,
 		Commands: []*cli.Command{
@@ -60,6 +61,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			checkCommand,
 			demoCommand,
 			benchCommand,
+			manCommand,
 		},
 		// Actions return errors; run decides the exit status, never cli.
 		ExitErrHandler: func(*cli.Context, error) {},

@@ -11,7 +11,9 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
+	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/urfave/cli/v2"
 	"github.com/xvrrp/xvrrp/loader"
 	"github.com/xvrrp/xvrrp/vrrp/agent"
@@ -37,6 +39,7 @@ Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF).`,
 		&cli.BoolFlag{Name: "keep-datapath", Usage: "on stop, leave the datapath, VIPs and leases for a restart"},
 		&cli.StringFlag{Name: "tc", Value: "auto", Usage: "how to attach the fence: auto, tcx or clsact"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
 		// For tests that overflow the link-update socket.
 		&cli.IntFlag{Name: "netlink-rcvbuf", Hidden: true},
 	),
@@ -52,7 +55,16 @@ Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF).`,
 		if !ok {
 			return usageError(c, "--tc %q: want auto, tcx or clsact", c.String("tc"))
 		}
-		log := slog.New(slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level}))
+		var handler slog.Handler
+		switch c.String("log-format") {
+		case "text":
+			handler = slog.NewTextHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})
+		case "json":
+			handler = slog.NewJSONHandler(c.App.ErrWriter, &slog.HandlerOptions{Level: level})
+		default:
+			return usageError(c, "--log-format %q: want text or json", c.String("log-format"))
+		}
+		log := slog.New(handler)
 
 		stopHangups := ignoreHangups(log)
 		defer stopHangups()
@@ -89,6 +101,8 @@ Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF).`,
 			TC:           tc,
 			LinkRcvBuf:   c.Int("netlink-rcvbuf"),
 			Tuning:       agent.TuningOf(cfg.Global),
+			Notify:       sdNotify(log),
+			Watchdog:     sdWatchdog(),
 		})
 		if err != nil {
 			return &exitError{code: exitFailure, err: err}
@@ -198,4 +212,27 @@ func ignoreHangups(log *slog.Logger) (stop func()) {
 		signal.Ignore(syscall.SIGHUP)
 		close(done)
 	}
+}
+
+// sdNotify tells systemd (Type=notify) of the daemon's life; without a
+// NOTIFY_SOCKET it does nothing.
+func sdNotify(log *slog.Logger) func(string) {
+	if os.Getenv("NOTIFY_SOCKET") == "" {
+		return nil
+	}
+	return func(state string) {
+		if _, err := daemon.SdNotify(false, state); err != nil {
+			log.Warn("sd_notify", "state", state, "error", err)
+		}
+	}
+}
+
+// sdWatchdog is how often to tell systemd the daemon is alive: half its
+// WatchdogSec, or 0 when it watches nothing.
+func sdWatchdog() time.Duration {
+	d, err := daemon.SdWatchdogEnabled(false)
+	if err != nil || d <= 0 {
+		return 0
+	}
+	return d / 2
 }

@@ -35,6 +35,12 @@ type Options struct {
 	// Tuning is applied when Run starts and undone when it returns; the zero
 	// value tunes nothing (see TuningOf).
 	Tuning Tuning
+	// Notify, if set, is told of the daemon's life as systemd's sd_notify
+	// protocol says it: "READY=1" once every instance has started,
+	// "WATCHDOG=1" every Watchdog from the event loop (so a daemon whose
+	// loop is stuck stops saying it), "STOPPING=1".
+	Notify   func(state string)
+	Watchdog time.Duration
 	// LinkRcvBuf sets the link-update socket's receive buffer when not 0, for
 	// tests that make it overflow.
 	LinkRcvBuf int
@@ -66,6 +72,8 @@ type Agent struct {
 	forcing bool
 	// running is set once the instances have started.
 	running bool
+	// watchdogAt is when the event loop next tells Notify it is alive.
+	watchdogAt time.Duration
 
 	health       health
 	trackers     *track.Trackers
@@ -232,6 +240,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		}
 	}
 	a.start()
+	a.notifyState("READY=1")
 
 	timer, err := newTimer()
 	if err != nil {
@@ -262,6 +271,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-timer.C:
 			timer.fired()
 			a.expire()
+			a.watchdog()
 		}
 	}
 }
@@ -272,7 +282,7 @@ func linkUp(attrs *netlink.LinkAttrs) bool {
 
 // arm sets the timer to the earliest deadline of any instance.
 func (a *Agent) arm(t *timer) {
-	var next time.Duration
+	next := a.watchdogAt
 	for _, in := range a.insts {
 		for _, d := range []time.Duration{in.m.Deadline(), in.garpAt, in.sendFaultUntil, in.rebindAt} {
 			if d != 0 && (next == 0 || d < next) {
@@ -302,7 +312,28 @@ func (a *Agent) start() {
 	}
 }
 
+func (a *Agent) notifyState(state string) {
+	if a.opt.Notify == nil {
+		return
+	}
+	a.opt.Notify(state)
+	if state == "READY=1" && a.opt.Watchdog > 0 {
+		a.watchdogAt = a.now()
+		a.watchdog()
+	}
+}
+
+// watchdog tells Notify the event loop is alive, when it is time to.
+func (a *Agent) watchdog() {
+	if a.watchdogAt == 0 || a.now() < a.watchdogAt {
+		return
+	}
+	a.opt.Notify("WATCHDOG=1")
+	a.watchdogAt = a.now() + a.opt.Watchdog
+}
+
 func (a *Agent) stop() error {
+	a.notifyState("STOPPING=1")
 	now := a.now()
 	var errs []error
 	if a.opt.KeepDatapath {

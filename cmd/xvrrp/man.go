@@ -1,0 +1,42 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/urfave/cli/v2"
+)
+
+//go:generate sh -c "go run . man > ../../docs/xvrrp.8"
+
+// manCommand prints xvrrp(8), made from the command definitions: `go generate`
+// writes it to docs/xvrrp.8, which is committed and installed.
+var manCommand = &cli.Command{
+	Name:   "man",
+	Usage:  "print the xvrrp(8) manual page (roff)",
+	Hidden: true,
+	Action: func(c *cli.Context) error {
+		app := *c.App
+		app.Version = "" // the page must not change with every commit
+		app.Description = manDescription
+		page, err := app.ToMan()
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprint(c.App.Writer, page)
+		return err
+	},
+}
+
+const manDescription = `xvrrp runs the VRRP side of a keepalived.conf (VRRPv2 and v3, IPv4 and IPv6):
+a virtual IP that moves to a backup within milliseconds when the master fails. An
+XDP program validates, counts and time-stamps adverts in the kernel; a TC program
+fences the VIP on every node that is not master with a lease the daemon renews,
+so a crashed or frozen master stops answering by itself. Maps are pinned under
+--pin-dir; bpftool map dump pinned shows them with named fields.
+
+Signals: SIGTERM and SIGINT stop the daemon (masters resign with priority 0, the
+VIPs and the datapath are removed unless --keep-datapath). SIGHUP is logged and
+changes nothing until reload exists.
+
+Files: /etc/keepalived/keepalived.conf, the configuration; /run/xvrrp/xvrrp.pid,
+the pid file and lock of the state directory; /sys/fs/bpf/xvrrp, the pin directory.`
