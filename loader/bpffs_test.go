@@ -1,9 +1,12 @@
 package loader
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -12,6 +15,8 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/xvrrp/xvrrp/tests/lab"
 	"github.com/xvrrp/xvrrp/tests/lab/labtest"
 )
 
@@ -107,4 +112,170 @@ func TestSecondLoadRefused(t *testing.T) {
 		t.Fatalf("Load after the holder removed the datapath: %v", err)
 	}
 	third.Remove()
+}
+
+// The child side of the tests that start Load the way people start daemons. It
+// runs when the test binary is started with childEnv set to the pin directory.
+const childEnv = "XVRRP_LOADER_CHILD_PIN_DIR"
+
+func TestMain(m *testing.M) {
+	if dir := os.Getenv(childEnv); dir != "" {
+		if err := child(dir); err != nil {
+			fmt.Println("child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+var childKey = InstanceKey{Vrid: 51, Family: FamilyIPv4}
+
+// child loads the datapath on the pin directory; the first one attaches it to
+// eth0 and writes an instance, the next ones print the instance they adopted.
+// It exits without Remove, as a killed daemon would.
+func child(dir string) error {
+	d, err := Load(Options{PinDir: dir})
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	fmt.Println("pin dir:", d.PinDir())
+	ifi, err := net.InterfaceByName("eth0")
+	if err != nil {
+		return err
+	}
+	childKey.Ifindex = uint32(ifi.Index)
+	if got, err := d.Instance(childKey); err == nil {
+		fmt.Printf("adopted lease %d\n", got.LeaseUntilNs)
+		return nil
+	}
+	if err := d.Attach(ifi.Index); err != nil {
+		return err
+	}
+	return d.PutInstance(childKey, Instance{Version: 3, State: StateMaster, LeaseUntilNs: 12345})
+}
+
+// runChild starts the test binary as a child under argv (e.g. ip netns exec NS)
+// on the pin directory.
+func runChild(t *testing.T, dir string, argv ...string) (string, error) {
+	t.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], append(argv[1:], self)...)
+	cmd.Env = append(os.Environ(), childEnv+"="+dir)
+	out, err := cmd.CombinedOutput()
+	t.Logf("%s:\n%s", strings.Join(argv, " "), out)
+	return string(out), err
+}
+
+// TestPinsOutliveIPNetnsExec starts Load as `ip netns exec` starts a daemon: in a
+// private mount namespace with a fresh sysfs on /sys, where a bpffs mounted on
+// /sys/fs/bpf would die with the process. The pins must land in this process's
+// bpffs instead and outlive the child: its XDP and TC links stay attached, and a
+// second child started the same way adopts its maps.
+func TestPinsOutliveIPNetnsExec(t *testing.T) {
+	l := labtest.New(t, lab.Options{Hosts: 1})
+	h := l.Hosts[0]
+	dir := testPinDir(t)
+	if _, err := runChild(t, dir, "ip", "netns", "exec", h.NS); err != nil {
+		t.Fatalf("first child: %v", err)
+	}
+	links, _ := filepath.Glob(filepath.Join(dir, "links", "*"))
+	if len(links) != 3 {
+		t.Fatalf("link pins in this namespace's %s after the child exited: %v, want 3", dir, links)
+	}
+	for _, pin := range links {
+		l, err := link.LoadPinnedLink(pin, nil)
+		if err != nil {
+			t.Fatalf("load pinned link: %v", err)
+		}
+		info, err := l.Info()
+		l.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasSuffix(pin, "_xdp") && info.XDP().Ifindex == 0 ||
+			!strings.HasSuffix(pin, "_xdp") && info.TCX().Ifindex == 0 {
+			t.Errorf("link %s detached after the child exited", filepath.Base(pin))
+		}
+	}
+	out, err := runChild(t, dir, "ip", "netns", "exec", h.NS)
+	if err != nil {
+		t.Fatalf("second child: %v", err)
+	}
+	if !strings.Contains(out, "adopted lease 12345") {
+		t.Error("the second child did not adopt the first one's instance")
+	}
+	d, err := Load(Options{PinDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Remove(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRefusesPrivateBPFFS: a pin directory on a bpffs that only the child's own
+// mount namespace has would die with it; Load refuses, naming the problem.
+func TestRefusesPrivateBPFFS(t *testing.T) {
+	labtest.Require(t, "unshare")
+	l := labtest.New(t, lab.Options{Hosts: 1})
+	mnt := t.TempDir()
+	out, err := runChild(t, filepath.Join(mnt, "xvrrp"), "ip", "netns", "exec", l.Hosts[0].NS,
+		"unshare", "-m", "sh", "-c", `mount -t bpf bpf "$0" && exec "$1"`, mnt)
+	if err == nil || !strings.Contains(out, ErrPrivateBPFFS.Error()) {
+		t.Errorf("Load on a bpffs private to the child: %v, want it refused with %q", err, ErrPrivateBPFFS)
+	}
+}
+
+// TestMountBPFFSIn mounts bpffs in another process's mount namespace, as Load does
+// when the namespace xvrrp was started from has none: it must appear there, not
+// here, and every thread of this process must stay in its own namespace.
+func TestMountBPFFSIn(t *testing.T) {
+	labtest.Require(t, "unshare")
+	dir := t.TempDir()
+	other := exec.Command("unshare", "-m", "--propagation", "private", "sleep", "60")
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer other.Wait()
+	defer other.Process.Kill()
+	own, err := mountNS("self")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := strconv.Itoa(other.Process.Pid)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if ns, err := mountNS(pid); err == nil && ns != own {
+			break // unshare has made its namespace
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("unshare -m did not make a mount namespace")
+		}
+	}
+	ns, err := os.Open("/proc/" + pid + "/ns/mnt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Close()
+	if err := mountBPFFSIn(ns, dir); err != nil {
+		t.Fatal(err)
+	}
+	if !onBPFFS("/proc/" + pid + "/root" + dir) {
+		t.Errorf("%s is not on bpffs in the other namespace", dir)
+	}
+	if onBPFFS(dir) {
+		t.Errorf("%s is on bpffs in this namespace", dir)
+	}
+	tasks, _ := filepath.Glob("/proc/self/task/*/ns/mnt")
+	for _, task := range tasks {
+		if ns, err := os.Readlink(task); err == nil && ns != own {
+			t.Errorf("%s is %s, want %s: a thread stayed in the other namespace", task, ns, own)
+		}
+	}
 }

@@ -60,6 +60,12 @@ type Datapath struct {
 // when its parent is /sys/fs/bpf and nothing is mounted there, it mounts bpffs, as
 // systemd does.
 //
+// The pins must outlive the process, or a crashed master would not stay fenced:
+// started in a mount namespace of its own (ip netns exec), xvrrp pins in the
+// mount namespace it was started from, and PinDir says how this process reaches
+// it. Where no bpffs would outlive the process, Load returns an error wrapping
+// ErrPrivateBPFFS that says what to do.
+//
 // Unless opt.Observe, the pin directory is locked until Close or Remove: Load
 // returns an error wrapping ErrPinDirInUse, naming the holder's pid, when another
 // datapath holds it, before adopting or changing anything.
@@ -104,7 +110,9 @@ func Load(opt Options) (_ *Datapath, err error) {
 	return d, nil
 }
 
-// PinDir returns the directory the maps and links are pinned in.
+// PinDir returns the directory the maps and links are pinned in, as this process
+// reaches it: under /proc/self/fd/ when it is in the mount namespace xvrrp was
+// started from rather than its own.
 func (d *Datapath) PinDir() string { return d.pinDir }
 
 // TCMode chooses how the fence programs are attached.
