@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -135,12 +136,11 @@ var childKey = InstanceKey{Vrid: 51, Family: FamilyIPv4}
 // eth0 and writes an instance, the next ones print the instance they adopted.
 // It exits without Remove, as a killed daemon would.
 func child(dir string) error {
-	d, err := Load(Options{PinDir: dir})
+	d, err := Load(Options{PinDir: dir, Logger: slog.New(slog.NewTextHandler(os.Stdout, nil))})
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	fmt.Println("pin dir:", d.PinDir())
 	ifi, err := net.InterfaceByName("eth0")
 	if err != nil {
 		return err
@@ -176,14 +176,19 @@ func runChild(t *testing.T, dir string, argv ...string) (string, error) {
 // TestPinsOutliveIPNetnsExec starts Load as `ip netns exec` starts a daemon: in a
 // private mount namespace with a fresh sysfs on /sys, where a bpffs mounted on
 // /sys/fs/bpf would die with the process. The pins must land in this process's
-// bpffs instead and outlive the child: its XDP and TC links stay attached, and a
-// second child started the same way adopts its maps.
+// bpffs instead and outlive the child: its XDP and TC links stay attached, a
+// child started the same way while this process holds the pin directory is
+// refused, and one started after it adopts the maps.
 func TestPinsOutliveIPNetnsExec(t *testing.T) {
 	l := labtest.New(t, lab.Options{Hosts: 1})
 	h := l.Hosts[0]
 	dir := testPinDir(t)
-	if _, err := runChild(t, dir, "ip", "netns", "exec", h.NS); err != nil {
+	out, err := runChild(t, dir, "ip", "netns", "exec", h.NS)
+	if err != nil {
 		t.Fatalf("first child: %v", err)
+	}
+	if !strings.Contains(out, "pinning in the mount namespace xvrrp was started from") {
+		t.Error("the child did not log where it pinned")
 	}
 	links, _ := filepath.Glob(filepath.Join(dir, "links", "*"))
 	if len(links) != 3 {
@@ -204,7 +209,16 @@ func TestPinsOutliveIPNetnsExec(t *testing.T) {
 			t.Errorf("link %s detached after the child exited", filepath.Base(pin))
 		}
 	}
-	out, err := runChild(t, dir, "ip", "netns", "exec", h.NS)
+	held, err := Load(Options{PinDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err = runChild(t, dir, "ip", "netns", "exec", h.NS)
+	held.Close()
+	if want := fmt.Sprintf("%v: held by pid %d", ErrPinDirInUse, os.Getpid()); err == nil || !strings.Contains(out, want) {
+		t.Errorf("child on a pin directory this process holds: %v, want it refused with %q", err, want)
+	}
+	out, err = runChild(t, dir, "ip", "netns", "exec", h.NS)
 	if err != nil {
 		t.Fatalf("second child: %v", err)
 	}
