@@ -117,7 +117,10 @@ func TestSecondLoadRefused(t *testing.T) {
 
 // The child side of the tests that start Load the way people start daemons. It
 // runs when the test binary is started with childEnv set to the pin directory.
-const childEnv = "XVRRP_LOADER_CHILD_PIN_DIR"
+const (
+	childEnv  = "XVRRP_LOADER_CHILD_PIN_DIR"
+	removeEnv = "XVRRP_LOADER_CHILD_REMOVE"
+)
 
 func TestMain(m *testing.M) {
 	if dir := os.Getenv(childEnv); dir != "" {
@@ -134,11 +137,14 @@ var childKey = InstanceKey{Vrid: 51, Family: FamilyIPv4}
 
 // child loads the datapath on the pin directory; the first one attaches it to
 // eth0 and writes an instance, the next ones print the instance they adopted.
-// It exits without Remove, as a killed daemon would.
+// It exits without Remove, as a killed daemon would, unless removeEnv is set.
 func child(dir string) error {
 	d, err := Load(Options{PinDir: dir, Logger: slog.New(slog.NewTextHandler(os.Stdout, nil))})
 	if err != nil {
 		return err
+	}
+	if os.Getenv(removeEnv) != "" {
+		return d.Remove()
 	}
 	defer d.Close()
 	ifi, err := net.InterfaceByName("eth0")
@@ -159,6 +165,10 @@ func child(dir string) error {
 // runChild starts the test binary as a child under argv (e.g. ip netns exec NS)
 // on the pin directory.
 func runChild(t *testing.T, dir string, argv ...string) (string, error) {
+	return runChildEnv(t, dir, nil, argv...)
+}
+
+func runChildEnv(t *testing.T, dir string, env []string, argv ...string) (string, error) {
 	t.Helper()
 	self, err := os.Executable()
 	if err != nil {
@@ -167,7 +177,7 @@ func runChild(t *testing.T, dir string, argv ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], append(argv[1:], self)...)
-	cmd.Env = append(os.Environ(), childEnv+"="+dir)
+	cmd.Env = append(append(os.Environ(), childEnv+"="+dir), env...)
 	out, err := cmd.CombinedOutput()
 	t.Logf("%s:\n%s", strings.Join(argv, " "), out)
 	return string(out), err
@@ -178,7 +188,8 @@ func runChild(t *testing.T, dir string, argv ...string) (string, error) {
 // /sys/fs/bpf would die with the process. The pins must land in this process's
 // bpffs instead and outlive the child: its XDP and TC links stay attached, a
 // child started the same way while this process holds the pin directory is
-// refused, and one started after it adopts the maps.
+// refused, one started after it adopts the maps, and one that removes the
+// datapath leaves nothing here.
 func TestPinsOutliveIPNetnsExec(t *testing.T) {
 	l := labtest.New(t, lab.Options{Hosts: 1})
 	h := l.Hosts[0]
@@ -225,12 +236,11 @@ func TestPinsOutliveIPNetnsExec(t *testing.T) {
 	if !strings.Contains(out, "adopted lease 12345") {
 		t.Error("the second child did not adopt the first one's instance")
 	}
-	d, err := Load(Options{PinDir: dir})
-	if err != nil {
-		t.Fatal(err)
+	if _, err := runChildEnv(t, dir, []string{removeEnv + "=1"}, "ip", "netns", "exec", h.NS); err != nil {
+		t.Fatalf("child removing the datapath: %v", err)
 	}
-	if err := d.Remove(); err != nil {
-		t.Fatal(err)
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s after a child under ip netns exec removed the datapath: %v", dir, err)
 	}
 }
 
