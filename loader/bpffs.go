@@ -109,6 +109,10 @@ func openPinDir(dir string, observe bool, log *slog.Logger) (_ *pinDir, err erro
 			return nil, fmt.Errorf("open mount namespace %s: %w", originNS, err)
 		}
 		defer nsFile.Close()
+		// The origin may have exited since it was found, and its pid been reused.
+		if ns, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", nsFile.Fd())); ns != originNS {
+			return nil, fmt.Errorf("open mount namespace %s: process %d left it", originNS, origin)
+		}
 		mount := func(target string) error { return mountBPFFSIn(nsFile, target) }
 		if err := ensureBPFFS(prefix, dir, mount, log); err != nil {
 			if _, private := bpffsDev(dir); private && errors.Is(err, ErrNotBPFFS) {
@@ -263,6 +267,14 @@ func mountBPFFSIn(ns *os.File, target string) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			// The main thread is never exited but parked for good, and it is
+			// the one /proc/self shows: hold it here, unchanged, while another
+			// thread does the work.
+			errc <- mountBPFFSIn(ns, target)
+			runtime.UnlockOSThread()
+			return
+		}
 		if err := unix.Unshare(unix.CLONE_FS); err != nil {
 			errc <- fmt.Errorf("unshare file system context: %w", err)
 			return

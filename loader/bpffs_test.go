@@ -19,6 +19,7 @@ import (
 	"github.com/cilium/ebpf/link"
 	"github.com/xvrrp/xvrrp/tests/lab"
 	"github.com/xvrrp/xvrrp/tests/lab/labtest"
+	"golang.org/x/sys/unix"
 )
 
 // testPinDir returns a pin directory of this test's own under /sys/fs/bpf,
@@ -287,6 +288,15 @@ func TestMountBPFFSIn(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ns.Close()
+	if got, _ := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", ns.Fd())); got == own {
+		t.Fatalf("the other process is in this namespace, %s", own)
+	}
+	t.Cleanup(func() {
+		// Should the mount land here, it must not outlive the test.
+		if onBPFFS(dir) {
+			unix.Unmount(dir, unix.MNT_DETACH)
+		}
+	})
 	if err := mountBPFFSIn(ns, dir); err != nil {
 		t.Fatal(err)
 	}
@@ -296,10 +306,21 @@ func TestMountBPFFSIn(t *testing.T) {
 	if onBPFFS(dir) {
 		t.Errorf("%s is on bpffs in this namespace", dir)
 	}
-	tasks, _ := filepath.Glob("/proc/self/task/*/ns/mnt")
-	for _, task := range tasks {
-		if ns, err := os.Readlink(task); err == nil && ns != own {
-			t.Errorf("%s is %s, want %s: a thread stayed in the other namespace", task, ns, own)
+	// The thread that entered the other namespace exits after its goroutine
+	// returns; until it has, it runs nothing of ours.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		stray := ""
+		tasks, _ := filepath.Glob("/proc/self/task/*/ns/mnt")
+		for _, task := range tasks {
+			if ns, err := os.Readlink(task); err == nil && ns != own {
+				stray = fmt.Sprintf("%s is %s, want %s", task, ns, own)
+			}
+		}
+		if stray == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: a thread stayed in the other namespace", stray)
 		}
 	}
 }
