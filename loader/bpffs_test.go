@@ -324,3 +324,31 @@ func TestMountBPFFSIn(t *testing.T) {
 		}
 	}
 }
+
+// TestMountsBPFFSInOrigin: started with ip netns exec from a mount namespace
+// without bpffs on /sys/fs/bpf (as machines of this kind boot), Load mounts bpffs
+// there, in the namespace it was started from, not in its own, and the pins
+// outlive it. The origin is a shell that is PID 1 of a PID namespace of its own,
+// so that it is the outermost ancestor the child sees, in a mount namespace of
+// its own, so that unmounting /sys/fs/bpf touches nothing of the machine's; the
+// pins go with it.
+func TestMountsBPFFSInOrigin(t *testing.T) {
+	labtest.Require(t, "unshare")
+	l := labtest.New(t, lab.Options{Hosts: 1})
+	dir := fmt.Sprintf("/sys/fs/bpf/xvrrp-test-%d-%d", os.Getpid(), time.Now().UnixNano())
+	script := `umount /sys/fs/bpf 2>/dev/null; stat -f -c "before: %T" /sys/fs/bpf
+ip netns exec "$0" "$2" || exit 1
+stat -f -c "after: %T" /sys/fs/bpf; ls "$1" "$1/links"`
+	out, err := runChild(t, dir, "unshare", "-m", "-p", "-f", "--mount-proc", "sh", "-c", script, l.Hosts[0].NS, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"before: sysfs", `msg="mounted bpffs"`, "after: bpf_fs", "instances", "_xdp", "_tc_ingress"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s is in this namespace: %v", dir, err)
+	}
+}
