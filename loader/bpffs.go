@@ -27,7 +27,7 @@ var ErrPrivateBPFFS = errors.New("bpffs private to this process's mount namespac
 var ErrPinDirInUse = errors.New("pin directory in use by another xvrrp")
 
 // remedy says what to do when the pins could not outlive the process.
-const remedy = "start xvrrp in the mount namespace of the host (e.g. nsenter --net=/run/netns/NAME rather than unshare -m), or use a pin directory on a bpffs mounted there"
+const remedy = "start xvrrp from the host's mount namespace (ip netns exec and nsenter --net do), or use a pin directory on a bpffs the host has mounted (a container: give it the host's /sys/fs/bpf)"
 
 // bpfRoot is where bpffs is mounted when nothing is, as systemd does.
 const bpfRoot = "/sys/fs/bpf"

@@ -121,6 +121,9 @@ func TestSecondLoadRefused(t *testing.T) {
 const (
 	childEnv  = "XVRRP_LOADER_CHILD_PIN_DIR"
 	removeEnv = "XVRRP_LOADER_CHILD_REMOVE"
+	// attachEnv names the lab namespace the child must be in to attach to its
+	// eth0: never anything of the machine's own.
+	attachEnv = "XVRRP_LOADER_CHILD_ATTACH_IN"
 )
 
 func TestMain(m *testing.M) {
@@ -148,6 +151,13 @@ func child(dir string) error {
 		return d.Remove()
 	}
 	defer d.Close()
+	ns := os.Getenv(attachEnv)
+	if ns == "" {
+		return nil
+	}
+	if err := sameNetNS("/run/netns/" + ns); err != nil {
+		return err
+	}
 	ifi, err := net.InterfaceByName("eth0")
 	if err != nil {
 		return err
@@ -161,6 +171,21 @@ func child(dir string) error {
 		return err
 	}
 	return d.PutInstance(childKey, Instance{Version: 3, State: StateMaster, LeaseUntilNs: 12345})
+}
+
+// sameNetNS checks that this process is in the network namespace at path.
+func sameNetNS(path string) error {
+	var want, got unix.Stat_t
+	if err := unix.Stat(path, &want); err != nil {
+		return err
+	}
+	if err := unix.Stat("/proc/self/ns/net", &got); err != nil {
+		return err
+	}
+	if want.Dev != got.Dev || want.Ino != got.Ino {
+		return fmt.Errorf("not in network namespace %s", path)
+	}
+	return nil
 }
 
 // runChild starts the test binary as a child under argv (e.g. ip netns exec NS)
@@ -195,7 +220,8 @@ func TestPinsOutliveIPNetnsExec(t *testing.T) {
 	l := labtest.New(t, lab.Options{Hosts: 1})
 	h := l.Hosts[0]
 	dir := testPinDir(t)
-	out, err := runChild(t, dir, "ip", "netns", "exec", h.NS)
+	attach := []string{attachEnv + "=" + h.NS}
+	out, err := runChildEnv(t, dir, attach, "ip", "netns", "exec", h.NS)
 	if err != nil {
 		t.Fatalf("first child: %v", err)
 	}
@@ -225,12 +251,12 @@ func TestPinsOutliveIPNetnsExec(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	out, err = runChild(t, dir, "ip", "netns", "exec", h.NS)
+	out, err = runChildEnv(t, dir, attach, "ip", "netns", "exec", h.NS)
 	held.Close()
 	if want := fmt.Sprintf("%v: held by pid %d", ErrPinDirInUse, os.Getpid()); err == nil || !strings.Contains(out, want) {
 		t.Errorf("child on a pin directory this process holds: %v, want it refused with %q", err, want)
 	}
-	out, err = runChild(t, dir, "ip", "netns", "exec", h.NS)
+	out, err = runChildEnv(t, dir, attach, "ip", "netns", "exec", h.NS)
 	if err != nil {
 		t.Fatalf("second child: %v", err)
 	}
@@ -245,16 +271,33 @@ func TestPinsOutliveIPNetnsExec(t *testing.T) {
 	}
 }
 
-// TestRefusesPrivateBPFFS: a pin directory on a bpffs that only the child's own
-// mount namespace has would die with it; Load refuses, naming the problem.
+// TestRefusesPrivateBPFFS: where the only bpffs the pins could go to lives in a
+// mount namespace the child has to itself, they would die with it; Load refuses,
+// naming the problem and what to do.
 func TestRefusesPrivateBPFFS(t *testing.T) {
 	labtest.Require(t, "unshare")
 	l := labtest.New(t, lab.Options{Hosts: 1})
 	mnt := t.TempDir()
-	out, err := runChild(t, filepath.Join(mnt, "xvrrp"), "ip", "netns", "exec", l.Hosts[0].NS,
-		"unshare", "-m", "sh", "-c", `mount -t bpf bpf "$0" && exec "$1"`, mnt)
-	if err == nil || !strings.Contains(out, ErrPrivateBPFFS.Error()) {
-		t.Errorf("Load on a bpffs private to the child: %v, want it refused with %q", err, ErrPrivateBPFFS)
+	for _, tc := range []struct {
+		name string
+		dir  string
+		argv []string
+	}{
+		// A pin directory on a bpffs mounted in the child's namespace only.
+		{"private bpffs", filepath.Join(mnt, "xvrrp"), []string{"ip", "netns", "exec", l.Hosts[0].NS,
+			"unshare", "-m", "sh", "-c", `mount -t bpf bpf "$0" && exec "$1"`, mnt}},
+		// No bpffs, and the child is alone in its mount namespace with no
+		// ancestor to pin with (PID 1 of a container not given the host's
+		// bpffs): a bpffs it mounted would go with the namespace.
+		{"alone", testPinDir(t), []string{"ip", "netns", "exec", l.Hosts[0].NS,
+			"unshare", "-m", "-p", "-f", "--mount-proc", "sh", "-c", `umount /sys/fs/bpf 2>/dev/null; exec "$0"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, err := runChild(t, tc.dir, tc.argv...)
+			if err == nil || !strings.Contains(out, ErrPrivateBPFFS.Error()) || !strings.Contains(out, remedy) {
+				t.Errorf("Load: %v, want it refused with %q and %q", err, ErrPrivateBPFFS, remedy)
+			}
+		})
 	}
 }
 
@@ -339,7 +382,8 @@ func TestMountsBPFFSInOrigin(t *testing.T) {
 	script := `umount /sys/fs/bpf 2>/dev/null; stat -f -c "before: %T" /sys/fs/bpf
 ip netns exec "$0" "$2" || exit 1
 stat -f -c "after: %T" /sys/fs/bpf; ls "$1" "$1/links"`
-	out, err := runChild(t, dir, "unshare", "-m", "-p", "-f", "--mount-proc", "sh", "-c", script, l.Hosts[0].NS, dir)
+	out, err := runChildEnv(t, dir, []string{attachEnv + "=" + l.Hosts[0].NS},
+		"unshare", "-m", "-p", "-f", "--mount-proc", "sh", "-c", script, l.Hosts[0].NS, dir)
 	if err != nil {
 		t.Fatal(err)
 	}
