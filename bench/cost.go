@@ -227,7 +227,7 @@ func runCost(ctx context.Context, opt Options, impl string, step func(string)) (
 // xdpCounters reads the counters of the xvrrp datapath pinned for host.
 func xdpCounters(h *lab.Host) ([]uint64, error) {
 	pinDir, _ := h.XvrrpDirs()
-	dp, err := loader.Load(loader.Options{PinDir: pinDir})
+	dp, err := loader.Load(loader.Options{PinDir: pinDir, Observe: true})
 	if err != nil {
 		return nil, err
 	}

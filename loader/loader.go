@@ -28,9 +28,6 @@ type (
 // DefaultPinDir is where a single xvrrp on a host pins its maps and links.
 const DefaultPinDir = "/sys/fs/bpf/xvrrp"
 
-// ErrNotBPFFS is returned when the pin directory is not on a BPF file system.
-var ErrNotBPFFS = errors.New("not on a BPF file system (bpffs)")
-
 // Options configure Load.
 type Options struct {
 	// PinDir holds the pinned maps and links; DefaultPinDir when empty. Give each
@@ -41,6 +38,10 @@ type Options struct {
 	NoPin bool
 	// TC chooses TCX or clsact for the fence; TCAuto prefers TCX.
 	TC TCMode
+	// Observe opens the pinned maps of a datapath that another process owns, to
+	// read them (counters, status): it takes no lock on the pin directory, so it
+	// must change nothing.
+	Observe bool
 }
 
 // Datapath is the loaded programs and maps.
@@ -50,6 +51,7 @@ type Datapath struct {
 	log    *slog.Logger
 	links  map[string]link.Link // by pin name, e.g. "2_xdp"
 	tcMode TCMode
+	pin    *pinDir // nil with NoPin
 }
 
 // Load loads the programs and the maps, creating or reusing pinned maps under the
@@ -57,7 +59,17 @@ type Datapath struct {
 // It returns an error wrapping ErrNotBPFFS when the pin directory is not on bpffs;
 // when its parent is /sys/fs/bpf and nothing is mounted there, it mounts bpffs, as
 // systemd does.
-func Load(opt Options) (*Datapath, error) {
+//
+// The pins must outlive the process, or a crashed master would not stay fenced:
+// started in a mount namespace of its own (ip netns exec), xvrrp pins in the
+// mount namespace it was started from, and PinDir says how this process reaches
+// it. Where no bpffs would outlive the process, Load returns an error wrapping
+// ErrPrivateBPFFS that says what to do.
+//
+// Unless opt.Observe, the pin directory is locked until Close or Remove: Load
+// returns an error wrapping ErrPinDirInUse, naming the holder's pid, when another
+// datapath holds it, before adopting or changing anything.
+func Load(opt Options) (_ *Datapath, err error) {
 	log := opt.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -68,9 +80,15 @@ func Load(opt Options) (*Datapath, error) {
 	}
 	collOpts := &ebpf.CollectionOptions{}
 	if !opt.NoPin {
-		if err := ensureBPFFS(d.pinDir, log); err != nil {
+		if d.pin, err = openPinDir(d.pinDir, opt.Observe, log); err != nil {
 			return nil, err
 		}
+		defer func() {
+			if err != nil {
+				d.pin.close()
+			}
+		}()
+		d.pinDir = d.pin.path
 		collOpts.Maps.PinPath = d.pinDir
 	}
 	spec, err := loadBpf()
@@ -92,31 +110,9 @@ func Load(opt Options) (*Datapath, error) {
 	return d, nil
 }
 
-func ensureBPFFS(dir string, log *slog.Logger) error {
-	// Machines of this kind boot without /sys/fs/bpf mounted: mount it as systemd
-	// would, but only there; anywhere else a pin directory must already be on bpffs.
-	const root = "/sys/fs/bpf"
-	if (dir == root || filepath.Dir(dir) == root) && !onBPFFS(root) {
-		if err := unix.Mount("bpf", root, "bpf", 0, "mode=0700"); err != nil {
-			return fmt.Errorf("mount bpffs on %s: %w", root, err)
-		}
-		log.Info("mounted bpffs", "path", root)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("pin directory %s: %w", dir, err)
-	}
-	if !onBPFFS(dir) {
-		return fmt.Errorf("pin directory %s: %w", dir, ErrNotBPFFS)
-	}
-	return nil
-}
-
-func onBPFFS(dir string) bool {
-	var st unix.Statfs_t
-	return unix.Statfs(dir, &st) == nil && st.Type == unix.BPF_FS_MAGIC
-}
-
-// PinDir returns the directory the maps and links are pinned in.
+// PinDir returns the directory the maps and links are pinned in, as this process
+// reaches it: under /proc/self/fd/ when it is in the mount namespace xvrrp was
+// started from rather than its own.
 func (d *Datapath) PinDir() string { return d.pinDir }
 
 // TCMode chooses how the fence programs are attached.
@@ -352,7 +348,17 @@ func (d *Datapath) Close() error {
 	for _, l := range d.links {
 		l.Close()
 	}
-	return d.objs.Close()
+	return errors.Join(d.objs.Close(), d.unlock())
+}
+
+// unlock releases the pin directory for the next daemon.
+func (d *Datapath) unlock() error {
+	if d.pin == nil {
+		return nil
+	}
+	err := d.pin.close()
+	d.pin = nil
+	return err
 }
 
 // Remove detaches every link this datapath pinned and unpins every map, leaving
@@ -392,6 +398,7 @@ func (d *Datapath) Remove() error {
 	errs = append(errs, d.objs.Close())
 	os.Remove(filepath.Join(d.pinDir, "links"))
 	os.Remove(d.pinDir)
+	errs = append(errs, d.unlock())
 	return errors.Join(errs...)
 }
 

@@ -439,7 +439,7 @@ func TestRestartWithinLease(t *testing.T) {
 // counters reads a daemon's pinned stats map.
 func counters(t *testing.T, pinDir string) []uint64 {
 	t.Helper()
-	dp, err := loader.Load(loader.Options{PinDir: pinDir})
+	dp, err := loader.Load(loader.Options{PinDir: pinDir, Observe: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -145,7 +145,7 @@ func TestForgedAdverts(t *testing.T) {
 		pinDir string
 		all    bool
 	}{{"h1", x1.PinDir, true}, {"h2", x2.PinDir, false}} {
-		dp, err := loader.Load(loader.Options{PinDir: h.pinDir})
+		dp, err := loader.Load(loader.Options{PinDir: h.pinDir, Observe: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -30,6 +30,11 @@ func (h *Host) XvrrpDirs() (pinDir, stateDir string) {
 
 // StartXvrrp writes config and starts `bin run` on it in the host, in the
 // foreground, with its output kept for WaitLog. Extra arguments follow.
+//
+// It starts the daemon as people start daemons in namespaces, with `ip netns
+// exec`, which gives it a mount namespace of its own and a fresh /sys: the
+// daemon must still pin in this process's /sys/fs/bpf, where PinDir is, so that
+// a killed daemon stays fenced and a restarted one adopts its datapath.
 func (h *Host) StartXvrrp(bin, config string, args ...string) (*Xvrrp, error) {
 	pinDir, stateDir := h.XvrrpDirs()
 	if err := os.MkdirAll(stateDir, 0o700); err != nil {
@@ -41,7 +46,7 @@ func (h *Host) StartXvrrp(bin, config string, args ...string) (*Xvrrp, error) {
 	}
 	h.lab.onClose(func() { os.RemoveAll(pinDir) })
 	argv := append([]string{"run", "-f", conf, "--pin-dir", pinDir, "--state-dir", stateDir}, args...)
-	p, err := h.start(bin, h.CommandNetOnly(context.Background(), bin, argv...))
+	p, err := h.start(bin, h.Command(context.Background(), bin, argv...))
 	if err != nil {
 		return nil, err
 	}
