@@ -168,8 +168,9 @@ func TestSendErrors(t *testing.T) {
 	stopClean(t, x1)
 }
 
-// TestSecondDaemonRefused starts a second daemon on a master's state directory:
-// it is refused at once, naming the first one's pid, and changes nothing: the
+// TestSecondDaemonRefused starts a second daemon on a master's state directory,
+// then a third on its pin directory: each is refused at once, naming the first
+// one's pid, and changes nothing: the
 // first stays master with its VIP and its pid file, and stops cleanly.
 func TestSecondDaemonRefused(t *testing.T) {
 	l := labtest.New(t, lab.Options{Hosts: 1})
@@ -203,6 +204,26 @@ func TestSecondDaemonRefused(t *testing.T) {
 	if strings.Contains(x2.Output(), "Entering") || strings.Contains(x2.Output(), "adopted") {
 		t.Errorf("the second daemon did something:\n%s", x2.Output())
 	}
+	// The same pin directory with a state directory of its own: refused by
+	// the pin directory's lock, naming the holder.
+	other := filepath.Join(l.Dir, "other-state")
+	conf := filepath.Join(l.Dir, "other.conf")
+	if err := os.WriteFile(conf, []byte(nodeConfig(node{prio: 100})), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	x3, err := h1.Start(xvrrpBin, "run", "-f", conf, "--pin-dir", x1.PinDir, "--state-dir", other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-x3.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the daemon on the same pin directory runs:\n%s", x3.Output())
+	}
+	if err := x3.Wait(); err == nil || !strings.Contains(x3.Output(), "held by pid "+strings.TrimSpace(string(before))) {
+		t.Errorf("a second daemon on the pin directory: %v, want refused naming the holder:\n%s", err, x3.Output())
+	}
+
 	time.Sleep(200 * time.Millisecond) // several advert intervals
 	after, _ := os.ReadFile(pidFile)
 	if string(after) != string(before) {
