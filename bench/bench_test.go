@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xvrrp/xvrrp/tests/lab"
+	"github.com/xvrrp/xvrrp/bench/lab"
 	"github.com/xvrrp/xvrrp/vrrp"
 )
 

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/xvrrp/xvrrp/bench/lab"
 	"github.com/xvrrp/xvrrp/loader"
-	"github.com/xvrrp/xvrrp/tests/lab"
 	"github.com/xvrrp/xvrrp/vrrp"
 	"golang.org/x/sys/unix"
 )

@@ -11,7 +11,7 @@ import (
 	"slices"
 	"time"
 
-	"github.com/xvrrp/xvrrp/tests/lab"
+	"github.com/xvrrp/xvrrp/bench/lab"
 	"github.com/xvrrp/xvrrp/vrrp"
 )
 

@@ -15,7 +15,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/xvrrp/xvrrp/tests/lab"
+	"github.com/xvrrp/xvrrp/bench/lab"
 	"github.com/xvrrp/xvrrp/vrrp"
 	"golang.org/x/sys/unix"
 )

@@ -17,8 +17,8 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
-	"github.com/xvrrp/xvrrp/tests/lab"
-	"github.com/xvrrp/xvrrp/tests/lab/labtest"
+	"github.com/xvrrp/xvrrp/bench/lab"
+	"github.com/xvrrp/xvrrp/tests/labtest"
 	"golang.org/x/sys/unix"
 )
 

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/xvrrp/xvrrp/tests/lab/labtest"
+	"github.com/xvrrp/xvrrp/tests/labtest"
 	"github.com/xvrrp/xvrrp/vrrp"
 )
 

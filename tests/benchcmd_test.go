@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/xvrrp/xvrrp/bench"
-	"github.com/xvrrp/xvrrp/tests/lab"
-	"github.com/xvrrp/xvrrp/tests/lab/labtest"
+	"github.com/xvrrp/xvrrp/bench/lab"
+	"github.com/xvrrp/xvrrp/tests/labtest"
 )
 
 // TestBenchCommand runs a small `xvrrp bench`, xvrrp against keepalived, and

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/xvrrp/xvrrp/tests/lab"
-	"github.com/xvrrp/xvrrp/tests/lab/labtest"
+	"github.com/xvrrp/xvrrp/bench/lab"
+	"github.com/xvrrp/xvrrp/tests/labtest"
 )
 
 // TestDemo runs `xvrrp demo` as make demo does and checks that it shows the

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/xvrrp/xvrrp/tests/lab"
-	"github.com/xvrrp/xvrrp/tests/lab/labtest"
+	"github.com/xvrrp/xvrrp/bench/lab"
+	"github.com/xvrrp/xvrrp/tests/labtest"
 	"github.com/xvrrp/xvrrp/vrrp"
 )
 

@@ -7,8 +7,8 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/xvrrp/xvrrp/tests/lab"
-	"github.com/xvrrp/xvrrp/tests/lab/labtest"
+	"github.com/xvrrp/xvrrp/bench/lab"
+	"github.com/xvrrp/xvrrp/tests/labtest"
 	"github.com/xvrrp/xvrrp/vrrp/config"
 )
 

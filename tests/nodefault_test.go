@@ -11,8 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xvrrp/xvrrp/tests/lab"
-	"github.com/xvrrp/xvrrp/tests/lab/labtest"
+	"github.com/xvrrp/xvrrp/bench/lab"
+	"github.com/xvrrp/xvrrp/tests/labtest"
 )
 
 // Faults at the node itself: its own interface taken down, deleted, deleted and

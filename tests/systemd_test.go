@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xvrrp/xvrrp/tests/lab"
-	"github.com/xvrrp/xvrrp/tests/lab/labtest"
+	"github.com/xvrrp/xvrrp/bench/lab"
+	"github.com/xvrrp/xvrrp/tests/labtest"
 )
 
 // notifySocket is a NOTIFY_SOCKET as systemd gives a Type=notify service: the

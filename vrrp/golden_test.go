@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/xvrrp/xvrrp/tests/lab"
+	"github.com/xvrrp/xvrrp/bench/lab"
 	"github.com/xvrrp/xvrrp/vrrp"
 )
 

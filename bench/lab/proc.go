@@ -19,13 +19,6 @@ func (h *Host) Command(ctx context.Context, name string, args ...string) *exec.C
 	return h.command(ctx, append([]string{"ip", "netns", "exec", h.NS, name}, args...))
 }
 
-// CommandNetOnly is Command, but enters only the host's network namespace
-// (nsenter --net) and keeps the mounts: /sys/fs/bpf stays the machine's bpffs, so
-// pinned maps and links outlive the process for the next one to adopt.
-func (h *Host) CommandNetOnly(ctx context.Context, name string, args ...string) *exec.Cmd {
-	return h.command(ctx, append([]string{"nsenter", "--net=/run/netns/" + h.NS, "--", name}, args...))
-}
-
 func (h *Host) command(ctx context.Context, argv []string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

@@ -8,7 +8,7 @@ import (
 	"os/exec"
 	"testing"
 
-	"github.com/xvrrp/xvrrp/tests/lab"
+	"github.com/xvrrp/xvrrp/bench/lab"
 	"golang.org/x/sys/unix"
 )
 
