@@ -129,6 +129,15 @@ func MasterDownInterval(version, priority uint8, masterInterval time.Duration, a
 	return time.Duration(adverts)*masterInterval + SkewTime(version, priority, masterInterval)
 }
 
+// Lease is how long past each advert a master may answer for its VIPs: the
+// Master_Down_Interval of a backup of priority 255, which would beat every real
+// backup (1–254) to it, so the lease always ends before any backup that heard
+// that advert can take over — whatever its priority, with the same
+// down_timer_adverts and the master's interval (VRRPv3 backups adopt it).
+func Lease(version uint8, interval time.Duration, adverts int) time.Duration {
+	return MasterDownInterval(version, 255, interval, adverts)
+}
+
 func (m *Machine) masterDown() time.Duration {
 	return MasterDownInterval(m.p.Version, m.p.Priority, m.masterInterval, m.p.DownAdverts)
 }

@@ -234,3 +234,27 @@ func ExampleMachine() {
 	// [INIT->BACKUP(init)] 360.9375ms
 	// [BACKUP->MASTER(master down) advert(100)]
 }
+
+// TestLeaseEndsBeforeAnyBackupTakesOver: for every version, advert interval
+// and down_timer_adverts a configuration may give, the master's lease past an
+// advert ends before the Master_Down_Interval of a backup of any priority
+// that heard it.
+func TestLeaseEndsBeforeAnyBackupTakesOver(t *testing.T) {
+	check := func(version uint8, iv time.Duration, adverts int) {
+		lease := Lease(version, iv, adverts)
+		for prio := 1; prio <= 254; prio++ {
+			if mdi := MasterDownInterval(version, uint8(prio), iv, adverts); lease >= mdi {
+				t.Fatalf("v%d every %v, down_timer_adverts %d: lease %v, backup of priority %d takes over after %v",
+					version, iv, adverts, lease, prio, mdi)
+			}
+		}
+	}
+	for adverts := 0; adverts <= 100; adverts++ { // 0: the default, 3
+		for s := 1; s <= 255; s++ {
+			check(2, time.Duration(s)*time.Second, adverts)
+		}
+		for cs := 1; cs <= 4095; cs++ {
+			check(3, time.Duration(cs)*IntervalUnitV3, adverts)
+		}
+	}
+}

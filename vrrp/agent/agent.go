@@ -596,10 +596,10 @@ func kernelState(s vrrp.State) uint8 {
 	return loader.StateInit
 }
 
-// leaseFor is how long a master's lease lasts past each advert: three of its
-// intervals, never more than the Master_Down_Interval of a backup, which is at
-// least that.
-func leaseFor(in *instance) time.Duration { return 3 * in.cfg.Interval }
+// leaseFor is how long a master's lease lasts past each advert (vrrp.Lease).
+func leaseFor(in *instance) time.Duration {
+	return vrrp.Lease(in.cfg.Version, in.cfg.Interval, in.cfg.DownTimerAdverts)
+}
 
 func (a *Agent) putKernel(in *instance, state uint8, now time.Duration) {
 	in.kernel.State = state
@@ -624,8 +624,11 @@ func (a *Agent) advert(in *instance, prio uint8, now time.Duration) {
 		in.flushing = true
 		a.queued = append(a.queued, in)
 	}
-	// Every advert that leaves renews the lease; flush renews it once sent.
+	// Every advert that leaves renews the lease; flush renews it once sent,
+	// from a time before the send: the lease must end before any backup's
+	// Master_Down_Interval, which runs from when the advert reached it.
 	in.renew = prio != 0 && in.m.State() == vrrp.Master
+	in.queuedAt = now
 }
 
 // garpDue sends what is due of the gratuitous ARP schedule: a burst of
@@ -698,7 +701,7 @@ func (a *Agent) flush() {
 		_, ok, failures := in.sender.outcome()
 		a.sendOutcome(in, ok, failures, now)
 		if ok && in.renew && in.m.State() == vrrp.Master {
-			a.putKernel(in, loader.StateMaster, now)
+			a.putKernel(in, loader.StateMaster, in.queuedAt)
 		}
 		in.renew = false
 	}

@@ -40,6 +40,7 @@ type instance struct {
 	// flushing: queued on the agent for the next flush; renew: the advert
 	// queued renews the lease once it has left.
 	flushing, renew bool
+	queuedAt        time.Duration // when the advert to flush was queued
 	// sendFault says why adverts cannot leave, until sendFaultUntil, when
 	// the instance leaves FAULT to try again; sendFailRun counts adverts in a
 	// row that did not leave.
