@@ -344,7 +344,9 @@ func TestErrors(t *testing.T) {
 				"k.conf:12: vrrp_instance VI_2: 192.0.2.1 is also a VIP of vrrp_instance VI_1"}},
 		{"same VRID, other family", instance(base) + "vrrp_instance VI_2 {\ninterface eth0\nvirtual_router_id 51\nvirtual_ipaddress {\n2001:db8::1\n}\n}\n", nil},
 		{"same VRID, disjoint unicast peers", instance(base+"\nunicast_peer {\n192.0.2.12\n}") +
-			"vrrp_instance VI_2 {\ninterface eth0\nvirtual_router_id 51\nunicast_peer {\n192.0.2.13\n}\nvirtual_ipaddress {\n192.0.2.2\n}\n}\n", nil},
+			"vrrp_instance VI_2 {\ninterface eth0\nvirtual_router_id 51\nunicast_peer {\n192.0.2.13\n}\nvirtual_ipaddress {\n192.0.2.2\n}\n}\n",
+			// keepalived runs both; xvrrp's kernel would let one shadow the other.
+			[]string{"k.conf:11: vrrp_instance VI_2: VRID 51 on eth0 (IPv4) is already used by vrrp_instance VI_1 at k.conf:1 (keepalived allows it with other unicast peers"}},
 		{"unknown keyword", instance(base + "\npriorty 100"), []string{"k.conf:7: unknown keyword 'priorty' in vrrp_instance VI_1 (did you mean 'priority'?)"}},
 		{"not implemented", instance(base+"\nuse_ipvlan") + "net_namespace blue\n", []string{"k.conf:7: use_ipvlan: not implemented", "k.conf:9: net_namespace: not implemented"}},
 		{"two VIPs on a line", instance("interface eth0\nvirtual_router_id 51\nvirtual_ipaddress {\n192.0.2.1 192.0.2.2\n}"),

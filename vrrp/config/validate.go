@@ -271,8 +271,10 @@ func (p *parser) dedupVIPs(in *Instance, first map[netip.Addr]Pos, vips []VIP) [
 }
 
 // uniqueVRIDs: two instances on one interface and family with one VRID would read
-// each other's adverts, unless their unicast peers or multicast groups keep them
-// apart (keepalived.conf(5), virtual_router_id).
+// each other's adverts. keepalived allows them when their unicast peers or
+// multicast groups keep them apart; xvrrp's kernel keeps one instance per
+// interface, VRID and family, so it refuses them rather than let one silently
+// shadow the other.
 func (p *parser) uniqueVRIDs() {
 	type key struct {
 		iface  string
@@ -286,10 +288,11 @@ func (p *parser) uniqueVRIDs() {
 		}
 		k := key{in.Interface, in.Family, in.VRID}
 		for _, other := range seen[k] {
+			why := ""
 			if apart(in, other) {
-				continue
+				why = " (keepalived allows it with other unicast peers or mcast_dst_ip; xvrrp runs one instance per interface, VRID and family)"
 			}
-			p.diags.errorf(in.Pos, "vrrp_instance %s: VRID %d on %s (%v) is already used by vrrp_instance %s at %v", in.Name, in.VRID, in.Interface, in.Family, other.Name, other.Pos)
+			p.diags.errorf(in.Pos, "vrrp_instance %s: VRID %d on %s (%v) is already used by vrrp_instance %s at %v%s", in.Name, in.VRID, in.Interface, in.Family, other.Name, other.Pos, why)
 		}
 		seen[k] = append(seen[k], in)
 	}
