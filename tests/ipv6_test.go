@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -148,4 +149,39 @@ func vipFlags(t *testing.T, h *lab.Host, addr netip.Addr) int {
 		t.Fatalf("%s does not have %v", h.Name, addr)
 	}
 	return flags
+}
+
+// TestIPv6AdvertFitsMTU: an IPv6 instance whose advert would be larger than
+// its interface's MTU (91 VIPs at 1500: 1504 bytes) is refused at start with
+// file:line and the limit, instead of sending fragments no router takes as
+// adverts; 90 VIPs fit, and the instance runs.
+func TestIPv6AdvertFitsMTU(t *testing.T) {
+	l := labtest.New(t, lab.Options{Hosts: 1})
+	h1 := l.Hosts[0]
+	conf := func(n int) string {
+		var vips strings.Builder
+		for i := range n {
+			fmt.Fprintf(&vips, "        2001:db8::%x:1/64\n", 0x100+i)
+		}
+		return strings.Replace(v6Config(150), "        2001:db8::1/64\n", vips.String(), 1)
+	}
+	x, err := h1.StartXvrrp(xvrrpBin, conf(91))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-x.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("started with 91 IPv6 VIPs:\n%s", x.Output())
+	}
+	if !strings.Contains(x.Output(), "keepalived.conf:4: 91 IPv6 VIPs make an advert of 1504 bytes, more than the MTU of eth0 (1500)") ||
+		!strings.Contains(x.Output(), "at most 90 VIPs") {
+		t.Errorf("want a refusal naming file:line and the limit:\n%s", x.Output())
+	}
+	x, err = h1.StartXvrrp(xvrrpBin, conf(90))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x, "(VI_6) Entering MASTER STATE")
+	stopClean(t, x)
 }

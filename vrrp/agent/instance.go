@@ -73,6 +73,9 @@ func (a *Agent) newInstance(in *config.Instance) (*instance, error) {
 	for _, v := range in.VIPs {
 		inst.advert.Addrs = append(inst.advert.Addrs, v.Prefix.Addr())
 	}
+	if err := fitsMTU(inst); err != nil {
+		return nil, err
+	}
 	inst.m = vrrp.NewMachine(vrrp.Params{
 		Version:      in.Version,
 		Priority:     in.Priority,
@@ -294,4 +297,23 @@ func (a *Agent) vipOf(in *config.Instance, v config.VIP, lnk netlink.Link) (vip,
 		addr.Flags |= unix.IFA_F_NOPREFIXROUTE
 	}
 	return vip{nl: a.nl, link: lnk, addr: addr}, nil
+}
+
+// fitsMTU refuses an instance whose adverts would not fit its interface's MTU:
+// fragmented, no router would take them as adverts (the kernel's XDP program
+// sees fragments, not adverts), and every backup would become master. Only IPv6
+// can reach it: 16 bytes a VIP, about 90 VIPs at an MTU of 1500.
+func fitsMTU(inst *instance) error {
+	hdr := 20 // IPv4 header
+	per := 4
+	if inst.cfg.Family == config.IPv6 {
+		hdr, per = 40, 16
+	}
+	size := hdr + inst.advert.Len()
+	if mtu := inst.ifi.MTU; size > mtu {
+		fit := (mtu - hdr - (inst.advert.Len() - per*len(inst.advert.Addrs))) / per
+		return fmt.Errorf("%v: %d %v VIPs make an advert of %d bytes, more than the MTU of %s (%d) carries unfragmented: at most %d VIPs per instance there; split them over instances",
+			inst.cfg.Pos, len(inst.advert.Addrs), inst.cfg.Family, size, inst.ifi.Name, mtu, fit)
+	}
+	return nil
 }
