@@ -200,10 +200,11 @@ func BusyLoops(ctx context.Context, d time.Duration) error {
 }
 
 // MemoryPressure maps and touches anonymous memory, 64 MiB at a time, until
-// the host has only headroom bytes available, holds it for d, and frees it. The
-// kernel reclaims what it can meanwhile: page cache, and the pages of programs
-// that did not lock theirs. It returns how much it held.
+// the host has only headroom bytes available or d has passed, holds it for d,
+// and frees it. The kernel reclaims what it can meanwhile: page cache, and the
+// pages of programs that did not lock theirs. It returns how much it held.
 func MemoryPressure(ctx context.Context, d time.Duration, headroom uint64) (uint64, error) {
+	filling := time.Now().Add(d)
 	const chunk = 64 << 20
 	var maps [][]byte
 	defer func() {
@@ -212,7 +213,7 @@ func MemoryPressure(ctx context.Context, d time.Duration, headroom uint64) (uint
 		}
 	}()
 	var held uint64
-	for len(maps) < 4096 { // at most 256 GiB: bounded whatever /proc says
+	for len(maps) < 4096 && time.Now().Before(filling) { // at most 256 GiB and d
 		avail, err := memAvailable()
 		if err != nil {
 			return held, err
