@@ -127,3 +127,25 @@ func tail(b []byte) string {
 	}
 	return string(b)
 }
+
+// TestSecurityRefusesShellLines: under enable_script_security, a line that
+// needs a shell is an error at its line (the shell would run programs nobody
+// checked, `/bin/true && /tmp/x/evil.sh`); without it, the line is accepted.
+func TestSecurityRefusesShellLines(t *testing.T) {
+	conf := func(global string) string {
+		return "global_defs {\n" + global + "\n}\n" +
+			"vrrp_script chk {\n  script \"/bin/true && /tmp/x/evil.sh\"\n}\n" +
+			instance(base+"\nnotify_master \"/bin/echo $(id)\"\nnotify /bin/true\ntrack_script {\nchk\n}")
+	}
+	got := diagnose(t, conf("enable_script_security"))
+	want := []string{
+		`k.conf:5: script: "/bin/true && /tmp/x/evil.sh" needs a shell, and enable_script_security cannot check the programs a shell line runs: put the line in a script and give its path`,
+		`k.conf:13: notify_master: "/bin/echo $(id)" needs a shell, and enable_script_security cannot check the programs a shell line runs: put the line in a script and give its path`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if got := diagnose(t, conf("")); len(got) != 0 {
+		t.Errorf("without enable_script_security: %v", got)
+	}
+}

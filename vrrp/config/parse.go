@@ -128,6 +128,18 @@ type parser struct {
 	// explicit records instance settings given in the file, for validation.
 	explicit map[*Instance]map[string]Pos
 	badVIPs  map[*Instance]bool
+	// commands are every script and notify line, with their keyword, for
+	// enable_script_security's rules.
+	commands []keyedCommand
+}
+
+type keyedCommand struct {
+	key string
+	cmd *Command
+}
+
+func (p *parser) addCommand(key string, c *Command) {
+	p.commands = append(p.commands, keyedCommand{key, c})
 }
 
 type handler func(n *node)
@@ -298,6 +310,7 @@ func (p *parser) command(n *node, userOK bool) *Command {
 		return nil
 	}
 	c := &Command{Pos: n.pos, Line: n.words[1]}
+	p.addCommand(n.key(), c)
 	if len(n.words) > 2 {
 		c.User = n.words[2]
 	}
@@ -475,6 +488,7 @@ func (p *parser) script(n *node) {
 		}
 		// Unquoted, the rest of the line is the command, as in keepalived 2.
 		s.Command = &Command{Pos: n.pos, Line: strings.Join(n.words[1:], " ")}
+		p.addCommand("script", s.Command)
 	}
 	h["user"] = func(n *node) {
 		if p.args(n, 1, 2) && s.Command != nil {
