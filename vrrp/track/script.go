@@ -303,9 +303,12 @@ var subreaper sync.Once
 
 // becomeSubreaper makes this process the parent of the orphans of the scripts it
 // runs, so that it can reap them instead of leaving zombies to an init that
-// may not.
+// may not, and starts the reaper that does (reaper.go).
 func becomeSubreaper() {
-	subreaper.Do(func() { unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) })
+	subreaper.Do(func() {
+		unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+		startReaper()
+	})
 }
 
 // reapGroup waits for every process of the group that is our child (the
