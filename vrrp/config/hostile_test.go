@@ -70,6 +70,8 @@ func TestHostileConfigs(t *testing.T) {
 		{"a FIFO as the configuration", fifo, `^\S+/fifo: read \S+/fifo: not a regular file \(a FIFO\)$`},
 		{"includes that multiply", multiply(write),
 			`^\S+/m\d+.conf:\d: read \S+/m\d+.conf: more than 10000 files read in all`},
+		{"a pattern walking links that loop", loops(t, dir, write),
+			`^\S+/loops.conf:1: include \S+/loop/\*/\*/\*/\*/\*/\*/\*.conf: patterns look at more than 100000 directory entries in all`},
 		{"includes nested too deep", nest(write),
 			`^\S+/n15.conf:1: include n16.conf: includes nested more than 15 deep: \S+/n0.conf -> `},
 	} {
@@ -90,6 +92,21 @@ func multiply(write func(name, text string) string) string {
 		write(fmt.Sprintf("m%d.conf", i), strings.Repeat(fmt.Sprintf("include m%d.conf\n", i+1), 4))
 	}
 	return write("m0.conf", strings.Repeat("include m1.conf\n", 4))
+}
+
+// loops makes a directory of 20 links to itself and a configuration that
+// includes loop/*/*/*/*/*/*/*.conf: 20^6 directories to read.
+func loops(t *testing.T, dir string, write func(name, text string) string) string {
+	loop := filepath.Join(dir, "loop")
+	if err := os.Mkdir(loop, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if err := os.Symlink(".", filepath.Join(loop, fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return write("loops.conf", "include loop/*/*/*/*/*/*/*.conf\n")
 }
 
 // nest writes n0.conf including n1.conf, which includes n2.conf, and so on to

@@ -47,12 +47,13 @@ const (
 	maxIncludeDepth  = 16       // files open at once: the main file and 15 nested includes
 	maxFiles         = 10000    // files read in all, the same file counted each time
 	maxTotalBytes    = 64 << 20 // bytes read from files plus bytes added by definitions
-	maxLines         = 1 << 20  // logical lines
+	maxLines         = 1 << 18  // logical lines
 	maxExpansion     = 1 << 20  // one line after its definitions are expanded
 	maxExpandRounds  = 16       // definitions used inside definitions, nested
 	maxBraceAlts     = 1024     // patterns an include's {a,b} alternatives expand to
 	maxPatternLen    = 4096     // an include's pattern: PATH_MAX
 	maxPatternBraces = 64
+	maxGlobEntries   = 100000 // directory entries include patterns look at, in all
 )
 
 type lexer struct {
@@ -63,9 +64,10 @@ type lexer struct {
 	diags    *diags
 	// open are the files being read, outermost first, to name an include
 	// loop by its chain of files.
-	open  []openFile
-	files int   // files read so far
-	bytes int64 // bytes read and expanded so far
+	open        []openFile
+	files       int   // files read so far
+	globEntries int   // directory entries looked at by include patterns so far
+	bytes       int64 // bytes read and expanded so far
 	// stop is set when a bound is reached: nothing more is read, so that one
 	// error ends the reading instead of a flood of them.
 	stop bool
@@ -190,7 +192,7 @@ func (lx *lexer) read(path string) ([]byte, string, error) {
 		mode fs.FileMode
 	)
 	if lx.fsys != nil {
-		name := strings.TrimPrefix(filepath.ToSlash(filepath.Clean(path)), "/")
+		name := fsName(path)
 		f, err := lx.fsys.Open(name)
 		if err != nil {
 			return nil, "", err
@@ -332,6 +334,10 @@ func (lx *lexer) include(pattern string, pos Pos) {
 	var matches []string
 	for _, p := range alts {
 		m, err := lx.glob(p)
+		if errors.Is(err, errBound) {
+			lx.fail(pos, "include %s: %v", pattern, err)
+			return
+		}
 		if err != nil {
 			lx.diags.errorf(pos, "include %s: %v", pattern, err)
 			return
@@ -356,17 +362,105 @@ func (lx *lexer) include(pattern string, pos Pos) {
 	}
 }
 
+// glob is filepath.Glob with a budget: a pattern like /sys/*/*/*/*/*/*/*/*
+// (sysfs has links that loop) would otherwise walk for hours. It looks at no
+// more than maxGlobEntries directory entries in all, and opens only
+// directories, without blocking.
 func (lx *lexer) glob(pattern string) ([]string, error) {
-	if lx.fsys == nil {
-		return filepath.Glob(pattern)
+	if _, err := filepath.Match(pattern, ""); err != nil {
+		return nil, err
 	}
-	m, err := fs.Glob(lx.fsys, strings.TrimPrefix(filepath.ToSlash(pattern), "/"))
-	for i := range m {
-		if strings.HasPrefix(pattern, "/") {
-			m[i] = "/" + m[i]
+	if !strings.ContainsAny(pattern, `*?[\`) {
+		if lx.exists(pattern) {
+			return []string{pattern}, nil
+		}
+		return nil, nil
+	}
+	dir, file := filepath.Split(pattern)
+	switch dir {
+	case "":
+		dir = "."
+	case "/":
+	default:
+		dir = dir[:len(dir)-1]
+	}
+	if !strings.ContainsAny(dir, `*?[\`) {
+		return lx.globDir(dir, file, nil)
+	}
+	if dir == pattern {
+		return nil, filepath.ErrBadPattern
+	}
+	dirs, err := lx.glob(dir)
+	if err != nil {
+		return nil, err
+	}
+	var m []string
+	for _, d := range dirs {
+		if m, err = lx.globDir(d, file, m); err != nil {
+			return nil, err
 		}
 	}
-	return m, err
+	return m, nil
+}
+
+// globDir appends to m the names in dir that match pattern. A directory that
+// cannot be read matches nothing, as in filepath.Glob.
+func (lx *lexer) globDir(dir, pattern string, m []string) ([]string, error) {
+	var names []string
+	if lx.fsys != nil {
+		entries, err := fs.ReadDir(lx.fsys, fsName(dir))
+		if err != nil {
+			return m, nil
+		}
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		lx.globEntries += len(names)
+	} else {
+		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return m, nil
+		}
+		f := os.NewFile(uintptr(fd), dir)
+		defer f.Close()
+		for lx.globEntries <= maxGlobEntries {
+			batch, err := f.Readdirnames(1024)
+			names = append(names, batch...)
+			lx.globEntries += len(batch)
+			if err != nil {
+				break
+			}
+		}
+	}
+	if lx.globEntries > maxGlobEntries {
+		return nil, fmt.Errorf("patterns look at more than %d directory entries in all: %w", maxGlobEntries, errBound)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if ok, _ := filepath.Match(pattern, n); ok {
+			m = append(m, filepath.Join(dir, n))
+		}
+	}
+	return m, nil
+}
+
+func (lx *lexer) exists(path string) bool {
+	if lx.fsys != nil {
+		_, err := fs.Stat(lx.fsys, fsName(path))
+		return err == nil
+	}
+	var st unix.Stat_t
+	return unix.Lstat(path, &st) == nil
+}
+
+// fsName is path as an fs.FS names it: slashes, no leading one, "." for the
+// root.
+func fsName(path string) string {
+	name := strings.TrimPrefix(filepath.ToSlash(filepath.Clean(path)), "/")
+	if name == "" {
+		return "."
+	}
+	return name
 }
 
 // isDir says whether path is a directory, to skip. Lstat never blocks or opens
@@ -378,7 +472,7 @@ func (lx *lexer) isDir(path string) bool {
 	if lx.fsys == nil {
 		info, err = os.Stat(path)
 	} else {
-		info, err = fs.Stat(lx.fsys, strings.TrimPrefix(filepath.ToSlash(path), "/"))
+		info, err = fs.Stat(lx.fsys, fsName(path))
 	}
 	return err == nil && info.IsDir()
 }
