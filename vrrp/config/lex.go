@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -96,7 +97,7 @@ func (lx *lexer) readFile(path string, from Pos) {
 	}
 	data, id, err := lx.read(path)
 	if err != nil {
-		if errors.Is(err, errBound) {
+		if isBound(err) {
 			lx.fail(from, "read %s: %v", path, err)
 		} else {
 			lx.diags.errorf(from, "read %s: %v", path, err)
@@ -173,8 +174,16 @@ func (lx *lexer) readFile(path string, from Pos) {
 	}
 }
 
-// errBound is a file that would take the reading past a bound.
-var errBound = errors.New("bound reached")
+// boundError is reading that would go past one of the reader's bounds: it
+// ends the reading.
+type boundError string
+
+func (e boundError) Error() string { return string(e) }
+
+func isBound(err error) bool {
+	var b boundError
+	return errors.As(err, &b)
+}
 
 // read returns the contents of the regular file at path and its identity. It
 // opens before it looks, and without blocking, so that neither a FIFO (which
@@ -183,7 +192,7 @@ var errBound = errors.New("bound reached")
 // no more than the bytes left under maxTotalBytes.
 func (lx *lexer) read(path string) ([]byte, string, error) {
 	if lx.files >= maxFiles {
-		return nil, "", fmt.Errorf("more than %d files read in all (includes that multiply?): %w", maxFiles, errBound)
+		return nil, "", boundError(fmt.Sprintf("more than %d files read in all (includes that multiply?)", maxFiles))
 	}
 	lx.files++
 	var (
@@ -210,14 +219,11 @@ func (lx *lexer) read(path string) ([]byte, string, error) {
 		}
 		f := os.NewFile(uintptr(fd), path)
 		defer f.Close()
-		var st unix.Stat_t
-		if err := unix.Fstat(fd, &st); err != nil {
-			return nil, "", err
-		}
-		info, err := f.Stat()
+		info, err := f.Stat() // fstat: what was opened, not what the path names now
 		if err != nil {
 			return nil, "", err
 		}
+		st := info.Sys().(*syscall.Stat_t)
 		r, id, mode = f, fmt.Sprintf("%d:%d", st.Dev, st.Ino), info.Mode()
 	}
 	if !mode.IsRegular() {
@@ -229,7 +235,7 @@ func (lx *lexer) read(path string) ([]byte, string, error) {
 		return nil, "", err
 	}
 	if int64(len(data)) > left {
-		return nil, "", fmt.Errorf("more than %d MiB read in all, definitions expanded included: %w", maxTotalBytes>>20, errBound)
+		return nil, "", boundError(fmt.Sprintf("more than %d MiB read in all, definitions expanded included", maxTotalBytes>>20))
 	}
 	lx.bytes += int64(len(data))
 	return data, id, nil
@@ -334,7 +340,7 @@ func (lx *lexer) include(pattern string, pos Pos) {
 	var matches []string
 	for _, p := range alts {
 		m, err := lx.glob(p)
-		if errors.Is(err, errBound) {
+		if isBound(err) {
 			lx.fail(pos, "include %s: %v", pattern, err)
 			return
 		}
@@ -433,7 +439,7 @@ func (lx *lexer) globDir(dir, pattern string, m []string) ([]string, error) {
 		}
 	}
 	if lx.globEntries > maxGlobEntries {
-		return nil, fmt.Errorf("patterns look at more than %d directory entries in all: %w", maxGlobEntries, errBound)
+		return nil, boundError(fmt.Sprintf("patterns look at more than %d directory entries in all", maxGlobEntries))
 	}
 	sort.Strings(names)
 	for _, n := range names {
