@@ -166,3 +166,29 @@ func TestSecurityRefusesShellLines(t *testing.T) {
 		t.Errorf("without enable_script_security: %v", got)
 	}
 }
+
+// TestReadNeverWaits: the reader reads with read(2) on a descriptor opened
+// O_NONBLOCK, so a file with nothing to read yet (a pollable /proc file such as
+// /proc/kmsg is a regular file that does that) is an error at once, where an
+// os.File would wait in Go's poller. A pipe stands in for such a file.
+func TestReadNeverWaits(t *testing.T) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_NONBLOCK|unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	done := make(chan error, 1)
+	go func() {
+		_, err := fdReader(p[0]).Read(make([]byte, 16))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, unix.EAGAIN) {
+			t.Errorf("read of an empty pipe: %v, want EAGAIN", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("read of an empty pipe is waiting")
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -217,14 +216,14 @@ func (lx *lexer) read(path string) ([]byte, string, error) {
 		if err != nil {
 			return nil, "", err
 		}
-		f := os.NewFile(uintptr(fd), path)
-		defer f.Close()
-		info, err := f.Stat() // fstat: what was opened, not what the path names now
-		if err != nil {
+		defer unix.Close(fd)
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil { // what was opened, not what the path names now
 			return nil, "", err
 		}
-		st := info.Sys().(*syscall.Stat_t)
-		r, id, mode = f, fmt.Sprintf("%d:%d", st.Dev, st.Ino), info.Mode()
+		// Read with read(2) itself: an os.File would wait in Go's poller
+		// when a pollable file (/proc/kmsg) has nothing to read, and hang.
+		r, id, mode = fdReader(fd), fmt.Sprintf("%d:%d", st.Dev, st.Ino), fileMode(st.Mode)
 	}
 	if !mode.IsRegular() {
 		return nil, "", fmt.Errorf("not a regular file (%s)", fileKind(mode))
@@ -239,6 +238,44 @@ func (lx *lexer) read(path string) ([]byte, string, error) {
 	}
 	lx.bytes += int64(len(data))
 	return data, id, nil
+}
+
+// fdReader reads a file descriptor opened O_NONBLOCK: a read that would block
+// is an error, not a wait.
+type fdReader int
+
+func (fd fdReader) Read(b []byte) (int, error) {
+	for {
+		n, err := unix.Read(int(fd), b)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return 0, err
+		case n == 0 && len(b) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+// fileMode is the type part of a stat(2) mode as an fs.FileMode.
+func fileMode(m uint32) fs.FileMode {
+	switch m & unix.S_IFMT {
+	case unix.S_IFREG:
+		return 0
+	case unix.S_IFDIR:
+		return fs.ModeDir
+	case unix.S_IFIFO:
+		return fs.ModeNamedPipe
+	case unix.S_IFCHR:
+		return fs.ModeDevice | fs.ModeCharDevice
+	case unix.S_IFBLK:
+		return fs.ModeDevice
+	case unix.S_IFSOCK:
+		return fs.ModeSocket
+	}
+	return fs.ModeIrregular
 }
 
 func fileKind(m fs.FileMode) string {
