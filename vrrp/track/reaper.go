@@ -27,7 +27,7 @@ import (
 //     kernel from Start on and reaps its child the moment it exits, so a child
 //     of ours is never a zombie for that long.
 //
-// It runs on SIGCHLD, and every reapTick for the zombies left to the grace.
+// It runs on SIGCHLD, and every reapTick while zombies wait out the grace.
 
 const (
 	orphanGrace = 5 * time.Second
@@ -43,12 +43,17 @@ func startReaper() {
 		signal.Notify(sig, unix.SIGCHLD)
 		go func() {
 			seen := map[int]time.Time{} // ambiguous zombies, when first seen
-			tick := time.NewTicker(reapTick)
 			for {
 				reapOrphans(seen, time.Now())
+				// The /proc scan is not free on a busy host: without a
+				// zombie waiting out its grace, only SIGCHLD wakes us.
+				var tick <-chan time.Time
+				if len(seen) > 0 {
+					tick = time.After(reapTick)
+				}
 				select {
 				case <-sig:
-				case <-tick.C:
+				case <-tick:
 				}
 			}
 		}()
