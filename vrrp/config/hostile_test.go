@@ -53,30 +53,40 @@ func TestHostileConfigs(t *testing.T) {
 	write("b.conf", "\ninclude a.conf\n")
 	for _, tc := range []struct {
 		name, file string
-		want       string // a regular expression matching one error line
+		want       string        // a regular expression matching one error line
+		limit      time.Duration // 0: 30 s
 	}{
 		{"self include", write("self.conf", "include self.conf\ninclude self.conf\n"),
-			`^\S+/self.conf:1: include \S+/self.conf: include loop: \S+/self.conf -> \S+/self.conf$`},
+			`^\S+/self.conf:1: include \S+/self.conf: include loop: \S+/self.conf -> \S+/self.conf$`, 0},
 		{"include loop through two files", filepath.Join(dir, "a.conf"),
-			`^\S+/b.conf:2: include \S+/a.conf: include loop: \S+/a.conf -> \S+/b.conf -> \S+/a.conf$`},
+			`^\S+/b.conf:2: include \S+/a.conf: include loop: \S+/a.conf -> \S+/b.conf -> \S+/a.conf$`, 0},
 		{"definitions expanding into each other", write("defs.conf", "$A=$B $B $B $B\n$B=$A $A $A $A\nvrrp_instance $A {\n}\n"),
-			`^\S+/defs.conf:3: definitions expand this line to more than 1 MiB`},
+			`^\S+/defs.conf:3: definitions expand this line to more than 1 MiB`, 0},
 		{"definitions naming each other", write("defs2.conf", "$A=${B}\n$B=${A}\nrouter_id $A\n"),
-			`^\S+/defs2.conf:3: definitions nested more than 16 deep`},
+			`^\S+/defs2.conf:3: definitions nested more than 16 deep`, 0},
 		{"include /dev/zero", write("zero.conf", "\n\ninclude /dev/zero\n"),
-			`^\S+/zero.conf:3: read /dev/zero: not a regular file \(a character device\)$`},
+			`^\S+/zero.conf:3: read /dev/zero: not a regular file \(a character device\)$`, 0},
 		{"include a FIFO", write("fifo.conf", "include fifo\n"),
-			`^\S+/fifo.conf:1: read \S+/fifo: not a regular file \(a FIFO\)$`},
-		{"a FIFO as the configuration", fifo, `^\S+/fifo: read \S+/fifo: not a regular file \(a FIFO\)$`},
+			`^\S+/fifo.conf:1: read \S+/fifo: not a regular file \(a FIFO\)$`, 0},
+		{"a FIFO as the configuration", fifo, `^\S+/fifo: read \S+/fifo: not a regular file \(a FIFO\)$`, 0},
 		{"includes that multiply", multiply(write),
-			`^\S+/m\d+.conf:\d: read \S+/m\d+.conf: more than 10000 files read in all`},
+			`^\S+/m\d+.conf:\d: read \S+/m\d+.conf: more than 10000 files read in all`, 0},
 		{"a pattern walking links that loop", loops(t, dir, write),
-			`^\S+/loops.conf:1: include \S+/loop/\*/\*/\*/\*/\*/\*/\*.conf: patterns look at more than 100000 directory entries in all`},
+			`^\S+/loops.conf:1: include \S+/loop/\*/\*/\*/\*/\*/\*/\*.conf: patterns look at more than 100000 directory entries in all`, 0},
+		// Suggesting a keyword for a word compares it with each known one:
+		// quadratic in the word's length, half a second a word of 1 MiB.
+		{"unknown words of 1 MiB", write("long.conf", strings.Repeat(strings.Repeat("x", 1<<20)+"\n", 15)),
+			`^\S+/long.conf:15: unknown keyword 'x+… \(\d+ bytes more\)$`, 5 * time.Second},
+		{"more than 16 MiB", write("big.conf", strings.Repeat("# "+strings.Repeat("x", 1<<20)+"\n", 17)),
+			`^\S+/big.conf: read \S+/big.conf: more than 16 MiB read in all, definitions expanded included$`, 0},
 		{"includes nested too deep", nest(write),
-			`^\S+/n15.conf:1: include n16.conf: includes nested more than 15 deep: \S+/n0.conf -> `},
+			`^\S+/n15.conf:1: include n16.conf: includes nested more than 15 deep: \S+/n0.conf -> `, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out := loadLimited(t, tc.file)
+			if tc.limit == 0 {
+				tc.limit = 30 * time.Second
+			}
+			out := loadLimited(t, tc.file, tc.limit)
 			if !regexp.MustCompile(`(?m)` + tc.want).MatchString(out) {
 				t.Errorf("errors:\n%s\nwant a line matching %s", out, tc.want)
 			}
@@ -120,16 +130,16 @@ func nest(write func(name, text string) string) string {
 }
 
 // loadLimited loads file in a helper process with 1 GiB of address space
-// (ulimit -v) and 30 s to finish, and returns its errors.
-func loadLimited(t *testing.T, file string) string {
+// (ulimit -v) and limit to finish, and returns its errors.
+func loadLimited(t *testing.T, file string, limit time.Duration) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", `ulimit -v 1048576 && exec "$0" -test.run='^TestHostileHelper$'`, os.Args[0])
 	cmd.Env = append(os.Environ(), hostileHelperEnv+"="+file)
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
-		t.Fatalf("still reading after 30 s: %s", tail(out))
+		t.Fatalf("still reading after %v: %s", limit, tail(out))
 	}
 	var exit *exec.ExitError
 	if errors.As(err, &exit) || !strings.Contains(string(out), "LOADED\n") {

@@ -46,7 +46,7 @@ type line struct {
 const (
 	maxIncludeDepth  = 16       // files open at once: the main file and 15 nested includes
 	maxFiles         = 10000    // files read in all, the same file counted each time
-	maxTotalBytes    = 64 << 20 // bytes read from files plus bytes added by definitions
+	maxTotalBytes    = 16 << 20 // bytes read from files plus bytes added by definitions
 	maxLines         = 1 << 18  // logical lines
 	maxExpansion     = 1 << 20  // one line after its definitions are expanded
 	maxExpandRounds  = 16       // definitions used inside definitions, nested

@@ -169,6 +169,12 @@ func (p *parser) walk(ctx string, nodes []*node, table map[string]handler) {
 func suggest(key string, table map[string]handler) string {
 	best, bestD := "", 4
 	for k := range table {
+		// The distance is at least the difference in length: skip the
+		// quadratic work for a word that cannot be near (a 1 MiB word would
+		// cost seconds per keyword).
+		if abs(len(key)-len(k)) >= bestD {
+			continue
+		}
 		if d := editDistance(key, k); d < bestD {
 			best, bestD = k, d
 		}
@@ -177,6 +183,13 @@ func suggest(key string, table map[string]handler) string {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean '%s'?)", best)
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
 }
 
 func editDistance(a, b string) int {
