@@ -7,6 +7,7 @@ package config
 
 import (
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -83,6 +84,16 @@ type Command struct {
 	Line  string // as written, quotes removed, e.g. `/usr/local/bin/notify.sh MASTER`
 	User  string
 	Group string
+}
+
+// shellChars are what make a command line need /bin/sh -c.
+const shellChars = "|&;<>()$`\\\"'*?[]#~=%{}\n"
+
+// NeedsShell says whether the line uses the shell's syntax, so that it runs
+// through /bin/sh -c rather than as words: which programs it runs is then the
+// shell's business, and no check of the first word covers them.
+func (c *Command) NeedsShell() bool {
+	return strings.ContainsAny(c.Line, shellChars)
 }
 
 // Script is a vrrp_script.

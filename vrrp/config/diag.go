@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // Diag is one problem found in a configuration, at a place.
@@ -34,11 +35,26 @@ type diags struct {
 }
 
 func (d *diags) errorf(pos Pos, format string, args ...any) {
-	d.errs = append(d.errs, Diag{pos, fmt.Sprintf(format, args...)})
+	d.errs = append(d.errs, Diag{pos, clip(fmt.Sprintf(format, args...))})
 }
 
 func (d *diags) warnf(pos Pos, format string, args ...any) {
-	d.warns = append(d.warns, Diag{pos, fmt.Sprintf(format, args...)})
+	d.warns = append(d.warns, Diag{pos, clip(fmt.Sprintf(format, args...))})
+}
+
+// maxMsg bounds a message: one that quotes a word of a megabyte helps nobody,
+// and a few of them would hold the file many times over.
+const maxMsg = 1024
+
+func clip(msg string) string {
+	if len(msg) <= maxMsg {
+		return msg
+	}
+	cut := maxMsg
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d bytes more)", msg[:cut], len(msg)-cut)
 }
 
 // sort orders diagnostics as a reader meets them: by file, in the order the files

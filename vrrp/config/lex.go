@@ -1,12 +1,16 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // Pos is a place in a configuration file.
@@ -34,7 +38,23 @@ type line struct {
 	raw   string // the text the words came from, quotes intact, for scripts
 }
 
-const maxIncludeDepth = 32
+// Bounds on what a configuration can make the reader do, so that check and run
+// finish on any input: a file that includes itself, definitions that expand into
+// each other or an include of /dev/zero end with an error naming the bound
+// instead of eating the machine. Each is far above what a real keepalived.conf
+// needs (the largest seen are a few thousand lines in tens of files).
+const (
+	maxIncludeDepth  = 16       // files open at once: the main file and 15 nested includes
+	maxFiles         = 10000    // files read in all, the same file counted each time
+	maxTotalBytes    = 16 << 20 // bytes read from files plus bytes added by definitions
+	maxLines         = 1 << 18  // logical lines
+	maxExpansion     = 1 << 20  // one line after its definitions are expanded
+	maxExpandRounds  = 16       // definitions used inside definitions, nested
+	maxBraceAlts     = 1024     // patterns an include's {a,b} alternatives expand to
+	maxPatternLen    = 4096     // an include's pattern: PATH_MAX
+	maxPatternBraces = 64
+	maxGlobEntries   = 100000 // directory entries include patterns look at, in all
+)
 
 type lexer struct {
 	fsys     fs.FS // nil: the real file system
@@ -42,25 +62,80 @@ type lexer struct {
 	defs     map[string]string
 	lines    []line
 	diags    *diags
-	depth    int
+	// open are the files being read, outermost first, to name an include
+	// loop by its chain of files.
+	open        []openFile
+	files       int   // files read so far
+	globEntries int   // directory entries looked at by include patterns so far
+	bytes       int64 // bytes read and expanded so far
+	// stop is set when a bound is reached: nothing more is read, so that one
+	// error ends the reading instead of a flood of them.
+	stop bool
+}
+
+// openFile is a file being read: its name as written and its identity
+// (device and inode, or the cleaned path in an fs.FS) to recognise it however
+// it is spelled.
+type openFile struct {
+	path string
+	id   string
+}
+
+// fail reports an error that ends the reading.
+func (lx *lexer) fail(pos Pos, format string, args ...any) {
+	lx.diags.errorf(pos, format, args...)
+	lx.stop = true
 }
 
 func (lx *lexer) readFile(path string, from Pos) {
+	if lx.stop {
+		return
+	}
 	if _, ok := lx.diags.fileOrder[path]; !ok {
 		lx.diags.fileOrder[path] = len(lx.diags.fileOrder)
 	}
-	data, err := lx.read(path)
+	data, id, err := lx.read(path)
 	if err != nil {
-		lx.diags.errorf(from, "read %s: %v", path, err)
+		if isBound(err) {
+			lx.fail(from, "read %s: %v", path, err)
+		} else {
+			lx.diags.errorf(from, "read %s: %v", path, err)
+		}
 		return
 	}
-	lx.depth++
-	defer func() { lx.depth-- }()
+	for i, f := range lx.open {
+		if f.id == id {
+			var chain []string
+			for _, g := range lx.open[i:] {
+				chain = append(chain, g.path)
+			}
+			lx.fail(from, "include %s: include loop: %s -> %s", path, strings.Join(chain, " -> "), path)
+			return
+		}
+	}
+	lx.open = append(lx.open, openFile{path, id})
+	defer func() { lx.open = lx.open[:len(lx.open)-1] }()
 	text := strings.ReplaceAll(string(data), "\r\n", "\n")
-	phys := strings.Split(text, "\n")
-	for i := 0; i < len(phys); i++ {
-		pos := Pos{path, i + 1}
-		s := lx.decomment(phys[i], pos)
+	data = nil
+	// Physical lines one at a time, without splitting the whole text: a file of
+	// newlines alone would otherwise cost a string header per byte.
+	lineNo := 0
+	next := func() (string, bool) {
+		if text == "" {
+			return "", false
+		}
+		lineNo++
+		s, rest, _ := strings.Cut(text, "\n")
+		text = rest
+		return s, true
+	}
+	for !lx.stop {
+		phys, ok := next()
+		if !ok {
+			break
+		}
+		pos := Pos{path, lineNo}
+		s := lx.decomment(phys, pos)
 		if s == "" {
 			continue
 		}
@@ -73,12 +148,18 @@ func (lx *lexer) readFile(path string, from Pos) {
 		if s[0] == '$' {
 			if name, val, ok := definition(s); ok {
 				// A definition ending in \ goes on over the next lines.
-				for strings.HasSuffix(val, `\`) && i+1 < len(phys) {
-					i++
-					next := lx.decomment(phys[i], Pos{path, i + 1})
-					val = strings.TrimRight(strings.TrimSuffix(val, `\`), " \t") + "\n" + next
+				var b strings.Builder
+				for strings.HasSuffix(val, `\`) {
+					nextLine, ok := next()
+					if !ok {
+						break
+					}
+					b.WriteString(strings.TrimRight(strings.TrimSuffix(val, `\`), " \t"))
+					b.WriteByte('\n')
+					val = lx.decomment(nextLine, Pos{path, lineNo})
 				}
-				lx.defs[name] = strings.TrimSuffix(val, `\`)
+				b.WriteString(strings.TrimSuffix(val, `\`))
+				lx.defs[name] = b.String()
 				continue
 			}
 		}
@@ -92,16 +173,133 @@ func (lx *lexer) readFile(path string, from Pos) {
 	}
 }
 
-func (lx *lexer) read(path string) ([]byte, error) {
-	if lx.fsys != nil {
-		return fs.ReadFile(lx.fsys, strings.TrimPrefix(filepath.ToSlash(path), "/"))
+// boundError is reading that would go past one of the reader's bounds: it
+// ends the reading.
+type boundError string
+
+func (e boundError) Error() string { return string(e) }
+
+func isBound(err error) bool {
+	var b boundError
+	return errors.As(err, &b)
+}
+
+// read returns the contents of the regular file at path and its identity. It
+// opens before it looks, and without blocking, so that neither a FIFO (which
+// would block the open or the read for ever) nor a device (/dev/zero never
+// ends) nor a file swapped between a check and the open is read; and it reads
+// no more than the bytes left under maxTotalBytes.
+func (lx *lexer) read(path string) ([]byte, string, error) {
+	if lx.files >= maxFiles {
+		return nil, "", boundError(fmt.Sprintf("more than %d files read in all (includes that multiply?)", maxFiles))
 	}
-	return os.ReadFile(path)
+	lx.files++
+	var (
+		r    io.Reader
+		id   string
+		mode fs.FileMode
+	)
+	if lx.fsys != nil {
+		name := fsName(path)
+		f, err := lx.fsys.Open(name)
+		if err != nil {
+			return nil, "", err
+		}
+		defer f.Close()
+		info, err := f.Stat()
+		if err != nil {
+			return nil, "", err
+		}
+		r, id, mode = f, name, info.Mode()
+	} else {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return nil, "", err
+		}
+		defer unix.Close(fd)
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil { // what was opened, not what the path names now
+			return nil, "", err
+		}
+		// Read with read(2) itself: an os.File would wait in Go's poller
+		// when a pollable file (/proc/kmsg) has nothing to read, and hang.
+		r, id, mode = fdReader(fd), fmt.Sprintf("%d:%d", st.Dev, st.Ino), fileMode(st.Mode)
+	}
+	if !mode.IsRegular() {
+		return nil, "", fmt.Errorf("not a regular file (%s)", fileKind(mode))
+	}
+	left := maxTotalBytes - lx.bytes
+	data, err := io.ReadAll(io.LimitReader(r, left+1))
+	if err != nil {
+		return nil, "", err
+	}
+	if int64(len(data)) > left {
+		return nil, "", boundError(fmt.Sprintf("more than %d MiB read in all, definitions expanded included", maxTotalBytes>>20))
+	}
+	lx.bytes += int64(len(data))
+	return data, id, nil
+}
+
+// fdReader reads a file descriptor opened O_NONBLOCK: a read that would block
+// is an error, not a wait.
+type fdReader int
+
+func (fd fdReader) Read(b []byte) (int, error) {
+	for {
+		n, err := unix.Read(int(fd), b)
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err != nil:
+			return 0, err
+		case n == 0 && len(b) > 0:
+			return 0, io.EOF
+		}
+		return n, nil
+	}
+}
+
+// fileMode is the type part of a stat(2) mode as an fs.FileMode.
+func fileMode(m uint32) fs.FileMode {
+	switch m & unix.S_IFMT {
+	case unix.S_IFREG:
+		return 0
+	case unix.S_IFDIR:
+		return fs.ModeDir
+	case unix.S_IFIFO:
+		return fs.ModeNamedPipe
+	case unix.S_IFCHR:
+		return fs.ModeDevice | fs.ModeCharDevice
+	case unix.S_IFBLK:
+		return fs.ModeDevice
+	case unix.S_IFSOCK:
+		return fs.ModeSocket
+	}
+	return fs.ModeIrregular
+}
+
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	}
+	return "mode " + m.String()
 }
 
 // logical handles include, then splits a line at braces outside quotes. Include
 // comes first, as in keepalived, so a pattern may hold {a,b}.
 func (lx *lexer) logical(s string, pos Pos) {
+	if lx.stop {
+		return
+	}
 	if strings.HasPrefix(s, "include") {
 		if words, err := splitWords(s); err == nil && len(words) == 2 && words[0] == "include" {
 			lx.include(words[1], pos)
@@ -127,6 +325,10 @@ func (lx *lexer) logical(s string, pos Pos) {
 			lx.diags.errorf(pos, "%v", err)
 			continue
 		}
+		if len(lx.lines) >= maxLines {
+			lx.fail(pos, "more than %d lines in all", maxLines)
+			return
+		}
 		lx.lines = append(lx.lines, line{pos: pos, words: words, raw: part})
 	}
 }
@@ -148,17 +350,37 @@ func braceIndex(s string) int {
 
 // include reads every file matching pattern, relative to the including file's
 // directory, in sorted order, like keepalived's glob(3) with GLOB_BRACE.
+// Directories that match are skipped, as glob with GLOB_ONLYDIR unset would
+// have them read as empty by keepalived.
 func (lx *lexer) include(pattern string, pos Pos) {
-	if lx.depth >= maxIncludeDepth {
-		lx.diags.errorf(pos, "include %s: nested more than %d deep (an include loop?)", pattern, maxIncludeDepth)
+	if len(lx.open) >= maxIncludeDepth {
+		var chain []string
+		for _, f := range lx.open {
+			chain = append(chain, f.path)
+		}
+		lx.fail(pos, "include %s: includes nested more than %d deep: %s", pattern, maxIncludeDepth-1, strings.Join(chain, " -> "))
+		return
+	}
+	// Each {a,b} costs a copy of the pattern: bound both, far above any path.
+	if len(pattern) > maxPatternLen || strings.Count(pattern, "{") > maxPatternBraces {
+		lx.fail(pos, "include: a pattern is at most %d bytes with %d '{'", maxPatternLen, maxPatternBraces)
 		return
 	}
 	if !filepath.IsAbs(pattern) {
 		pattern = filepath.Join(filepath.Dir(pos.File), pattern)
 	}
+	alts, ok := expandBraces(pattern, maxBraceAlts)
+	if !ok {
+		lx.fail(pos, "include %s: {a,b} alternatives expand to more than %d patterns", pattern, maxBraceAlts)
+		return
+	}
 	var matches []string
-	for _, p := range expandBraces(pattern) {
+	for _, p := range alts {
 		m, err := lx.glob(p)
+		if isBound(err) {
+			lx.fail(pos, "include %s: %v", pattern, err)
+			return
+		}
 		if err != nil {
 			lx.diags.errorf(pos, "include %s: %v", pattern, err)
 			return
@@ -168,7 +390,10 @@ func (lx *lexer) include(pattern string, pos Pos) {
 	sort.Strings(matches)
 	n := 0
 	for _, m := range matches {
-		if info, err := lx.stat(m); err != nil || info.IsDir() {
+		if lx.stop {
+			return
+		}
+		if lx.isDir(m) {
 			continue
 		}
 		n++
@@ -180,31 +405,130 @@ func (lx *lexer) include(pattern string, pos Pos) {
 	}
 }
 
+// glob is filepath.Glob with a budget: a pattern like /sys/*/*/*/*/*/*/*/*
+// (sysfs has links that loop) would otherwise walk for hours. It looks at no
+// more than maxGlobEntries directory entries in all, and opens only
+// directories, without blocking.
 func (lx *lexer) glob(pattern string) ([]string, error) {
-	if lx.fsys == nil {
-		return filepath.Glob(pattern)
+	if _, err := filepath.Match(pattern, ""); err != nil {
+		return nil, err
 	}
-	m, err := fs.Glob(lx.fsys, strings.TrimPrefix(filepath.ToSlash(pattern), "/"))
-	for i := range m {
-		if strings.HasPrefix(pattern, "/") {
-			m[i] = "/" + m[i]
+	if !strings.ContainsAny(pattern, `*?[\`) {
+		if lx.exists(pattern) {
+			return []string{pattern}, nil
+		}
+		return nil, nil
+	}
+	dir, file := filepath.Split(pattern)
+	switch dir {
+	case "":
+		dir = "."
+	case "/":
+	default:
+		dir = dir[:len(dir)-1]
+	}
+	if !strings.ContainsAny(dir, `*?[\`) {
+		return lx.globDir(dir, file, nil)
+	}
+	if dir == pattern {
+		return nil, filepath.ErrBadPattern
+	}
+	dirs, err := lx.glob(dir)
+	if err != nil {
+		return nil, err
+	}
+	var m []string
+	for _, d := range dirs {
+		if m, err = lx.globDir(d, file, m); err != nil {
+			return nil, err
 		}
 	}
-	return m, err
+	return m, nil
 }
 
-func (lx *lexer) stat(path string) (fs.FileInfo, error) {
-	if lx.fsys == nil {
-		return os.Stat(path)
+// globDir appends to m the names in dir that match pattern. A directory that
+// cannot be read matches nothing, as in filepath.Glob.
+func (lx *lexer) globDir(dir, pattern string, m []string) ([]string, error) {
+	var names []string
+	if lx.fsys != nil {
+		entries, err := fs.ReadDir(lx.fsys, fsName(dir))
+		if err != nil {
+			return m, nil
+		}
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		lx.globEntries += len(names)
+	} else {
+		fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return m, nil
+		}
+		f := os.NewFile(uintptr(fd), dir)
+		defer f.Close()
+		for lx.globEntries <= maxGlobEntries {
+			batch, err := f.Readdirnames(1024)
+			names = append(names, batch...)
+			lx.globEntries += len(batch)
+			if err != nil {
+				break
+			}
+		}
 	}
-	return fs.Stat(lx.fsys, strings.TrimPrefix(filepath.ToSlash(path), "/"))
+	if lx.globEntries > maxGlobEntries {
+		return nil, boundError(fmt.Sprintf("patterns look at more than %d directory entries in all", maxGlobEntries))
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if ok, _ := filepath.Match(pattern, n); ok {
+			m = append(m, filepath.Join(dir, n))
+		}
+	}
+	return m, nil
 }
 
-// expandBraces expands {a,b} alternatives as GLOB_BRACE does.
-func expandBraces(p string) []string {
+func (lx *lexer) exists(path string) bool {
+	if lx.fsys != nil {
+		_, err := fs.Stat(lx.fsys, fsName(path))
+		return err == nil
+	}
+	var st unix.Stat_t
+	return unix.Lstat(path, &st) == nil
+}
+
+// fsName is path as an fs.FS names it: slashes, no leading one, "." for the
+// root.
+func fsName(path string) string {
+	name := strings.TrimPrefix(filepath.ToSlash(filepath.Clean(path)), "/")
+	if name == "" {
+		return "."
+	}
+	return name
+}
+
+// isDir says whether path is a directory, to skip. Lstat never blocks or opens
+// anything; whatever is not a directory is left to read, which refuses all but
+// regular files.
+func (lx *lexer) isDir(path string) bool {
+	var info fs.FileInfo
+	var err error
+	if lx.fsys == nil {
+		info, err = os.Stat(path)
+	} else {
+		info, err = fs.Stat(lx.fsys, fsName(path))
+	}
+	return err == nil && info.IsDir()
+}
+
+// expandBraces expands {a,b} alternatives as GLOB_BRACE does, into at most max
+// patterns; ok is false when there would be more.
+func expandBraces(p string, max int) (out []string, ok bool) {
+	if max < 1 {
+		return nil, false
+	}
 	open := strings.IndexByte(p, '{')
 	if open < 0 {
-		return []string{p}
+		return []string{p}, true
 	}
 	depth := 0
 	var alts []string
@@ -222,15 +546,18 @@ func expandBraces(p string) []string {
 			depth--
 			if depth == 0 {
 				alts = append(alts, p[start:i])
-				var out []string
 				for _, a := range alts {
-					out = append(out, expandBraces(p[:open]+a+p[i+1:])...)
+					more, ok := expandBraces(p[:open]+a+p[i+1:], max-len(out))
+					if !ok {
+						return nil, false
+					}
+					out = append(out, more...)
 				}
-				return out
+				return out, true
 			}
 		}
 	}
-	return []string{p}
+	return []string{p}, true
 }
 
 // decomment removes a comment (# or ! outside double quotes, unless escaped with a
@@ -290,12 +617,17 @@ func isIdent(s string) bool {
 }
 
 // substitute replaces $NAME and ${NAME} with their definitions. A multi-line
-// definition is only expanded where it stands alone on its line.
+// definition is only expanded where it stands alone on its line. Definitions
+// may use definitions, to maxExpandRounds levels; a line grows to maxExpansion
+// bytes at most, and what expansion adds counts towards maxTotalBytes, so that
+// definitions which double each other (or themselves) end in an error.
 func (lx *lexer) substitute(s string, pos Pos) string {
 	if !strings.Contains(s, "$") || len(lx.defs) == 0 {
 		return s
 	}
-	for range 16 { // definitions may use definitions; bound the expansion
+	in := len(s)
+	multiLineErr := false
+	for range maxExpandRounds {
 		var b strings.Builder
 		changed := false
 		for i := 0; i < len(s); i++ {
@@ -324,8 +656,13 @@ func (lx *lexer) substitute(s string, pos Pos) string {
 				b.WriteByte(s[i])
 				continue
 			}
-			if strings.Contains(val, "\n") && strings.TrimSpace(s) != s[i:i+n] {
+			if strings.Contains(val, "\n") && strings.TrimSpace(s) != s[i:i+n] && !multiLineErr {
 				lx.diags.errorf(pos, "multi-line definition $%s must stand alone on its line", name)
+				multiLineErr = true
+			}
+			if b.Len()+len(val)+len(s)-i > maxExpansion {
+				lx.fail(pos, "definitions expand this line to more than %d MiB (definitions that use each other?)", maxExpansion>>20)
+				return ""
 			}
 			b.WriteString(val)
 			i += n - 1
@@ -333,11 +670,15 @@ func (lx *lexer) substitute(s string, pos Pos) string {
 		}
 		s = b.String()
 		if !changed {
+			if lx.bytes += int64(len(s) - in); lx.bytes > maxTotalBytes {
+				lx.fail(pos, "more than %d MiB read in all, definitions expanded included", maxTotalBytes>>20)
+				return ""
+			}
 			return s
 		}
 	}
-	lx.diags.errorf(pos, "definitions expand without end")
-	return s
+	lx.diags.errorf(pos, "definitions nested more than %d deep (definitions that use each other?)", maxExpandRounds)
+	return ""
 }
 
 // splitWords splits a line into words like keepalived: white space separates, a

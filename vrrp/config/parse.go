@@ -128,6 +128,18 @@ type parser struct {
 	// explicit records instance settings given in the file, for validation.
 	explicit map[*Instance]map[string]Pos
 	badVIPs  map[*Instance]bool
+	// commands are every script and notify line, with their keyword, for
+	// enable_script_security's rules.
+	commands []keyedCommand
+}
+
+type keyedCommand struct {
+	key string
+	cmd *Command
+}
+
+func (p *parser) addCommand(key string, c *Command) {
+	p.commands = append(p.commands, keyedCommand{key, c})
 }
 
 type handler func(n *node)
@@ -157,6 +169,12 @@ func (p *parser) walk(ctx string, nodes []*node, table map[string]handler) {
 func suggest(key string, table map[string]handler) string {
 	best, bestD := "", 4
 	for k := range table {
+		// The distance is at least the difference in length: skip the
+		// quadratic work for a word that cannot be near (a 1 MiB word would
+		// cost seconds per keyword).
+		if abs(len(key)-len(k)) >= bestD {
+			continue
+		}
 		if d := editDistance(key, k); d < bestD {
 			best, bestD = k, d
 		}
@@ -165,6 +183,13 @@ func suggest(key string, table map[string]handler) string {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean '%s'?)", best)
+}
+
+func abs(n int) int {
+	if n < 0 {
+		return -n
+	}
+	return n
 }
 
 func editDistance(a, b string) int {
@@ -298,6 +323,7 @@ func (p *parser) command(n *node, userOK bool) *Command {
 		return nil
 	}
 	c := &Command{Pos: n.pos, Line: n.words[1]}
+	p.addCommand(n.key(), c)
 	if len(n.words) > 2 {
 		c.User = n.words[2]
 	}
@@ -497,6 +523,7 @@ func (p *parser) script(n *node) {
 		}
 		// Unquoted, the rest of the line is the command, as in keepalived 2.
 		s.Command = &Command{Pos: n.pos, Line: strings.Join(n.words[1:], " ")}
+		p.addCommand("script", s.Command)
 	}
 	h["user"] = func(n *node) {
 		if p.args(n, 1, 2) && s.Command != nil {

@@ -25,6 +25,13 @@ func (p *parser) validate() {
 	if len(programs) > 0 && !c.Global.EnableScriptSecurity {
 		p.diags.warnf(programs[0].Pos, "scripts will run without enable_script_security: keepalived calls this a SECURITY VIOLATION; set it in global_defs")
 	}
+	if c.Global.EnableScriptSecurity {
+		for _, k := range p.commands {
+			if k.cmd.NeedsShell() {
+				p.diags.errorf(k.cmd.Pos, "%s: %q needs a shell, and enable_script_security cannot check the programs a shell line runs: put the line in a script and give its path", k.key, k.cmd.Line)
+			}
+		}
+	}
 }
 
 func (p *parser) uniqueNames() {

@@ -200,3 +200,131 @@ func TestRiseFall(t *testing.T) {
 		}
 	}
 }
+
+// TestScriptSecurityAttacks: under enable_script_security, the three ways
+// nobody (uid 65534) ran a script of theirs as root are refused: a script
+// missing at start and created later by nobody, a shell line whose first word
+// alone was checked, and a symbolic link in nobody's directory judged by its
+// target and re-pointed later. Each attack's script writes the uid it ran as;
+// none may write 0.
+func TestScriptSecurityAttacks(t *testing.T) {
+	if os.Getuid() != 0 {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("needs root in CI")
+		}
+		t.Skip("needs root to own files as another user")
+	}
+	const nobody = 65534
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	evilDir := filepath.Join(dir, "x") // nobody's
+	if err := os.Mkdir(evilDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.Chown(evilDir, nobody, nobody)
+	safeDir := filepath.Join(dir, "safe") // root's
+	if err := os.Mkdir(safeDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	good := writeScript(t, safeDir, "good.sh", "exit 0", 0o755)
+	out := filepath.Join(evilDir, "ran-as")
+	evil := filepath.Join(evilDir, "evil.sh")
+	plantEvil := func() {
+		t.Helper()
+		writeScript(t, evilDir, "evil.sh", "id -u > "+out, 0o755)
+		os.Chown(evil, nobody, nobody)
+	}
+	ranAsRoot := func() bool {
+		b, err := os.ReadFile(out)
+		return err == nil && strings.TrimSpace(string(b)) == "0"
+	}
+	opt := ScriptOptions{Security: true, User: "root"}
+	cmd := func(line string) *config.Command {
+		return &config.Command{Pos: config.Pos{File: "k.conf", Line: 7}, Line: line}
+	}
+	reset := func() {
+		os.Remove(out)
+		os.Remove(evil)
+	}
+
+	t.Run("missing at start", func(t *testing.T) {
+		reset()
+		p, err := NewProgram("vrrp_script chk", cmd(evil), opt, time.Second)
+		if err != nil {
+			t.Fatalf("a missing script is refused at start (%v); keepalived counts its runs failed", err)
+		}
+		if p.Missing == nil {
+			t.Error("Missing not set for a script that is not there")
+		}
+		plantEvil()
+		ok, err := p.Run(context.Background())
+		if ok || !errors.Is(err, ErrInsecure) || !strings.HasPrefix(err.Error(), "k.conf:7: vrrp_script chk: ") {
+			t.Errorf("run after nobody planted it: ok %v, err %v, want k.conf:7: … %v", ok, err, ErrInsecure)
+		}
+		// A notify script goes through Command and Start.
+		if err := p.Command("INSTANCE", "VI_1", "MASTER", "100").Start(); !errors.Is(err, ErrInsecure) {
+			t.Errorf("notify start after nobody planted it: %v, want %v", err, ErrInsecure)
+		}
+		if ranAsRoot() {
+			t.Error("nobody's script ran as root")
+		}
+	})
+
+	t.Run("shell line", func(t *testing.T) {
+		reset()
+		plantEvil()
+		p, err := NewProgram("vrrp_script chk", cmd("/bin/true && "+evil), opt, time.Second)
+		if err == nil {
+			p.Run(context.Background())
+			t.Errorf("a shell line was accepted (ran as root: %v)", ranAsRoot())
+		} else if !strings.HasPrefix(err.Error(), "k.conf:7: vrrp_script chk: ") || !strings.Contains(err.Error(), "needs a shell") {
+			t.Errorf("err = %v, want k.conf:7: … needs a shell", err)
+		}
+	})
+
+	t.Run("symlink in nobody's directory", func(t *testing.T) {
+		reset()
+		link := filepath.Join(evilDir, "link")
+		os.Remove(link)
+		if err := os.Symlink(good, link); err != nil {
+			t.Fatal(err)
+		}
+		p, err := NewProgram("vrrp_script chk", cmd(link), opt, time.Second)
+		if err == nil {
+			// nobody re-points it.
+			plantEvil()
+			os.Remove(link)
+			os.Symlink(evil, link)
+			p.Run(context.Background())
+			t.Errorf("a link in nobody's directory was accepted (ran as root: %v)", ranAsRoot())
+		} else if !strings.Contains(err.Error(), evilDir+" is owned by uid 65534") {
+			t.Errorf("err = %v, want %s named as nobody's", err, evilDir)
+		}
+	})
+
+	t.Run("links checked as written and followed", func(t *testing.T) {
+		reset()
+		plantEvil()
+		for _, tc := range []struct{ name, target, want string }{
+			{"root-link-to-good", good, ""},
+			{"root-link-to-evil", evil, evilDir + " is owned by uid 65534"},
+			{"root-link-to-nobodys-dir", "x/../x/evil.sh", evilDir + " is owned by uid 65534"},
+			{"relative-root-link", "safe/good.sh", ""},
+		} {
+			link := filepath.Join(dir, tc.name)
+			if err := os.Symlink(tc.target, link); err != nil {
+				t.Fatal(err)
+			}
+			_, err := NewProgram("vrrp_script chk", cmd(link), opt, time.Second)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("%s refused: %v", tc.name, err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("%s: err %v, want %q", tc.name, err, tc.want)
+			}
+		}
+		if ranAsRoot() {
+			t.Error("nobody's script ran as root")
+		}
+	})
+}

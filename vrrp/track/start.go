@@ -41,6 +41,12 @@ func Start(ctx context.Context, cfg *config.Config, log *slog.Logger) (*Trackers
 				errs = append(errs, err)
 				continue
 			}
+			if prog.Missing != nil {
+				// keepalived disables such a script; xvrrp counts each run
+				// failed until the program exists, and under
+				// enable_script_security checks it before every run.
+				log.Warn("script not found: each run fails until it exists", "script", s.Name, "at", s.Command.Pos.String(), "error", prog.Missing)
+			}
 			p = prog.Run
 		}
 		t.Initial = append(t.Initial, Update{Kind: KindScript, Name: s.Name, OK: !s.InitFail})
