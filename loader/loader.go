@@ -28,6 +28,10 @@ type (
 // DefaultPinDir is where a single xvrrp on a host pins its maps and links.
 const DefaultPinDir = "/sys/fs/bpf/xvrrp"
 
+// ErrNotPinned is returned by an observing Load when no datapath is pinned in
+// the pin directory.
+var ErrNotPinned = errors.New("no datapath pinned")
+
 // Options configure Load.
 type Options struct {
 	// PinDir holds the pinned maps and links; DefaultPinDir when empty. Give each
@@ -90,6 +94,12 @@ func Load(opt Options) (_ *Datapath, err error) {
 		}()
 		d.pinDir = d.pin.path
 		collOpts.Maps.PinPath = d.pinDir
+		if opt.Observe {
+			// An observer reads what a daemon pinned; it never makes maps.
+			if _, err := os.Stat(filepath.Join(d.pinDir, "instances")); err != nil {
+				return nil, fmt.Errorf("pin directory %s: %w", opt.PinDir, ErrNotPinned)
+			}
+		}
 	}
 	spec, err := loadBpf()
 	if err != nil {
@@ -478,3 +488,32 @@ const (
 	EventResign    = uint32(bpfXvrrpEventKindXVRRP_EVENT_RESIGN)
 	EventContest   = uint32(bpfXvrrpEventKindXVRRP_EVENT_CONTEST)
 )
+
+// InstanceEntries returns every instance the kernel holds, for a reader such
+// as `xvrrp status` with no daemon running.
+func (d *Datapath) InstanceEntries() (map[InstanceKey]Instance, error) {
+	out := map[InstanceKey]Instance{}
+	var (
+		k InstanceKey
+		v Instance
+	)
+	it := d.objs.Instances.Iterate()
+	for it.Next(&k, &v) {
+		out[k] = v
+	}
+	return out, it.Err()
+}
+
+// VIPEntries returns every VIP the kernel fences, with its owner.
+func (d *Datapath) VIPEntries() (map[VIPKey]InstanceKey, error) {
+	out := map[VIPKey]InstanceKey{}
+	var (
+		k VIPKey
+		v InstanceKey
+	)
+	it := d.objs.Vips.Iterate()
+	for it.Next(&k, &v) {
+		out[k] = v
+	}
+	return out, it.Err()
+}

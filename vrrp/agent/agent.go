@@ -41,6 +41,10 @@ type Options struct {
 	// loop is stuck stops saying it), "STOPPING=1".
 	Notify   func(state string)
 	Watchdog time.Duration
+	// StatusSocket, if set, is where the daemon serves its Status (mode
+	// 0600); ConfigFile is the configuration it names.
+	StatusSocket string
+	ConfigFile   string
 	// LinkRcvBuf sets the link-update socket's receive buffer when not 0, for
 	// tests that make it overflow.
 	LinkRcvBuf int
@@ -74,6 +78,9 @@ type Agent struct {
 	running bool
 	// watchdogAt is when the event loop next tells Notify it is alive.
 	watchdogAt time.Duration
+	// statusReq asks the event loop for a Status; started is when Run began.
+	statusReq chan chan Status
+	started   time.Time
 
 	health       health
 	trackers     *track.Trackers
@@ -231,6 +238,15 @@ func (a *Agent) Run(ctx context.Context) error {
 	// After loading: the verifier's work would count against RLIMIT_RTTIME.
 	defer applyTuning(a.opt.Tuning, a.log)()
 
+	a.started, a.statusReq = time.Now(), make(chan chan Status)
+	if a.opt.StatusSocket != "" {
+		stCtx, stopStatus := context.WithCancel(context.Background())
+		defer stopStatus()
+		if err := a.serveStatus(stCtx, a.opt.StatusSocket); err != nil {
+			a.log.Warn(err.Error())
+		}
+	}
+
 	if d := a.cfg.Global.StartupDelay; d > 0 {
 		a.log.Info("delaying startup", "delay", d)
 		select {
@@ -268,6 +284,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.link(l)
 		case u := <-a.trackers.C:
 			a.track(u)
+		case reply := <-a.statusReq:
+			reply <- a.status()
 		case <-timer.C:
 			timer.fired()
 			a.expire()
