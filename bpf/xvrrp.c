@@ -163,10 +163,84 @@ static __always_inline void addr16(__u8 *to, const __u8 *from, __u8 family)
 	}
 }
 
+/* zero16 says whether a 16-byte field of a map value is all zero. */
+static __always_inline int zero16(const __u8 *a)
+{
+	const __u64 *w = (const __u64 *)a;
+	return (w[0] | w[1]) == 0;
+}
+
+static __always_inline int zero_mac(const __u8 *a)
+{
+	return (*(const __u32 *)a | *(const __u16 *)(a + 4)) == 0;
+}
+
+/* unicast_source says whether src may send an advert at all. The kernel's routing
+ * drops these sources as martians (IPv4: 0/8, 127/8, multicast, class E and
+ * broadcast; IPv6: ::, ::1, multicast) before a raw socket could see them, and
+ * RFC 5798 has the source be the sender's own unicast address. */
+static __always_inline int unicast_source(const __u8 *src, __u8 family)
+{
+	if (family == XVRRP_FAMILY_IPV4)
+		return src[0] != 0 && src[0] != 127 && src[0] < 224;
+	if (src[0] == 0xff)
+		return 0;
+	/* :: and ::1. The address is only 2-byte aligned in the frame. */
+	const __u16 *w = (const __u16 *)src;
+	__u16 hi = 0;
+#pragma unroll
+	for (int i = 0; i < 7; i++)
+		hi |= w[i];
+	return hi != 0 || (w[7] & bpf_htons(0xfffe)) != 0;
+}
+
+/* to_us says whether an advert was sent where the instance listens. A multicast
+ * instance listens on its group (vrrp_mcast_group4/6, mcast_dst_ip, or the
+ * standard one). A unicast instance listens on this host's addresses; XDP runs
+ * before the kernel knows whether an address is local (no PACKET_HOST yet, and
+ * bpf_fib_lookup refuses to answer on interfaces that do not forward), so "to
+ * us" is the kernel's own L2 rule: a unicast IP destination in a frame sent to
+ * this interface's MAC. A frame for another host's MAC is what the kernel
+ * would have marked PACKET_OTHERHOST and never delivered. */
+static __always_inline int to_us(const struct xvrrp_instance *inst, const struct ethhdr *eth,
+				 const __u8 *dst, __u8 family)
+{
+	if (inst->flags & XVRRP_F_UNICAST) {
+		if (family == XVRRP_FAMILY_IPV4 ? dst[0] >= 224 : dst[0] == 0xff)
+			return 0;
+		return zero_mac(inst->mac) || !differ(eth->h_dest, inst->mac, 6);
+	}
+	if (!zero16(inst->group))
+		return family == XVRRP_FAMILY_IPV4 ? !differ(dst, inst->group, 4)
+						   : !differ(dst, inst->group, 16);
+	if (family == XVRRP_FAMILY_IPV4)
+		return dst[0] == 224 && dst[1] == 0 && dst[2] == 0 && dst[3] == 18;
+	/* ff02::12 */
+	const __u16 *w = (const __u16 *)dst;
+	__u16 mid = 0;
+#pragma unroll
+	for (int i = 1; i < 7; i++)
+		mid |= w[i];
+	return w[0] == bpf_htons(0xff02) && mid == 0 && w[7] == bpf_htons(0x12);
+}
+
+/* own_source says whether an advert comes from this instance itself: from the
+ * address it sends from, or from this interface's MAC (a reflection, or a
+ * forgery in our name). */
+static __always_inline int own_source(const struct xvrrp_instance *inst, const struct ethhdr *eth,
+				      const __u8 *src, __u8 family)
+{
+	if (!zero_mac(inst->mac) && !differ(eth->h_source, inst->mac, 6))
+		return 1;
+	if (zero16(inst->local))
+		return 0;
+	return family == XVRRP_FAMILY_IPV4 ? !differ(src, inst->local, 4) : !differ(src, inst->local, 16);
+}
+
 /* The checks shared by both families, in vrrp.Classify's order. src and dst
  * point into the packet's IP header. */
-static __always_inline int advert(struct xdp_md *ctx, __u8 *v, __u32 plen, void *end,
-				  __u8 family, const __u8 *src, const __u8 *dst, __u8 ttl)
+static __always_inline int advert(struct xdp_md *ctx, const struct ethhdr *eth, __u8 *v, __u32 plen,
+				  void *end, __u8 family, const __u8 *src, const __u8 *dst, __u8 ttl)
 {
 	__u8 alen = family == XVRRP_FAMILY_IPV4 ? 4 : 16;
 
@@ -230,6 +304,8 @@ static __always_inline int advert(struct xdp_md *ctx, __u8 *v, __u32 plen, void 
 		return drop(XVRRP_REASON_INTERVAL);
 	if (version == 2 && v[4] > 1)
 		return drop(XVRRP_REASON_AUTH_TYPE);
+	if (!unicast_source(src, family))
+		return drop(XVRRP_REASON_SOURCE);
 
 	struct xvrrp_instance_key key = {
 		.ifindex = ctx->ingress_ifindex,
@@ -237,8 +313,17 @@ static __always_inline int advert(struct xdp_md *ctx, __u8 *v, __u32 plen, void 
 		.family = family,
 	};
 	struct xvrrp_instance *inst = bpf_map_lookup_elem(&instances, &key);
-	if (!inst)
-		return drop(XVRRP_REASON_UNKNOWN_VRID);
+	if (!inst) {
+		/* Another router's business (keepalived or FRR running other VRIDs
+		 * on this link during a migration): well formed, so it goes on to
+		 * their sockets untouched. */
+		count(XVRRP_REASON_FOREIGN);
+		return XDP_PASS;
+	}
+	if (!to_us(inst, eth, dst, family))
+		return drop(XVRRP_REASON_DESTINATION);
+	if (own_source(inst, eth, src, family))
+		return drop(XVRRP_REASON_OWN_SOURCE);
 	if (inst->version != version)
 		return drop(XVRRP_REASON_VERSION);
 	if (interval_cs < inst->min_interval_cs || interval_cs > inst->max_interval_cs)
@@ -322,32 +407,60 @@ int xdp_vrrp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
-	__be16 proto;
-	void *p = l3(data, end, &proto);
-	if (!p)
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
 		return XDP_PASS;
 
-	if (proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *ip = p;
+	/* A tagged frame (802.1Q or 802.1ad) belongs to its VLAN device, never
+	 * to this interface's instances: it passes untouched, and the VLAN
+	 * device's own xdp_vrrp (generic XDP, after the kernel removed the tag)
+	 * judges it against that device's instances. A host without that VLAN
+	 * drops it as PACKET_OTHERHOST. A tag the driver keeps out of band
+	 * (hardware VLAN stripping, or a veth fed by a bridge: skb->vlan_tci)
+	 * is not in the frame and XDP cannot see it; only a device-bound
+	 * program's bpf_xdp_metadata_rx_vlan_tag could. */
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
 		if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_VRRP)
 			return XDP_PASS; /* the fast path: everything that is not VRRP */
+		/* ip_rcv's checks, in its order: version, header length,
+		 * header checksum, total length. */
+		if (ip->version != 4)
+			return drop(XVRRP_REASON_IP_VERSION);
 		__u32 ihl = ip->ihl * 4;
+		if (ihl < sizeof(*ip) || (void *)ip + ihl > end)
+			return drop(XVRRP_REASON_LENGTH);
+		__u64 hsum = sum32(ip, 5);
+		for (__u32 i = 5; i < 15; i++) { /* options: rare in adverts */
+			if (i >= ihl / 4)
+				break;
+			__u32 *w = (__u32 *)ip + i;
+			void *next = w + 1;
+			barrier_var(next);
+			if (next > end)
+				return drop(XVRRP_REASON_LENGTH);
+			hsum += *w;
+		}
+		if (fold(hsum) != 0xffff)
+			return drop(XVRRP_REASON_IP_CHECKSUM);
 		__u32 tot = bpf_ntohs(ip->tot_len);
-		if (ihl < sizeof(*ip) || tot < ihl || (void *)ip + tot > end)
+		if (tot < ihl || (void *)ip + tot > end)
 			return drop(XVRRP_REASON_LENGTH);
 		if (ip->frag_off & bpf_htons(0x3fff))
 			return drop(XVRRP_REASON_LENGTH);
-		return advert(ctx, (__u8 *)ip + (ihl & 0x3c), (tot - ihl) & 0xffff, end,
+		return advert(ctx, eth, (__u8 *)ip + (ihl & 0x3c), (tot - ihl) & 0xffff, end,
 			      XVRRP_FAMILY_IPV4, (__u8 *)&ip->saddr, (__u8 *)&ip->daddr, ip->ttl);
 	}
-	if (proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = p;
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
 		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_VRRP)
 			return XDP_PASS;
+		if (ip6->version != 6)
+			return drop(XVRRP_REASON_IP_VERSION);
 		__u32 plen = bpf_ntohs(ip6->payload_len);
 		if ((void *)(ip6 + 1) + plen > end)
 			return drop(XVRRP_REASON_LENGTH);
-		return advert(ctx, (__u8 *)(ip6 + 1), plen, end, XVRRP_FAMILY_IPV6,
+		return advert(ctx, eth, (__u8 *)(ip6 + 1), plen, end, XVRRP_FAMILY_IPV6,
 			      (__u8 *)&ip6->saddr, (__u8 *)&ip6->daddr, ip6->hop_limit);
 	}
 	return XDP_PASS;
