@@ -15,11 +15,18 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ETH_P_IPV6 0x86DD
 #define ETH_P_ARP 0x0806
 #define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88A8
 #define IPPROTO_VRRP 112
 #define IPPROTO_ICMPV6 58
 #define ICMPV6_NA 136
-#define TC_ACT_OK 0
 #define TC_ACT_SHOT 2
+/* "No verdict". TCX runs the next program in the chain (TCX_NEXT, -1); a
+ * direct-action cls_bpf filter returning TC_ACT_UNSPEC (the same -1) lets the
+ * next filter classify (cls_bpf_exec_opcode keeps it, tcf_classify moves on);
+ * when none is left either way, the packet goes on as with TC_ACT_OK. TC_ACT_OK
+ * would end the chain: a program attached after the fence would never run. */
+#define TC_ACT_UNSPEC (-1)
+_Static_assert(TC_ACT_UNSPEC == TCX_NEXT, "TCX_NEXT and TC_ACT_UNSPEC differ");
 
 /* barrier_var (bpf_helpers.h) keeps clang from folding a constant into data_end
  * in bounds checks, which the verifier refuses. */
@@ -103,7 +110,14 @@ static __always_inline int drop(__u32 reason)
 	return XDP_DROP;
 }
 
-/* Parses Ethernet and one optional 802.1Q tag; returns the L3 header or NULL. */
+static __always_inline int vlan_proto(__be16 proto)
+{
+	return proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD);
+}
+
+/* Parses Ethernet and up to two VLAN tags (802.1Q or 802.1ad); returns the L3
+ * header or NULL. For the fence only: a tagged packet to or from a VIP is still
+ * VIP traffic, whatever its tags. */
 static __always_inline void *l3(void *data, void *end, __be16 *proto)
 {
 	struct ethhdr *eth = data;
@@ -111,7 +125,10 @@ static __always_inline void *l3(void *data, void *end, __be16 *proto)
 		return NULL;
 	*proto = eth->h_proto;
 	void *p = eth + 1;
-	if (*proto == bpf_htons(ETH_P_8021Q)) {
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		if (!vlan_proto(*proto))
+			break;
 		struct vlan *v = p;
 		if ((void *)(v + 1) > end)
 			return NULL;
@@ -500,18 +517,18 @@ static __always_inline int fence(struct __sk_buff *skb, int egress)
 	__be16 proto;
 	void *p = l3(data, end, &proto);
 	if (!p)
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 
 	int v = FENCE_PASS;
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = p;
 		if ((void *)(ip + 1) > end)
-			return TC_ACT_OK;
+			return TC_ACT_UNSPEC;
 		v = vip_verdict(XVRRP_FAMILY_IPV4, egress ? &ip->saddr : &ip->daddr, !egress);
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = p;
 		if ((void *)(ip6 + 1) > end)
-			return TC_ACT_OK;
+			return TC_ACT_UNSPEC;
 		__u8 *icmp = (__u8 *)(ip6 + 1);
 		int nd = ip6->nexthdr == IPPROTO_ICMPV6 && (void *)(icmp + 24) <= end &&
 			 (icmp[0] == ICMPV6_NS || icmp[0] == ICMPV6_NA);
@@ -528,7 +545,7 @@ static __always_inline int fence(struct __sk_buff *skb, int egress)
 			v = vip_verdict(XVRRP_FAMILY_IPV4, arp + 14, 0);
 	}
 	if (v == FENCE_PASS)
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	if (v == FENCE_NO_ACCEPT)
 		count(XVRRP_COUNTER_NO_ACCEPT);
 	else
