@@ -254,6 +254,122 @@ static __always_inline int own_source(const struct xvrrp_instance *inst, const s
 	return family == XVRRP_FAMILY_IPV4 ? !differ(src, inst->local, 4) : !differ(src, inst->local, 16);
 }
 
+/* record keeps a valid advert as the peer's latest, time-stamped now (by XDP),
+ * and tells the agent through the ring buffer when something it must react to
+ * changed. */
+static __always_inline void record(const struct xvrrp_instance_key *key,
+				   const struct xvrrp_instance *inst, const __u8 *addr, __u8 prio,
+				   __u8 version, __u16 interval_cs, __u64 now)
+{
+	__u32 kind = 0;
+	__u8 prev = 0;
+	struct xvrrp_peer *p = bpf_map_lookup_elem(&peers, key);
+	if (!p) {
+		struct xvrrp_peer fresh = {
+			.priority = prio,
+			.version = version,
+			.interval_cs = interval_cs,
+			.last_seen_ns = now,
+			.count = 1,
+		};
+		__builtin_memcpy(fresh.addr, addr, 16);
+		bpf_map_update_elem(&peers, key, &fresh, BPF_ANY);
+		kind = XVRRP_EVENT_NEW_SOURCE;
+	} else {
+		prev = p->priority;
+		if (differ(p->addr, addr, 16)) {
+			kind = XVRRP_EVENT_NEW_SOURCE;
+			__builtin_memcpy(p->addr, addr, 16);
+		} else if (prio != prev) {
+			kind = XVRRP_EVENT_PRIORITY;
+		}
+		p->priority = prio;
+		p->version = version;
+		p->interval_cs = interval_cs;
+		p->last_seen_ns = now;
+		__sync_fetch_and_add(&p->count, 1);
+	}
+	if (prio == 0)
+		kind = XVRRP_EVENT_RESIGN;
+	else if (inst->state == XVRRP_STATE_MASTER)
+		kind = XVRRP_EVENT_CONTEST;
+	if (kind) {
+		struct xvrrp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+		if (e) {
+			e->key = *key;
+			e->kind = kind;
+			__builtin_memcpy(e->addr, addr, 16);
+			e->priority = prio;
+			e->prev_priority = prev;
+			e->interval_cs = interval_cs;
+			e->pad = 0;
+			e->time_ns = now;
+			bpf_ringbuf_submit(e, 0);
+		}
+	}
+}
+
+/* A valid advert, as xdp_vrrp hands it to tc_fence_ingress in the XDP metadata
+ * area in front of the frame (at most 32 bytes). XDP cannot tell a frame whose
+ * VLAN tag the driver keeps out of band (hardware VLAN stripping; a veth fed by
+ * a bridge) from an untagged one: the tag is not in the frame, and only a
+ * device-bound program could ask for it (bpf_xdp_metadata_rx_vlan_tag), which
+ * generic XDP and VLAN devices do not allow. tc sees it in skb->vlan_tci. So
+ * XDP judges and time-stamps, tc records, unless the frame was tagged.
+ * Metadata comes only from XDP, never from the wire. */
+struct handoff {
+	__u32 magic;
+	struct xvrrp_instance_key key;
+	__u64 time_ns;
+	__u8 priority;
+	__u8 version;
+	__u16 interval_cs;
+	__u32 pad;
+};
+#define HANDOFF_MAGIC 0x78767270 /* "xvrp" */
+_Static_assert(sizeof(struct handoff) <= 32, "XDP metadata holds 32 bytes at most");
+
+/* commit records the advert xdp_vrrp handed over with this packet, if any; the
+ * common case, no metadata, costs one comparison. Not inlined: clang would
+ * otherwise fold the fence's reads of skb->data into arithmetic on the context
+ * pointer, which the verifier refuses. */
+static __attribute__((noinline)) void commit(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct handoff *h = (void *)(long)skb->data_meta;
+	if ((void *)(h + 1) > data || h->magic != HANDOFF_MAGIC)
+		return;
+	/* Once only: a VLAN device's tc ingress sees the same skb after ours. */
+	h->magic = 0;
+	struct xvrrp_instance_key key = h->key;
+	if (key.ifindex != skb->ifindex)
+		return;
+	if (skb->vlan_present) {
+		/* Tagged out of band: the frame is its VLAN's, and what XDP
+		 * judged against this interface's instances was not theirs. */
+		count(XVRRP_COUNTER_VLAN_TAGGED);
+		return;
+	}
+	/* Untagged, so the IP header follows Ethernet as XDP saw it. */
+	__u8 addr[16];
+	if (key.family == XVRRP_FAMILY_IPV4) {
+		struct iphdr *ip = data + sizeof(struct ethhdr);
+		if ((void *)(ip + 1) > end)
+			return;
+		addr16(addr, (__u8 *)&ip->saddr, XVRRP_FAMILY_IPV4);
+	} else {
+		struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
+		if ((void *)(ip6 + 1) > end)
+			return;
+		addr16(addr, (__u8 *)&ip6->saddr, XVRRP_FAMILY_IPV6);
+	}
+	struct xvrrp_instance *inst = bpf_map_lookup_elem(&instances, &key);
+	if (!inst)
+		return;
+	record(&key, inst, addr, h->priority, h->version, h->interval_cs, h->time_ns);
+}
+
 /* The checks shared by both families, in vrrp.Classify's order. src and dst
  * point into the packet's IP header. */
 static __always_inline int advert(struct xdp_md *ctx, const struct ethhdr *eth, __u8 *v, __u32 plen,
@@ -367,55 +483,29 @@ static __always_inline int advert(struct xdp_md *ctx, const struct ethhdr *eth, 
 
 	count(XVRRP_REASON_VALID);
 	__u64 now = bpf_ktime_get_ns();
-	__u8 prio = v[2];
-	__u32 kind = 0;
-	__u8 prev = 0;
 	__u8 addr[16];
 	addr16(addr, src, family);
-	struct xvrrp_peer *p = bpf_map_lookup_elem(&peers, &key);
-	if (!p) {
-		struct xvrrp_peer fresh = {
-			.priority = prio,
-			.version = version,
-			.interval_cs = interval_cs,
-			.last_seen_ns = now,
-			.count = 1,
-		};
-		__builtin_memcpy(fresh.addr, addr, 16);
-		bpf_map_update_elem(&peers, &key, &fresh, BPF_ANY);
-		kind = XVRRP_EVENT_NEW_SOURCE;
-	} else {
-		prev = p->priority;
-		if (differ(p->addr, addr, 16)) {
-			kind = XVRRP_EVENT_NEW_SOURCE;
-			__builtin_memcpy(p->addr, addr, 16);
-		} else if (prio != prev) {
-			kind = XVRRP_EVENT_PRIORITY;
+	__u8 prio = v[2];
+	if (!(inst->flags & XVRRP_F_RECORD_IN_XDP)) {
+		/* Leave the recording to tc_fence_ingress, which sees whether the
+		 * frame carried a VLAN tag out of band. Packet pointers are void
+		 * after bpf_xdp_adjust_meta; what record needs is copied above. */
+		if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct handoff)) == 0) {
+			struct handoff *h = (void *)(long)ctx->data_meta;
+			if ((void *)(h + 1) > (void *)(long)ctx->data)
+				return XDP_PASS; /* cannot happen: the verifier wants it */
+			h->magic = HANDOFF_MAGIC;
+			h->key = key;
+			h->time_ns = now;
+			h->priority = prio;
+			h->version = version;
+			h->interval_cs = interval_cs;
+			return XDP_PASS;
 		}
-		p->priority = prio;
-		p->version = version;
-		p->interval_cs = interval_cs;
-		p->last_seen_ns = now;
-		__sync_fetch_and_add(&p->count, 1);
+		/* The driver keeps no metadata: record here, blind to tags kept out
+		 * of band, as the only choice left. */
 	}
-	if (prio == 0)
-		kind = XVRRP_EVENT_RESIGN;
-	else if (inst->state == XVRRP_STATE_MASTER)
-		kind = XVRRP_EVENT_CONTEST;
-	if (kind) {
-		struct xvrrp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-		if (e) {
-			e->key = key;
-			e->kind = kind;
-			__builtin_memcpy(e->addr, addr, 16);
-			e->priority = prio;
-			e->prev_priority = prev;
-			e->interval_cs = interval_cs;
-			e->pad = 0;
-			e->time_ns = now;
-			bpf_ringbuf_submit(e, 0);
-		}
-	}
+	record(&key, inst, addr, prio, version, interval_cs, now);
 	return XDP_PASS;
 }
 
@@ -512,6 +602,8 @@ static __always_inline int vip_verdict(__u8 family, const void *addr, int delive
 
 static __always_inline int fence(struct __sk_buff *skb, int egress)
 {
+	if (!egress)
+		commit(skb);
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
 	__be16 proto;

@@ -32,6 +32,9 @@ enum xvrrp_counter {
 	XVRRP_COUNTER_FENCED_INGRESS = XVRRP_REASON_MAX,
 	XVRRP_COUNTER_FENCED_EGRESS,
 	XVRRP_COUNTER_NO_ACCEPT,   /* to a VIP of a master in no_accept mode */
+	/* Adverts XDP found valid (and counted) that tc then found tagged out
+	 * of band: their VLAN's, not this interface's, so not recorded. */
+	XVRRP_COUNTER_VLAN_TAGGED,
 	XVRRP_COUNTER_MAX,
 };
 
@@ -89,6 +92,9 @@ struct xvrrp_instance {
 #define XVRRP_F_UNICAST (1 << 0)   /* check the source against unicast_peers */
 #define XVRRP_F_NO_ACCEPT (1 << 1) /* no_accept: a master drops traffic to its VIPs,
 				    * but answers ARP and neighbour discovery */
+#define XVRRP_F_RECORD_IN_XDP (1 << 2) /* record valid adverts in XDP rather than
+					* hand them to tc_fence_ingress: for
+					* prog.Run tests, which run XDP alone */
 
 /* The last valid advert heard for an instance. */
 struct xvrrp_peer {

@@ -19,7 +19,8 @@ const (
 	bpfXvrrpCounterXVRRP_COUNTER_FENCED_INGRESS bpfXvrrpCounter = 17
 	bpfXvrrpCounterXVRRP_COUNTER_FENCED_EGRESS  bpfXvrrpCounter = 18
 	bpfXvrrpCounterXVRRP_COUNTER_NO_ACCEPT      bpfXvrrpCounter = 19
-	bpfXvrrpCounterXVRRP_COUNTER_MAX            bpfXvrrpCounter = 20
+	bpfXvrrpCounterXVRRP_COUNTER_VLAN_TAGGED    bpfXvrrpCounter = 20
+	bpfXvrrpCounterXVRRP_COUNTER_MAX            bpfXvrrpCounter = 21
 )
 
 type bpfXvrrpEvent struct {

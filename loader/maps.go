@@ -31,3 +31,15 @@ func addr16(a netip.Addr) (b [16]uint8) {
 	}
 	return b
 }
+
+const (
+	// FlagRecordInXDP has xdp_vrrp record valid adverts itself instead of
+	// handing them to tc_fence_ingress, which records them only when the frame
+	// was not VLAN-tagged out of band. For prog.Run tests, which run XDP alone;
+	// an agent never sets it.
+	FlagRecordInXDP = 1 << 2 // XVRRP_F_RECORD_IN_XDP
+
+	// CounterVLANTagged counts adverts XDP found valid that the fence's ingress
+	// then found tagged out of band (skb->vlan_tci), and did not record.
+	CounterVLANTagged = int(bpfXvrrpCounterXVRRP_COUNTER_VLAN_TAGGED)
+)

@@ -78,6 +78,8 @@ func configure(t testing.TB, d *Datapath) {
 			State:         StateBackup,
 			MinIntervalCs: uint16(ti.acc.MinInterval / vrrp.IntervalUnitV3),
 			MaxIntervalCs: uint16(ti.acc.MaxInterval / vrrp.IntervalUnitV3),
+			// prog.Run runs XDP alone: no tc_fence_ingress to hand adverts to.
+			Flags: FlagRecordInXDP,
 		}
 		in.SetGroup(ti.acc.Group)
 		in.SetLocal(ti.acc.Local)
@@ -449,7 +451,7 @@ func counterName(i int) string {
 	if i < int(vrrp.NumReasons) {
 		return vrrp.Reason(i).String()
 	}
-	return map[int]string{CounterFencedIngress: "fenced_ingress", CounterFencedEgress: "fenced_egress", CounterNoAccept: "no_accept"}[i]
+	return map[int]string{CounterFencedIngress: "fenced_ingress", CounterFencedEgress: "fenced_egress", CounterNoAccept: "no_accept", CounterVLANTagged: "vlan_tagged"}[i]
 }
 
 // TestXDPPeerAndEvents: a valid advert records the peer with kernel time and
@@ -487,5 +489,29 @@ func TestXDPPeerAndEvents(t *testing.T) {
 	r.SetDeadline(time.Now().Add(50 * time.Millisecond))
 	if e, err := r.Read(); err == nil {
 		t.Errorf("second identical advert raised an event: %+v", e)
+	}
+}
+
+// TestXDPHandsOverToTC: without FlagRecordInXDP, a valid advert is counted and
+// passed but not recorded by XDP: tc_fence_ingress records it (tests/vlan_test.go
+// shows it on real interfaces), once it has seen that the frame was not tagged
+// out of band.
+func TestXDPHandsOverToTC(t *testing.T) {
+	d := newDatapath(t)
+	k := key(52, FamilyIPv4)
+	if err := d.PutInstance(k, Instance{Version: 3, State: StateBackup, MinIntervalCs: 1, MaxIntervalCs: 4095}); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := d.Counters()
+	ret, err := d.XDP().Run(&ebpf.RunOptions{Data: advert(t, v3(), src4, vrrp.Group4, 255)})
+	if err != nil || ret != xdpPass {
+		t.Fatalf("run: %d, %v", ret, err)
+	}
+	after, _ := d.Counters()
+	if after[vrrp.ReasonValid] != before[vrrp.ReasonValid]+1 {
+		t.Errorf("valid counter moved by %d, want 1", after[vrrp.ReasonValid]-before[vrrp.ReasonValid])
+	}
+	if p, err := d.Peer(k); err == nil {
+		t.Errorf("XDP recorded the peer itself: %+v", p)
 	}
 }
