@@ -330,13 +330,10 @@ struct handoff {
 _Static_assert(sizeof(struct handoff) <= 32, "XDP metadata holds 32 bytes at most");
 
 /* commit records the advert xdp_vrrp handed over with this packet, if any; the
- * common case, no metadata, costs one comparison. Not inlined: clang would
- * otherwise fold the fence's reads of skb->data into arithmetic on the context
- * pointer, which the verifier refuses. */
-static __attribute__((noinline)) void commit(struct __sk_buff *skb)
+ * common case, no metadata, costs one comparison. data and end are the
+ * caller's: nothing here moves the packet, so they stay valid after it. */
+static __always_inline void commit(struct __sk_buff *skb, void *data, void *end)
 {
-	void *data = (void *)(long)skb->data;
-	void *end = (void *)(long)skb->data_end;
 	struct handoff *h = (void *)(long)skb->data_meta;
 	if ((void *)(h + 1) > data || h->magic != HANDOFF_MAGIC)
 		return;
@@ -602,10 +599,10 @@ static __always_inline int vip_verdict(__u8 family, const void *addr, int delive
 
 static __always_inline int fence(struct __sk_buff *skb, int egress)
 {
-	if (!egress)
-		commit(skb);
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
+	if (!egress)
+		commit(skb, data, end);
 	__be16 proto;
 	void *p = l3(data, end, &proto);
 	if (!p)
