@@ -213,12 +213,16 @@ static __always_inline int unicast_source(const __u8 *src, __u8 family)
 
 /* to_us says whether an advert was sent where the instance listens. A multicast
  * instance listens on its group (vrrp_mcast_group4/6, mcast_dst_ip, or the
- * standard one). A unicast instance listens on this host's addresses; XDP runs
- * before the kernel knows whether an address is local (no PACKET_HOST yet, and
- * bpf_fib_lookup refuses to answer on interfaces that do not forward), so "to
- * us" is the kernel's own L2 rule: a unicast IP destination in a frame sent to
- * this interface's MAC. A frame for another host's MAC is what the kernel
- * would have marked PACKET_OTHERHOST and never delivered. */
+ * standard one). A unicast instance listens on this host's addresses, and XDP
+ * runs before the kernel knows whether an address is local: there is no
+ * PACKET_HOST yet; bpf_fib_lookup would say RTN_LOCAL as NOT_FWDED but answers
+ * FWD_DISABLED on an interface that does not forward, as VRRP hosts often do
+ * not; a map of local addresses would need the agent to mirror every address
+ * change, and be wrong in between. So "to us" is the kernel's own L2 rule: a
+ * unicast IP destination in a frame sent to this interface's MAC. A frame for
+ * another host's MAC is what the kernel marks PACKET_OTHERHOST and never
+ * delivers. A frame to our MAC for another host's IP passes this check (the
+ * kernel would forward or drop it); the unicast peer list still applies. */
 static __always_inline int to_us(const struct xvrrp_instance *inst, const struct ethhdr *eth,
 				 const __u8 *dst, __u8 family)
 {
