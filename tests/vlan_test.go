@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -150,5 +151,58 @@ func TestVLANTaggedAdverts(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// TestVLANTaggedForgeriesChangeNoState: a running pair hears, for a second,
+// adverts tagged with a VLAN that has no device on either host: h1 (the master)
+// resigning, and a stranger claiming priority 254. Neither host changes state,
+// and both count the forgeries as tagged. Before, h2 took over at once (h1's
+// priority 0) and h1 stepped down (254 beats 150).
+func TestVLANTaggedForgeriesChangeNoState(t *testing.T) {
+	l, x1, x2 := pairH1First(t, node{prio: 150}, node{prio: 100})
+	h1, client := l.Hosts[0], l.Client
+	waitLog(t, x1, "(VI_1) Entering MASTER STATE")
+	waitLog(t, x2, "(VI_1) Entering BACKUP STATE")
+	time.Sleep(300 * time.Millisecond)
+	logs1, logs2 := strings.Count(x1.Output(), "Entering"), strings.Count(x2.Output(), "Entering")
+
+	forge := func(src netip.Addr, prio uint8) []byte {
+		a := vrrp.Advert{Version: 3, VRID: 51, Priority: prio, Interval: 50 * time.Millisecond, Addrs: []netip.Addr{vip4}}
+		pkt, err := a.AppendPacket(nil, src, vrrp.Group4, 255)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := append([]byte{1, 0, 0x5e, 0, 0, 0x12}, client.MAC...)
+		f = append(f, 0x81, 0x00, 0x03, 0xe7, 0x08, 0x00) // 802.1Q, VID 999
+		return append(f, pkt...)
+	}
+	resign, claim := forge(h1.IPv4.Addr(), 0), forge(client.IPv4.Addr(), 254)
+	for range 50 {
+		if err := sendFrames(client, resign, claim); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := strings.Count(x1.Output(), "Entering"); n != logs1 {
+		t.Errorf("h1 changed state under tagged forgeries:\n%s", x1.Output())
+	}
+	if n := strings.Count(x2.Output(), "Entering"); n != logs2 {
+		t.Errorf("h2 changed state under tagged forgeries:\n%s", x2.Output())
+	}
+	for _, x := range []*lab.Xvrrp{x1, x2} {
+		dp, err := loader.Load(loader.Options{PinDir: x.PinDir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := dp.Counters()
+		dp.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c[loader.CounterVLANTagged] < 50 {
+			t.Errorf("%s counted %d tagged adverts, want at least 50", x.Host.Name, c[loader.CounterVLANTagged])
+		}
 	}
 }
