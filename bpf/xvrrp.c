@@ -15,11 +15,18 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define ETH_P_IPV6 0x86DD
 #define ETH_P_ARP 0x0806
 #define ETH_P_8021Q 0x8100
+#define ETH_P_8021AD 0x88A8
 #define IPPROTO_VRRP 112
 #define IPPROTO_ICMPV6 58
 #define ICMPV6_NA 136
-#define TC_ACT_OK 0
 #define TC_ACT_SHOT 2
+/* "No verdict". TCX runs the next program in the chain (TCX_NEXT, -1); a
+ * direct-action cls_bpf filter returning TC_ACT_UNSPEC (the same -1) lets the
+ * next filter classify (cls_bpf_exec_opcode keeps it, tcf_classify moves on);
+ * when none is left either way, the packet goes on as with TC_ACT_OK. TC_ACT_OK
+ * would end the chain: a program attached after the fence would never run. */
+#define TC_ACT_UNSPEC (-1)
+_Static_assert(TC_ACT_UNSPEC == TCX_NEXT, "TCX_NEXT and TC_ACT_UNSPEC differ");
 
 /* barrier_var (bpf_helpers.h) keeps clang from folding a constant into data_end
  * in bounds checks, which the verifier refuses. */
@@ -103,7 +110,14 @@ static __always_inline int drop(__u32 reason)
 	return XDP_DROP;
 }
 
-/* Parses Ethernet and one optional 802.1Q tag; returns the L3 header or NULL. */
+static __always_inline int vlan_proto(__be16 proto)
+{
+	return proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD);
+}
+
+/* Parses Ethernet and up to two VLAN tags (802.1Q or 802.1ad); returns the L3
+ * header or NULL. For the fence only: a tagged packet to or from a VIP is still
+ * VIP traffic, whatever its tags. */
 static __always_inline void *l3(void *data, void *end, __be16 *proto)
 {
 	struct ethhdr *eth = data;
@@ -111,7 +125,10 @@ static __always_inline void *l3(void *data, void *end, __be16 *proto)
 		return NULL;
 	*proto = eth->h_proto;
 	void *p = eth + 1;
-	if (*proto == bpf_htons(ETH_P_8021Q)) {
+#pragma unroll
+	for (int i = 0; i < 2; i++) {
+		if (!vlan_proto(*proto))
+			break;
 		struct vlan *v = p;
 		if ((void *)(v + 1) > end)
 			return NULL;
@@ -163,10 +180,201 @@ static __always_inline void addr16(__u8 *to, const __u8 *from, __u8 family)
 	}
 }
 
+/* zero16 says whether a 16-byte field of a map value is all zero. */
+static __always_inline int zero16(const __u8 *a)
+{
+	const __u64 *w = (const __u64 *)a;
+	return (w[0] | w[1]) == 0;
+}
+
+static __always_inline int zero_mac(const __u8 *a)
+{
+	return (*(const __u32 *)a | *(const __u16 *)(a + 4)) == 0;
+}
+
+/* unicast_source says whether src may send an advert at all. The kernel's routing
+ * drops these sources as martians (IPv4: 0/8, 127/8, multicast, class E and
+ * broadcast; IPv6: ::, ::1, multicast) before a raw socket could see them, and
+ * RFC 5798 has the source be the sender's own unicast address. */
+static __always_inline int unicast_source(const __u8 *src, __u8 family)
+{
+	if (family == XVRRP_FAMILY_IPV4)
+		return src[0] != 0 && src[0] != 127 && src[0] < 224;
+	if (src[0] == 0xff)
+		return 0;
+	/* :: and ::1. The address is only 2-byte aligned in the frame. */
+	const __u16 *w = (const __u16 *)src;
+	__u16 hi = 0;
+#pragma unroll
+	for (int i = 0; i < 7; i++)
+		hi |= w[i];
+	return hi != 0 || (w[7] & bpf_htons(0xfffe)) != 0;
+}
+
+/* to_us says whether an advert was sent where the instance listens. A multicast
+ * instance listens on its group (vrrp_mcast_group4/6, mcast_dst_ip, or the
+ * standard one). A unicast instance listens on this host's addresses, and XDP
+ * runs before the kernel knows whether an address is local: there is no
+ * PACKET_HOST yet; bpf_fib_lookup would say RTN_LOCAL as NOT_FWDED but answers
+ * FWD_DISABLED on an interface that does not forward, as VRRP hosts often do
+ * not; a map of local addresses would need the agent to mirror every address
+ * change, and be wrong in between. So "to us" is the kernel's own L2 rule: a
+ * unicast IP destination in a frame sent to this interface's MAC. A frame for
+ * another host's MAC is what the kernel marks PACKET_OTHERHOST and never
+ * delivers. A frame to our MAC for another host's IP passes this check (the
+ * kernel would forward or drop it); the unicast peer list still applies. */
+static __always_inline int to_us(const struct xvrrp_instance *inst, const struct ethhdr *eth,
+				 const __u8 *dst, __u8 family)
+{
+	if (inst->flags & XVRRP_F_UNICAST) {
+		if (family == XVRRP_FAMILY_IPV4 ? dst[0] >= 224 : dst[0] == 0xff)
+			return 0;
+		return zero_mac(inst->mac) || !differ(eth->h_dest, inst->mac, 6);
+	}
+	if (!zero16(inst->group))
+		return family == XVRRP_FAMILY_IPV4 ? !differ(dst, inst->group, 4)
+						   : !differ(dst, inst->group, 16);
+	if (family == XVRRP_FAMILY_IPV4)
+		return dst[0] == 224 && dst[1] == 0 && dst[2] == 0 && dst[3] == 18;
+	/* ff02::12 */
+	const __u16 *w = (const __u16 *)dst;
+	__u16 mid = 0;
+#pragma unroll
+	for (int i = 1; i < 7; i++)
+		mid |= w[i];
+	return w[0] == bpf_htons(0xff02) && mid == 0 && w[7] == bpf_htons(0x12);
+}
+
+/* own_source says whether an advert comes from this instance itself: from the
+ * address it sends from, or from this interface's MAC (a reflection, or a
+ * forgery in our name). */
+static __always_inline int own_source(const struct xvrrp_instance *inst, const struct ethhdr *eth,
+				      const __u8 *src, __u8 family)
+{
+	if (!zero_mac(inst->mac) && !differ(eth->h_source, inst->mac, 6))
+		return 1;
+	if (zero16(inst->local))
+		return 0;
+	return family == XVRRP_FAMILY_IPV4 ? !differ(src, inst->local, 4) : !differ(src, inst->local, 16);
+}
+
+/* record keeps a valid advert as the peer's latest, time-stamped now (by XDP),
+ * and tells the agent through the ring buffer when something it must react to
+ * changed. */
+static __always_inline void record(const struct xvrrp_instance_key *key,
+				   const struct xvrrp_instance *inst, const __u8 *addr, __u8 prio,
+				   __u8 version, __u16 interval_cs, __u64 now)
+{
+	__u32 kind = 0;
+	__u8 prev = 0;
+	struct xvrrp_peer *p = bpf_map_lookup_elem(&peers, key);
+	if (!p) {
+		struct xvrrp_peer fresh = {
+			.priority = prio,
+			.version = version,
+			.interval_cs = interval_cs,
+			.last_seen_ns = now,
+			.count = 1,
+		};
+		__builtin_memcpy(fresh.addr, addr, 16);
+		bpf_map_update_elem(&peers, key, &fresh, BPF_ANY);
+		kind = XVRRP_EVENT_NEW_SOURCE;
+	} else {
+		prev = p->priority;
+		if (differ(p->addr, addr, 16)) {
+			kind = XVRRP_EVENT_NEW_SOURCE;
+			__builtin_memcpy(p->addr, addr, 16);
+		} else if (prio != prev) {
+			kind = XVRRP_EVENT_PRIORITY;
+		}
+		p->priority = prio;
+		p->version = version;
+		p->interval_cs = interval_cs;
+		p->last_seen_ns = now;
+		__sync_fetch_and_add(&p->count, 1);
+	}
+	if (prio == 0)
+		kind = XVRRP_EVENT_RESIGN;
+	else if (inst->state == XVRRP_STATE_MASTER)
+		kind = XVRRP_EVENT_CONTEST;
+	if (kind) {
+		struct xvrrp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+		if (e) {
+			e->key = *key;
+			e->kind = kind;
+			__builtin_memcpy(e->addr, addr, 16);
+			e->priority = prio;
+			e->prev_priority = prev;
+			e->interval_cs = interval_cs;
+			e->pad = 0;
+			e->time_ns = now;
+			bpf_ringbuf_submit(e, 0);
+		}
+	}
+}
+
+/* A valid advert, as xdp_vrrp hands it to tc_fence_ingress in the XDP metadata
+ * area in front of the frame (at most 32 bytes). XDP cannot tell a frame whose
+ * VLAN tag the driver keeps out of band (hardware VLAN stripping; a veth fed by
+ * a bridge) from an untagged one: the tag is not in the frame, and only a
+ * device-bound program could ask for it (bpf_xdp_metadata_rx_vlan_tag), which
+ * generic XDP and VLAN devices do not allow. tc sees it in skb->vlan_tci. So
+ * XDP judges and time-stamps, tc records, unless the frame was tagged.
+ * Metadata comes only from XDP, never from the wire. */
+struct handoff {
+	__u32 magic;
+	struct xvrrp_instance_key key;
+	__u64 time_ns;
+	__u8 priority;
+	__u8 version;
+	__u16 interval_cs;
+	__u32 pad;
+};
+#define HANDOFF_MAGIC 0x78767270 /* "xvrp" */
+_Static_assert(sizeof(struct handoff) <= 32, "XDP metadata holds 32 bytes at most");
+
+/* commit records the advert xdp_vrrp handed over with this packet, if any; the
+ * common case, no metadata, costs one comparison. data and end are the
+ * caller's: nothing here moves the packet, so they stay valid after it. */
+static __always_inline void commit(struct __sk_buff *skb, void *data, void *end)
+{
+	struct handoff *h = (void *)(long)skb->data_meta;
+	if ((void *)(h + 1) > data || h->magic != HANDOFF_MAGIC)
+		return;
+	/* Once only: a VLAN device's tc ingress sees the same skb after ours. */
+	h->magic = 0;
+	struct xvrrp_instance_key key = h->key;
+	if (key.ifindex != skb->ifindex)
+		return;
+	if (skb->vlan_present) {
+		/* Tagged out of band: the frame is its VLAN's, and what XDP
+		 * judged against this interface's instances was not theirs. */
+		count(XVRRP_COUNTER_VLAN_TAGGED);
+		return;
+	}
+	/* Untagged, so the IP header follows Ethernet as XDP saw it. */
+	__u8 addr[16];
+	if (key.family == XVRRP_FAMILY_IPV4) {
+		struct iphdr *ip = data + sizeof(struct ethhdr);
+		if ((void *)(ip + 1) > end)
+			return;
+		addr16(addr, (__u8 *)&ip->saddr, XVRRP_FAMILY_IPV4);
+	} else {
+		struct ipv6hdr *ip6 = data + sizeof(struct ethhdr);
+		if ((void *)(ip6 + 1) > end)
+			return;
+		addr16(addr, (__u8 *)&ip6->saddr, XVRRP_FAMILY_IPV6);
+	}
+	struct xvrrp_instance *inst = bpf_map_lookup_elem(&instances, &key);
+	if (!inst)
+		return;
+	record(&key, inst, addr, h->priority, h->version, h->interval_cs, h->time_ns);
+}
+
 /* The checks shared by both families, in vrrp.Classify's order. src and dst
  * point into the packet's IP header. */
-static __always_inline int advert(struct xdp_md *ctx, __u8 *v, __u32 plen, void *end,
-				  __u8 family, const __u8 *src, const __u8 *dst, __u8 ttl)
+static __always_inline int advert(struct xdp_md *ctx, const struct ethhdr *eth, __u8 *v, __u32 plen,
+				  void *end, __u8 family, const __u8 *src, const __u8 *dst, __u8 ttl)
 {
 	__u8 alen = family == XVRRP_FAMILY_IPV4 ? 4 : 16;
 
@@ -230,6 +438,8 @@ static __always_inline int advert(struct xdp_md *ctx, __u8 *v, __u32 plen, void 
 		return drop(XVRRP_REASON_INTERVAL);
 	if (version == 2 && v[4] > 1)
 		return drop(XVRRP_REASON_AUTH_TYPE);
+	if (!unicast_source(src, family))
+		return drop(XVRRP_REASON_SOURCE);
 
 	struct xvrrp_instance_key key = {
 		.ifindex = ctx->ingress_ifindex,
@@ -237,8 +447,17 @@ static __always_inline int advert(struct xdp_md *ctx, __u8 *v, __u32 plen, void 
 		.family = family,
 	};
 	struct xvrrp_instance *inst = bpf_map_lookup_elem(&instances, &key);
-	if (!inst)
-		return drop(XVRRP_REASON_UNKNOWN_VRID);
+	if (!inst) {
+		/* Another router's business (keepalived or FRR running other VRIDs
+		 * on this link during a migration): well formed, so it goes on to
+		 * their sockets untouched. */
+		count(XVRRP_REASON_FOREIGN);
+		return XDP_PASS;
+	}
+	if (!to_us(inst, eth, dst, family))
+		return drop(XVRRP_REASON_DESTINATION);
+	if (own_source(inst, eth, src, family))
+		return drop(XVRRP_REASON_OWN_SOURCE);
 	if (inst->version != version)
 		return drop(XVRRP_REASON_VERSION);
 	if (interval_cs < inst->min_interval_cs || interval_cs > inst->max_interval_cs)
@@ -265,55 +484,29 @@ static __always_inline int advert(struct xdp_md *ctx, __u8 *v, __u32 plen, void 
 
 	count(XVRRP_REASON_VALID);
 	__u64 now = bpf_ktime_get_ns();
-	__u8 prio = v[2];
-	__u32 kind = 0;
-	__u8 prev = 0;
 	__u8 addr[16];
 	addr16(addr, src, family);
-	struct xvrrp_peer *p = bpf_map_lookup_elem(&peers, &key);
-	if (!p) {
-		struct xvrrp_peer fresh = {
-			.priority = prio,
-			.version = version,
-			.interval_cs = interval_cs,
-			.last_seen_ns = now,
-			.count = 1,
-		};
-		__builtin_memcpy(fresh.addr, addr, 16);
-		bpf_map_update_elem(&peers, &key, &fresh, BPF_ANY);
-		kind = XVRRP_EVENT_NEW_SOURCE;
-	} else {
-		prev = p->priority;
-		if (differ(p->addr, addr, 16)) {
-			kind = XVRRP_EVENT_NEW_SOURCE;
-			__builtin_memcpy(p->addr, addr, 16);
-		} else if (prio != prev) {
-			kind = XVRRP_EVENT_PRIORITY;
+	__u8 prio = v[2];
+	if (!(inst->flags & XVRRP_F_RECORD_IN_XDP)) {
+		/* Leave the recording to tc_fence_ingress, which sees whether the
+		 * frame carried a VLAN tag out of band. Packet pointers are void
+		 * after bpf_xdp_adjust_meta; what record needs is copied above. */
+		if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct handoff)) == 0) {
+			struct handoff *h = (void *)(long)ctx->data_meta;
+			if ((void *)(h + 1) > (void *)(long)ctx->data)
+				return XDP_PASS; /* cannot happen: the verifier wants it */
+			h->magic = HANDOFF_MAGIC;
+			h->key = key;
+			h->time_ns = now;
+			h->priority = prio;
+			h->version = version;
+			h->interval_cs = interval_cs;
+			return XDP_PASS;
 		}
-		p->priority = prio;
-		p->version = version;
-		p->interval_cs = interval_cs;
-		p->last_seen_ns = now;
-		__sync_fetch_and_add(&p->count, 1);
+		/* The driver keeps no metadata: record here, blind to tags kept out
+		 * of band, as the only choice left. */
 	}
-	if (prio == 0)
-		kind = XVRRP_EVENT_RESIGN;
-	else if (inst->state == XVRRP_STATE_MASTER)
-		kind = XVRRP_EVENT_CONTEST;
-	if (kind) {
-		struct xvrrp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-		if (e) {
-			e->key = key;
-			e->kind = kind;
-			__builtin_memcpy(e->addr, addr, 16);
-			e->priority = prio;
-			e->prev_priority = prev;
-			e->interval_cs = interval_cs;
-			e->pad = 0;
-			e->time_ns = now;
-			bpf_ringbuf_submit(e, 0);
-		}
-	}
+	record(&key, inst, addr, prio, version, interval_cs, now);
 	return XDP_PASS;
 }
 
@@ -322,32 +515,60 @@ int xdp_vrrp(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
-	__be16 proto;
-	void *p = l3(data, end, &proto);
-	if (!p)
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
 		return XDP_PASS;
 
-	if (proto == bpf_htons(ETH_P_IP)) {
-		struct iphdr *ip = p;
+	/* A tagged frame (802.1Q or 802.1ad) belongs to its VLAN device, never
+	 * to this interface's instances: it passes untouched, and the VLAN
+	 * device's own xdp_vrrp (generic XDP, after the kernel removed the tag)
+	 * judges it against that device's instances. A host without that VLAN
+	 * drops it as PACKET_OTHERHOST. A tag the driver keeps out of band
+	 * (hardware VLAN stripping, or a veth fed by a bridge: skb->vlan_tci)
+	 * is not in the frame and XDP cannot see it; only a device-bound
+	 * program's bpf_xdp_metadata_rx_vlan_tag could. */
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
 		if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_VRRP)
 			return XDP_PASS; /* the fast path: everything that is not VRRP */
+		/* ip_rcv's checks, in its order: version, header length,
+		 * header checksum, total length. */
+		if (ip->version != 4)
+			return drop(XVRRP_REASON_IP_VERSION);
 		__u32 ihl = ip->ihl * 4;
+		if (ihl < sizeof(*ip) || (void *)ip + ihl > end)
+			return drop(XVRRP_REASON_LENGTH);
+		__u64 hsum = sum32(ip, 5);
+		for (__u32 i = 5; i < 15; i++) { /* options: rare in adverts */
+			if (i >= ihl / 4)
+				break;
+			__u32 *w = (__u32 *)ip + i;
+			void *next = w + 1;
+			barrier_var(next);
+			if (next > end)
+				return drop(XVRRP_REASON_LENGTH);
+			hsum += *w;
+		}
+		if (fold(hsum) != 0xffff)
+			return drop(XVRRP_REASON_IP_CHECKSUM);
 		__u32 tot = bpf_ntohs(ip->tot_len);
-		if (ihl < sizeof(*ip) || tot < ihl || (void *)ip + tot > end)
+		if (tot < ihl || (void *)ip + tot > end)
 			return drop(XVRRP_REASON_LENGTH);
 		if (ip->frag_off & bpf_htons(0x3fff))
 			return drop(XVRRP_REASON_LENGTH);
-		return advert(ctx, (__u8 *)ip + (ihl & 0x3c), (tot - ihl) & 0xffff, end,
+		return advert(ctx, eth, (__u8 *)ip + (ihl & 0x3c), (tot - ihl) & 0xffff, end,
 			      XVRRP_FAMILY_IPV4, (__u8 *)&ip->saddr, (__u8 *)&ip->daddr, ip->ttl);
 	}
-	if (proto == bpf_htons(ETH_P_IPV6)) {
-		struct ipv6hdr *ip6 = p;
+	if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
 		if ((void *)(ip6 + 1) > end || ip6->nexthdr != IPPROTO_VRRP)
 			return XDP_PASS;
+		if (ip6->version != 6)
+			return drop(XVRRP_REASON_IP_VERSION);
 		__u32 plen = bpf_ntohs(ip6->payload_len);
 		if ((void *)(ip6 + 1) + plen > end)
 			return drop(XVRRP_REASON_LENGTH);
-		return advert(ctx, (__u8 *)(ip6 + 1), plen, end, XVRRP_FAMILY_IPV6,
+		return advert(ctx, eth, (__u8 *)(ip6 + 1), plen, end, XVRRP_FAMILY_IPV6,
 			      (__u8 *)&ip6->saddr, (__u8 *)&ip6->daddr, ip6->hop_limit);
 	}
 	return XDP_PASS;
@@ -384,21 +605,23 @@ static __always_inline int fence(struct __sk_buff *skb, int egress)
 {
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
+	if (!egress)
+		commit(skb, data, end);
 	__be16 proto;
 	void *p = l3(data, end, &proto);
 	if (!p)
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 
 	int v = FENCE_PASS;
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = p;
 		if ((void *)(ip + 1) > end)
-			return TC_ACT_OK;
+			return TC_ACT_UNSPEC;
 		v = vip_verdict(XVRRP_FAMILY_IPV4, egress ? &ip->saddr : &ip->daddr, !egress);
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = p;
 		if ((void *)(ip6 + 1) > end)
-			return TC_ACT_OK;
+			return TC_ACT_UNSPEC;
 		__u8 *icmp = (__u8 *)(ip6 + 1);
 		int nd = ip6->nexthdr == IPPROTO_ICMPV6 && (void *)(icmp + 24) <= end &&
 			 (icmp[0] == ICMPV6_NS || icmp[0] == ICMPV6_NA);
@@ -415,7 +638,7 @@ static __always_inline int fence(struct __sk_buff *skb, int egress)
 			v = vip_verdict(XVRRP_FAMILY_IPV4, arp + 14, 0);
 	}
 	if (v == FENCE_PASS)
-		return TC_ACT_OK;
+		return TC_ACT_UNSPEC;
 	if (v == FENCE_NO_ACCEPT)
 		count(XVRRP_COUNTER_NO_ACCEPT);
 	else

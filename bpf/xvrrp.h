@@ -3,17 +3,23 @@
 #ifndef XVRRP_H
 #define XVRRP_H
 
-/* Why an advert was accepted or dropped, in the order the checks run. The Go
- * decoder (vrrp.Reason) uses the same numbers and order; a test holds them equal. */
+/* Why an advert was accepted, passed or dropped, in the order the checks run. The
+ * Go decoder (vrrp.Reason) uses the same numbers and order; a test holds them
+ * equal. VALID and FOREIGN pass; every other reason is a drop. */
 enum xvrrp_reason {
 	XVRRP_REASON_VALID = 0,
 	XVRRP_REASON_LENGTH,
+	XVRRP_REASON_IP_VERSION,   /* the IP version disagrees with the EtherType */
+	XVRRP_REASON_IP_CHECKSUM,  /* the IPv4 header checksum does not verify */
 	XVRRP_REASON_VERSION,
 	XVRRP_REASON_TYPE,
 	XVRRP_REASON_TTL,
 	XVRRP_REASON_CHECKSUM,
 	XVRRP_REASON_ADDR_COUNT,
-	XVRRP_REASON_UNKNOWN_VRID,
+	XVRRP_REASON_SOURCE,       /* not a unicast source: 0/8, loopback, multicast, broadcast */
+	XVRRP_REASON_FOREIGN,      /* well formed, for a VRID we do not run here: passed */
+	XVRRP_REASON_DESTINATION,  /* not the instance's group, or (unicast) not to us */
+	XVRRP_REASON_OWN_SOURCE,   /* from our own address or MAC */
 	XVRRP_REASON_INTERVAL,
 	XVRRP_REASON_AUTH_TYPE,
 	XVRRP_REASON_AUTH_KEY,
@@ -26,6 +32,9 @@ enum xvrrp_counter {
 	XVRRP_COUNTER_FENCED_INGRESS = XVRRP_REASON_MAX,
 	XVRRP_COUNTER_FENCED_EGRESS,
 	XVRRP_COUNTER_NO_ACCEPT,   /* to a VIP of a master in no_accept mode */
+	/* Adverts XDP found valid (and counted) that tc then found tagged out
+	 * of band: their VLAN's, not this interface's, so not recorded. */
+	XVRRP_COUNTER_VLAN_TAGGED,
 	XVRRP_COUNTER_MAX,
 };
 
@@ -68,11 +77,24 @@ struct xvrrp_instance {
 	__u16 max_interval_cs;
 	__u32 flags;         /* XVRRP_F_* */
 	__u64 lease_until_ns; /* CLOCK_MONOTONIC; the VIP passes the fence until then */
+	/* The destination of a multicast instance's adverts (IPv4 in the first 4
+	 * bytes); all zero means the standard group, 224.0.0.18 or ff02::12. */
+	__u8 group[16];
+	/* The address this instance sends its adverts from: an advert from it is
+	 * our own, reflected or forged. All zero: not checked. */
+	__u8 local[16];
+	/* The interface's MAC. A unicast advert must be sent to it, and no advert
+	 * may come from it. All zero: neither is checked. */
+	__u8 mac[6];
+	__u8 pad[2];
 };
 
 #define XVRRP_F_UNICAST (1 << 0)   /* check the source against unicast_peers */
 #define XVRRP_F_NO_ACCEPT (1 << 1) /* no_accept: a master drops traffic to its VIPs,
 				    * but answers ARP and neighbour discovery */
+#define XVRRP_F_RECORD_IN_XDP (1 << 2) /* record valid adverts in XDP rather than
+					* hand them to tc_fence_ingress: for
+					* prog.Run tests, which run XDP alone */
 
 /* The last valid advert heard for an instance. */
 struct xvrrp_peer {

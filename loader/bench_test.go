@@ -76,6 +76,6 @@ func BenchmarkFence(b *testing.B) {
 	d.PutVIP(VIPKey{Family: FamilyIPv4, Addr: addr16(vip4)}, owner)
 	d.PutInstance(owner, Instance{State: StateMaster, LeaseUntilNs: monotonicNow(b) + uint64(time.Hour)})
 	client := netip.MustParseAddr("192.0.2.200")
-	b.Run("vip-ingress", func(b *testing.B) { benchRun(b, d.FenceIngress(), udpFrame(client, vip4), tcOK) })
-	b.Run("other-ingress", func(b *testing.B) { benchRun(b, d.FenceIngress(), udpFrame(client, other), tcOK) })
+	b.Run("vip-ingress", func(b *testing.B) { benchRun(b, d.FenceIngress(), udpFrame(client, vip4), tcNext) })
+	b.Run("other-ingress", func(b *testing.B) { benchRun(b, d.FenceIngress(), udpFrame(client, other), tcNext) })
 }

@@ -16,10 +16,11 @@ import (
 type bpfXvrrpCounter uint32
 
 const (
-	bpfXvrrpCounterXVRRP_COUNTER_FENCED_INGRESS bpfXvrrpCounter = 12
-	bpfXvrrpCounterXVRRP_COUNTER_FENCED_EGRESS  bpfXvrrpCounter = 13
-	bpfXvrrpCounterXVRRP_COUNTER_NO_ACCEPT      bpfXvrrpCounter = 14
-	bpfXvrrpCounterXVRRP_COUNTER_MAX            bpfXvrrpCounter = 15
+	bpfXvrrpCounterXVRRP_COUNTER_FENCED_INGRESS bpfXvrrpCounter = 17
+	bpfXvrrpCounterXVRRP_COUNTER_FENCED_EGRESS  bpfXvrrpCounter = 18
+	bpfXvrrpCounterXVRRP_COUNTER_NO_ACCEPT      bpfXvrrpCounter = 19
+	bpfXvrrpCounterXVRRP_COUNTER_VLAN_TAGGED    bpfXvrrpCounter = 20
+	bpfXvrrpCounterXVRRP_COUNTER_MAX            bpfXvrrpCounter = 21
 )
 
 type bpfXvrrpEvent struct {
@@ -63,6 +64,10 @@ type bpfXvrrpInstance struct {
 	Flags         uint32
 	_             [4]byte
 	LeaseUntilNs  uint64
+	Group         [16]uint8
+	Local         [16]uint8
+	Mac           [6]uint8
+	Pad           [2]uint8
 }
 
 type bpfXvrrpInstanceKey struct {
@@ -89,17 +94,22 @@ type bpfXvrrpReason uint32
 const (
 	bpfXvrrpReasonXVRRP_REASON_VALID        bpfXvrrpReason = 0
 	bpfXvrrpReasonXVRRP_REASON_LENGTH       bpfXvrrpReason = 1
-	bpfXvrrpReasonXVRRP_REASON_VERSION      bpfXvrrpReason = 2
-	bpfXvrrpReasonXVRRP_REASON_TYPE         bpfXvrrpReason = 3
-	bpfXvrrpReasonXVRRP_REASON_TTL          bpfXvrrpReason = 4
-	bpfXvrrpReasonXVRRP_REASON_CHECKSUM     bpfXvrrpReason = 5
-	bpfXvrrpReasonXVRRP_REASON_ADDR_COUNT   bpfXvrrpReason = 6
-	bpfXvrrpReasonXVRRP_REASON_UNKNOWN_VRID bpfXvrrpReason = 7
-	bpfXvrrpReasonXVRRP_REASON_INTERVAL     bpfXvrrpReason = 8
-	bpfXvrrpReasonXVRRP_REASON_AUTH_TYPE    bpfXvrrpReason = 9
-	bpfXvrrpReasonXVRRP_REASON_AUTH_KEY     bpfXvrrpReason = 10
-	bpfXvrrpReasonXVRRP_REASON_UNICAST_PEER bpfXvrrpReason = 11
-	bpfXvrrpReasonXVRRP_REASON_MAX          bpfXvrrpReason = 12
+	bpfXvrrpReasonXVRRP_REASON_IP_VERSION   bpfXvrrpReason = 2
+	bpfXvrrpReasonXVRRP_REASON_IP_CHECKSUM  bpfXvrrpReason = 3
+	bpfXvrrpReasonXVRRP_REASON_VERSION      bpfXvrrpReason = 4
+	bpfXvrrpReasonXVRRP_REASON_TYPE         bpfXvrrpReason = 5
+	bpfXvrrpReasonXVRRP_REASON_TTL          bpfXvrrpReason = 6
+	bpfXvrrpReasonXVRRP_REASON_CHECKSUM     bpfXvrrpReason = 7
+	bpfXvrrpReasonXVRRP_REASON_ADDR_COUNT   bpfXvrrpReason = 8
+	bpfXvrrpReasonXVRRP_REASON_SOURCE       bpfXvrrpReason = 9
+	bpfXvrrpReasonXVRRP_REASON_FOREIGN      bpfXvrrpReason = 10
+	bpfXvrrpReasonXVRRP_REASON_DESTINATION  bpfXvrrpReason = 11
+	bpfXvrrpReasonXVRRP_REASON_OWN_SOURCE   bpfXvrrpReason = 12
+	bpfXvrrpReasonXVRRP_REASON_INTERVAL     bpfXvrrpReason = 13
+	bpfXvrrpReasonXVRRP_REASON_AUTH_TYPE    bpfXvrrpReason = 14
+	bpfXvrrpReasonXVRRP_REASON_AUTH_KEY     bpfXvrrpReason = 15
+	bpfXvrrpReasonXVRRP_REASON_UNICAST_PEER bpfXvrrpReason = 16
+	bpfXvrrpReasonXVRRP_REASON_MAX          bpfXvrrpReason = 17
 )
 
 type bpfXvrrpState uint32

@@ -12,7 +12,9 @@ import (
 )
 
 const (
-	tcOK   = 0
+	// tcNext is "no verdict": TCX_NEXT, and TC_ACT_UNSPEC for cls_bpf, both -1,
+	// so that programs and filters after the fence still run.
+	tcNext = uint32(0xffffffff)
 	tcShot = 2
 )
 
@@ -101,7 +103,16 @@ func TestFence(t *testing.T) {
 		{"gratuitous ARP for the VIP", d.FenceEgress(), arpFrame(vip4, 1), CounterFencedEgress, true, false},
 		{"ARP reply for the VIP", d.FenceEgress(), arpFrame(vip4, 2), CounterFencedEgress, true, false},
 		{"neighbour advertisement for the VIP", d.FenceEgress(), naFrame(vip6), CounterFencedEgress, true, false},
+		{"802.1Q-tagged IPv4 to the VIP", d.FenceIngress(), tagged(udpFrame(client, vip4), 0x8100), CounterFencedIngress, true, true},
+		{"802.1ad-tagged IPv4 to the VIP", d.FenceIngress(), tagged(udpFrame(client, vip4), 0x88a8), CounterFencedIngress, true, true},
+		{"double-tagged IPv4 to the VIP", d.FenceIngress(), tagged(udpFrame(client, vip4), 0x88a8, 0x8100), CounterFencedIngress, true, true},
+		{"double-tagged IPv6 to the VIP", d.FenceIngress(), tagged(udpFrame(client6, vip6), 0x8100, 0x8100), CounterFencedIngress, true, true},
+		{"802.1ad-tagged IPv4 from the VIP", d.FenceEgress(), tagged(udpFrame(vip4, client), 0x88a8), CounterFencedEgress, true, false},
+		{"double-tagged IPv6 from the VIP", d.FenceEgress(), tagged(udpFrame(vip6, client6), 0x88a8, 0x8100), CounterFencedEgress, true, false},
+		{"double-tagged ARP reply for the VIP", d.FenceEgress(), tagged(arpFrame(vip4, 2), 0x88a8, 0x8100), CounterFencedEgress, true, false},
+		{"802.1ad-tagged NA for the VIP", d.FenceEgress(), tagged(naFrame(vip6), 0x88a8), CounterFencedEgress, true, false},
 		{"other IPv4 traffic", d.FenceIngress(), udpFrame(client, other), 0, false, false},
+		{"double-tagged other IPv4 traffic", d.FenceIngress(), tagged(udpFrame(client, other), 0x88a8, 0x8100), 0, false, false},
 		{"other ARP", d.FenceEgress(), arpFrame(other, 2), 0, false, false},
 		{"other NA", d.FenceEgress(), naFrame(netip.MustParseAddr("2001:db8::99")), 0, false, false},
 	}
@@ -141,7 +152,7 @@ func TestFence(t *testing.T) {
 				case state.flags&FlagNoAccept != 0 && fc.deliver:
 					counter = CounterNoAccept
 				}
-				want := uint32(tcOK)
+				want := tcNext
 				if counter >= 0 {
 					want = tcShot
 				}

@@ -110,7 +110,8 @@ func TestForgedAdverts(t *testing.T) {
 		{"wrong password", build(wrongPass, vrrp.Group4, 255), vrrp.Group4, vrrp.ReasonAuthKey, true},
 		{"TTL 254", build(v3(51), vrrp.Group4, 254), vrrp.Group4, vrrp.ReasonTTL, true},
 		{"bad checksum", badSum, vrrp.Group4, vrrp.ReasonChecksum, true},
-		{"unknown VRID", build(v3(99), vrrp.Group4, 255), vrrp.Group4, vrrp.ReasonUnknownVRID, true},
+		// Another router's VRID: passed to sockets, counted as foreign.
+		{"foreign VRID", build(v3(99), vrrp.Group4, 255), vrrp.Group4, vrrp.ReasonForeign, true},
 		{"not a unicast peer", build(v3(53), a1, 255), a1, vrrp.ReasonUnicastPeer, false},
 	}
 

@@ -287,7 +287,7 @@ func TestReasonNames(t *testing.T) {
 		}
 		seen[name] = true
 	}
-	if got := NumReasons.String(); got != "reason(12)" {
+	if got := NumReasons.String(); got != "reason(17)" {
 		t.Errorf("out-of-range reason prints %q", got)
 	}
 	if _, ok := ReasonOf(errors.New("other")); ok {

@@ -2,6 +2,7 @@ package vrrp
 
 import (
 	"encoding/binary"
+	"net"
 	"net/netip"
 	"slices"
 	"time"
@@ -109,6 +110,14 @@ type Accept struct {
 	AuthData    [AuthDataLen]byte
 	// UnicastPeers, when not empty, are the only sources accepted.
 	UnicastPeers []netip.Addr
+	// Group is where a multicast instance's adverts are sent; the zero Addr
+	// means Group4 or Group6. Classify checks it, and for a unicast instance
+	// that the advert came to MAC, this interface's, when MAC is set.
+	Group netip.Addr
+	// Local is the address the instance sends from, and MAC the interface's:
+	// an advert from either is our own. Unset, they are not checked.
+	Local netip.Addr
+	MAC   net.HardwareAddr
 }
 
 // Check applies the instance's rules to an advert that DecodeMessage accepted,

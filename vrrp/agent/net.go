@@ -105,6 +105,7 @@ func openRawSocket(ifi *net.Interface, src netip.Addr) (_ *rawSocket, err error)
 			{"IPV6_UNICAST_HOPS", unix.IPV6_UNICAST_HOPS, 255},
 			{"IPV6_MULTICAST_IF", unix.IPV6_MULTICAST_IF, ifi.Index},
 			{"IPV6_MULTICAST_LOOP", unix.IPV6_MULTICAST_LOOP, 0},
+			{"IPV6_TCLASS", unix.IPV6_TCLASS, 0xc0}, // CS6, as keepalived and FRR send, and our IPv4 adverts
 		} {
 			if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, o.opt, o.val); err != nil {
 				return nil, fmt.Errorf("%s: %w", o.name, err)
