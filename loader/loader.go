@@ -163,9 +163,12 @@ func (d *Datapath) Attach(ifindex int) error {
 		{"egress", d.objs.TcFenceEgress, ebpf.AttachTCXEgress, netlink.HANDLE_MIN_EGRESS},
 	} {
 		name := "tc_" + tc.dir
+		// First in the TCX chain: a program before the fence could let VIP
+		// traffic past it, or end the chain before the ingress program
+		// records an advert (a false failover).
 		if d.tcMode != TCClsact {
 			err := d.attachLink(ifindex, name, tc.prog, func() (link.Link, error) {
-				return link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: tc.prog, Attach: tc.attach})
+				return link.AttachTCX(link.TCXOptions{Interface: ifindex, Program: tc.prog, Attach: tc.attach, Anchor: link.Head()})
 			})
 			if err == nil {
 				// One mechanism per interface: drop a filter a clsact run left.

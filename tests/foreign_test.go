@@ -2,6 +2,7 @@ package tests
 
 import (
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 	"testing"
@@ -11,9 +12,9 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
+	"github.com/xvrrp/xvrrp/bench/lab"
 	"github.com/xvrrp/xvrrp/loader"
-	"github.com/xvrrp/xvrrp/tests/lab"
-	"github.com/xvrrp/xvrrp/tests/lab/labtest"
+	"github.com/xvrrp/xvrrp/tests/labtest"
 	"github.com/xvrrp/xvrrp/vrrp"
 	"golang.org/x/sys/unix"
 )
@@ -224,5 +225,52 @@ func TestProgramAfterFence(t *testing.T) {
 				t.Errorf("the program after the fence saw no packet (%s)", r.shown())
 			}
 		})
+	}
+}
+
+// TestFenceFirstInChain: a TCX program that ends the chain (TC_ACT_OK),
+// attached to the backup's interface before xvrrp starts, must not come before
+// the fence: adverts are recorded by the fence's ingress, so the backup would
+// hear nothing and take over from a live master, and VIP traffic would pass
+// unfenced. xvrrp attaches its fence at the head of the chain.
+func TestFenceFirstInChain(t *testing.T) {
+	l := labtest.New(t, lab.Options{Hosts: 2})
+	h1, h2 := l.Hosts[0], l.Hosts[1]
+	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type: ebpf.SchedCLS, License: "GPL",
+		Instructions: asm.Instructions{asm.Mov.Imm(asm.R0, 0), asm.Return()}, // TC_ACT_OK: ends the chain
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { prog.Close() })
+	err = h2.Do(func() error {
+		ifi, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		l, err := link.AttachTCX(link.TCXOptions{Interface: ifi.Index, Program: prog, Attach: ebpf.AttachTCXIngress, Anchor: link.Head()})
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { l.Close() })
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x1, err := h1.StartXvrrp(xvrrpBin, nodeConfig(node{prio: 150}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x1, "(VI_1) Entering MASTER STATE")
+	x2, err := h2.StartXvrrp(xvrrpBin, nodeConfig(node{prio: 100}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x2, "(VI_1) Entering BACKUP STATE (init)")
+	time.Sleep(500 * time.Millisecond) // several Master_Down_Intervals at 50 ms
+	if n := countIn(x2.Proc, "Entering MASTER STATE"); n != 0 {
+		t.Errorf("the backup took over %d times from a live master:\n%s", n, x2.Output())
 	}
 }

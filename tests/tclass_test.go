@@ -4,8 +4,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xvrrp/xvrrp/tests/lab"
-	"github.com/xvrrp/xvrrp/tests/lab/labtest"
+	"github.com/xvrrp/xvrrp/bench/lab"
+	"github.com/xvrrp/xvrrp/tests/labtest"
 )
 
 // TestIPv6AdvertTrafficClass: IPv6 adverts go out with traffic class 0xc0 (CS6),

@@ -13,9 +13,9 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
+	"github.com/xvrrp/xvrrp/bench/lab"
 	"github.com/xvrrp/xvrrp/loader"
-	"github.com/xvrrp/xvrrp/tests/lab"
-	"github.com/xvrrp/xvrrp/tests/lab/labtest"
+	"github.com/xvrrp/xvrrp/tests/labtest"
 	"github.com/xvrrp/xvrrp/vrrp"
 	"golang.org/x/sys/unix"
 )

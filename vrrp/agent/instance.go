@@ -25,6 +25,7 @@ type instance struct {
 	kernel loader.Instance
 	vips   []vip
 	sender *sender
+	group  netip.Addr // where multicast adverts go; zero for a unicast instance
 	advert vrrp.Advert
 	// resume: the previous run left this instance MASTER with a lease that
 	// has not run out, so it starts as master and keeps its VIPs.
@@ -107,6 +108,9 @@ func (a *Agent) newInstance(in *config.Instance) (*instance, error) {
 	if !in.Accept {
 		k.Flags |= loader.FlagNoAccept
 	}
+	inst.kernel = k
+	inst.setKernelAddrs()
+	k = inst.kernel
 
 	// A previous run may have left this instance master with a lease still
 	// running (a restart): then keep its VIPs and carry on as master. Any other
@@ -207,9 +211,22 @@ func (a *Agent) bind(inst *instance) error {
 		}
 	}
 	inst.ifi, inst.up, inst.vips = ifi, linkUp(lnk.Attrs()), vips
+	inst.group = netip.Addr{}
+	if len(in.UnicastPeers) == 0 {
+		inst.group = group
+	}
 	inst.key = loader.InstanceKey{Ifindex: uint32(ifi.Index), Vrid: in.VRID, Family: family}
 	inst.sender = &sender{sock: sock, src: src, dsts: dsts}
 	return nil
+}
+
+// setKernelAddrs tells the kernel's instance what bind found: the group adverts
+// must be sent to (multicast instances), our own source address and MAC, so
+// that XDP drops adverts to other destinations and our own looped back.
+func (in *instance) setKernelAddrs() {
+	in.kernel.SetGroup(in.group)
+	in.kernel.SetLocal(in.sender.src)
+	in.kernel.SetMAC(in.ifi.HardwareAddr)
 }
 
 // putKernelEntries writes the instance, its VIPs and its unicast peers to the

@@ -175,6 +175,7 @@ func (a *Agent) rebind(in *instance, now time.Duration) {
 		a.byKey[in.key] = in
 	}
 	in.kernel.LeaseUntilNs, in.kernel.State = 0, kernelState(in.m.State())
+	in.setKernelAddrs()
 	if err := a.putKernelEntries(in); err != nil {
 		a.log.Error(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
 	}
