@@ -153,6 +153,14 @@ func (d *Datapath) Attach(ifindex int) error {
 	if err := d.attachLink(ifindex, "xdp", d.objs.XdpVrrp, func() (link.Link, error) { return d.attachXDP(ifindex) }); err != nil {
 		return err
 	}
+	return d.AttachFence(ifindex)
+}
+
+// AttachFence attaches only the fence, ingress and egress, to an interface
+// that runs no instance: the node may still carry a VIP's traffic through it
+// (a VIP with dev, a client routed to another interface, replies routed out of
+// it), and a node that is not master must answer for a VIP through none.
+func (d *Datapath) AttachFence(ifindex int) error {
 	for _, tc := range []struct {
 		dir    string
 		prog   *ebpf.Program

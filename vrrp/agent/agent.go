@@ -72,6 +72,8 @@ type Agent struct {
 	socks  map[sockKey]*rawSocket
 	// queued are the instances with adverts waiting for flush.
 	queued []*instance
+	// fenceOnly are the interfaces that run no instance but carry the fence.
+	fenceOnly map[int]bool
 	// forcing is set while a sync group's members follow one of them.
 	forcing bool
 	// running is set once the instances have started.
@@ -95,7 +97,8 @@ func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
 	// The kernel's clock: its advert timestamps and the timerfd are on it.
 	a := &Agent{cfg: cfg, opt: opt, log: opt.Logger, now: Monotonic,
 		byKey: map[loader.InstanceKey]*instance{}, groups: map[string][]*instance{},
-		anns: map[int]*announcer{}, socks: map[sockKey]*rawSocket{}, groupState: map[string]vrrp.State{}}
+		anns: map[int]*announcer{}, socks: map[sockKey]*rawSocket{}, groupState: map[string]vrrp.State{},
+		fenceOnly: map[int]bool{}}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -148,6 +151,9 @@ func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
 		if in.SyncGroup != "" {
 			a.groups[in.SyncGroup] = append(a.groups[in.SyncGroup], inst)
 		}
+	}
+	if err := a.fenceOthers(); err != nil {
+		return nil, err
 	}
 	if err := a.startTrackers(); err != nil {
 		return nil, err

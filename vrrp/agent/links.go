@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -19,7 +20,8 @@ type linkState struct {
 	deleted bool
 	// resync comes before the dump of a new subscription: updates may have
 	// been lost, a deletion among them.
-	resync bool
+	resync   bool
+	loopback bool
 }
 
 // watchLinks sends every link change to out until done is closed. When the
@@ -54,7 +56,8 @@ func watchLinks(done <-chan struct{}, out chan<- linkState, log *slog.Logger, rc
 			for u := range updates {
 				attrs := u.Attrs()
 				select {
-				case out <- linkState{index: attrs.Index, name: attrs.Name, up: linkUp(attrs), deleted: u.Header.Type == unix.RTM_DELLINK}:
+				case out <- linkState{index: attrs.Index, name: attrs.Name, up: linkUp(attrs), deleted: u.Header.Type == unix.RTM_DELLINK,
+					loopback: attrs.Flags&net.FlagLoopback != 0}:
 				case <-done:
 					return
 				}
@@ -124,6 +127,7 @@ func (a *Agent) link(l linkState) {
 			a.log.Info(fmt.Sprintf("tracked interface %s %s", l.name, upDown(l.up)))
 		}
 	}
+	a.fenceLink(l) // after a re-created instance interface got its own datapath
 	if changed {
 		a.reassess("interface " + l.name + " up")
 	}
@@ -227,5 +231,46 @@ func (a *Agent) releaseInterface(index int, sock *rawSocket) {
 	}
 	if err := a.dp.Detach(index); err != nil && !errors.Is(err, unix.ENODEV) {
 		a.log.Warn("detach from a deleted interface", "ifindex", index, "error", err)
+	}
+}
+
+// fenceOthers attaches the fence to every interface of the namespace that runs
+// no instance, loopback aside: Linux answers for a local address on any
+// interface, so a VIP's traffic can come in, and its replies go out, through
+// any of them, and a node that is not master must answer through none.
+func (a *Agent) fenceOthers() error {
+	links, err := a.nl.LinkList()
+	if err != nil {
+		return fmt.Errorf("list interfaces to fence: %w", err)
+	}
+	for _, l := range links {
+		attrs := l.Attrs()
+		a.fenceLink(linkState{index: attrs.Index, name: attrs.Name, loopback: attrs.Flags&net.FlagLoopback != 0})
+	}
+	return nil
+}
+
+// fenceLink fences an interface that appeared, and lets go of one that went.
+func (a *Agent) fenceLink(l linkState) {
+	if l.loopback || l.resync {
+		return
+	}
+	for _, in := range a.insts {
+		if in.ifi.Index == l.index {
+			return // Attach gave it the fence with XDP
+		}
+	}
+	switch {
+	case l.deleted && a.fenceOnly[l.index]:
+		delete(a.fenceOnly, l.index)
+		if err := a.dp.Detach(l.index); err != nil {
+			a.log.Warn("detach the fence from a deleted interface", "interface", l.name, "error", err)
+		}
+	case !l.deleted && !a.fenceOnly[l.index]:
+		if err := a.dp.AttachFence(l.index); err != nil {
+			a.log.Warn("fence interface", "interface", l.name, "error", err)
+			return
+		}
+		a.fenceOnly[l.index] = true
 	}
 }
