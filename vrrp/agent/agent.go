@@ -66,7 +66,7 @@ type Agent struct {
 	dp     *loader.Datapath
 	nl     *netlink.Handle
 	insts  []*instance
-	byKey  map[loader.InstanceKey]*instance
+	byKey  map[loader.Key]*instance
 	groups map[string][]*instance
 	anns   map[int]*announcer
 	socks  map[sockKey]*rawSocket
@@ -96,7 +96,7 @@ type Agent struct {
 func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
 	// The kernel's clock: its advert timestamps and the timerfd are on it.
 	a := &Agent{cfg: cfg, opt: opt, log: opt.Logger, now: Monotonic,
-		byKey: map[loader.InstanceKey]*instance{}, groups: map[string][]*instance{},
+		byKey: map[loader.Key]*instance{}, groups: map[string][]*instance{},
 		anns: map[int]*announcer{}, socks: map[sockKey]*rawSocket{}, groupState: map[string]vrrp.State{},
 		fenceOnly: map[int]bool{}}
 	if a.log == nil {
@@ -218,11 +218,11 @@ func (a *Agent) closeAll() {
 // master resigns with priority 0 and its VIPs are removed, and the datapath is
 // removed, unless Options.KeepDatapath.
 func (a *Agent) Run(ctx context.Context) error {
-	events := make(chan loader.Event, 1024)
+	events := make(chan loader.Heard, 1024)
 	evCtx, stopEvents := context.WithCancel(context.Background())
 	evDone := make(chan error, 1)
 	go func() {
-		evDone <- a.dp.ReadEvents(evCtx, func(e loader.Event) {
+		evDone <- a.dp.ReadHeard(evCtx, func(e loader.Heard) {
 			select {
 			case events <- e:
 			default: // the timers re-read peers: nothing is lost for good
@@ -378,7 +378,7 @@ func (a *Agent) stop() error {
 	return errors.Join(errs...)
 }
 
-func (a *Agent) event(e loader.Event) {
+func (a *Agent) event(e loader.Heard) {
 	in := a.byKey[e.Key]
 	if in == nil {
 		return
@@ -390,7 +390,7 @@ func (a *Agent) event(e loader.Event) {
 			a.notify.rxLowerPri(in.cfg, script, in.m.Priority())
 		}
 	}
-	a.apply(in, in.m.Advert(now, heardOf(e.Key.Family, e.Addr, e.Priority, e.IntervalCs, e.TimeNs)))
+	a.apply(in, in.m.Advert(now, e.Heard))
 	if lower && in.m.State() == vrrp.Master {
 		a.lowerPrioGarp(in, e, now)
 	}
@@ -402,7 +402,7 @@ func (a *Agent) event(e loader.Event) {
 // master that was frozen and woke never changed state, so nothing else would
 // tell them. At most one burst per advert interval, so that a flood of such
 // adverts is not a flood of ARP.
-func (a *Agent) lowerPrioGarp(in *instance, e loader.Event, now time.Duration) {
+func (a *Agent) lowerPrioGarp(in *instance, e loader.Heard, now time.Duration) {
 	g := in.cfg.Garp
 	if g.LowerPrioRepeat <= 0 || now < in.lowerGarpNext {
 		return
@@ -416,7 +416,7 @@ func (a *Agent) lowerPrioGarp(in *instance, e loader.Event, now time.Duration) {
 		}
 	}
 	a.log.Info(fmt.Sprintf("(%s) Received advert from %v with lower priority %d, ours %d, forcing new election",
-		in.cfg.Name, heardOf(e.Key.Family, e.Addr, e.Priority, 0, 0).Addr, e.Priority, in.m.Priority()))
+		in.cfg.Name, e.Addr, e.Priority, in.m.Priority()))
 }
 
 // rxLowerPriScript is the instance's notify_master_rx_lower_pri, or else its
@@ -433,23 +433,12 @@ func (a *Agent) rxLowerPriScript(in *instance) *config.Command {
 	return nil
 }
 
-func heardOf(family uint8, addr [16]byte, prio uint8, intervalCs uint16, at uint64) vrrp.Heard {
-	h := vrrp.Heard{Priority: prio, Interval: time.Duration(intervalCs) * vrrp.IntervalUnitV3, At: time.Duration(at)}
-	if family == loader.FamilyIPv4 {
-		h.Addr = netip.AddrFrom4([4]byte(addr[:4]))
-	} else {
-		h.Addr = netip.AddrFrom16(addr)
-	}
-	return h
-}
-
 func (a *Agent) expire() {
 	now := a.now()
 	for _, in := range a.insts {
 		if d := in.m.Deadline(); d != 0 && d <= now {
 			var last *vrrp.Heard
-			if p, err := a.dp.Peer(in.key); err == nil {
-				h := heardOf(in.key.Family, p.Addr, p.Priority, p.IntervalCs, p.LastSeenNs)
+			if h, err := a.dp.LastAdvert(in.key); err == nil {
 				last = &h
 			}
 			a.apply(in, in.m.Expire(now, last))
@@ -574,7 +563,7 @@ func (a *Agent) transition(in *instance, act vrrp.Action, now time.Duration) {
 	case vrrp.Master:
 		// The lease first: the fence lets the VIPs' traffic and our
 		// gratuitous ARPs through only for a MASTER with a lease.
-		a.putKernel(in, loader.StateMaster, now)
+		a.putKernel(in, vrrp.Master, now)
 		for _, v := range in.vips {
 			if err := v.add(); err != nil {
 				a.log.Error(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
@@ -582,7 +571,7 @@ func (a *Agent) transition(in *instance, act vrrp.Action, now time.Duration) {
 		}
 	default:
 		// Fence first, then remove the addresses.
-		a.putKernel(in, kernelState(act.To), now)
+		a.putKernel(in, act.To, now)
 		if act.From == vrrp.Master {
 			for _, v := range in.vips {
 				if err := v.del(); err != nil {
@@ -608,32 +597,17 @@ func (a *Agent) reportTransition(in *instance, act vrrp.Action) {
 	a.notify.instance(in.cfg, stateName(act.To), in.m.Priority())
 }
 
-func kernelState(s vrrp.State) uint8 {
-	switch s {
-	case vrrp.Backup:
-		return loader.StateBackup
-	case vrrp.Master:
-		return loader.StateMaster
-	case vrrp.Fault:
-		return loader.StateFault
-	}
-	return loader.StateInit
-}
-
 // leaseFor is how long a master's lease lasts past each advert (vrrp.Lease).
 func leaseFor(in *instance) time.Duration {
 	return vrrp.Lease(in.cfg.Version, in.cfg.Interval, in.cfg.DownTimerAdverts)
 }
 
-func (a *Agent) putKernel(in *instance, state uint8, now time.Duration) {
-	in.kernel.State = state
-	in.kernel.Priority = in.m.Priority()
-	if state == loader.StateMaster {
-		in.kernel.LeaseUntilNs = uint64(now + leaseFor(in))
-	} else {
-		in.kernel.LeaseUntilNs = 0
+func (a *Agent) putKernel(in *instance, state vrrp.State, now time.Duration) {
+	in.kstate = loader.InstanceState{State: state, Priority: in.m.Priority()}
+	if state == vrrp.Master {
+		in.kstate.LeaseUntil = now + leaseFor(in)
 	}
-	if err := a.dp.PutInstance(in.key, in.kernel); err != nil {
+	if err := a.dp.SetInstance(in.key, in.spec, in.kstate); err != nil {
 		a.log.Error(fmt.Sprintf("(%s) update kernel instance: %v", in.cfg.Name, err))
 	}
 }
@@ -725,7 +699,7 @@ func (a *Agent) flush() {
 		_, ok, failures := in.sender.outcome()
 		a.sendOutcome(in, ok, failures, now)
 		if ok && in.renew && in.m.State() == vrrp.Master {
-			a.putKernel(in, loader.StateMaster, in.queuedAt)
+			a.putKernel(in, vrrp.Master, in.queuedAt)
 		}
 		in.renew = false
 	}

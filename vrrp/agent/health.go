@@ -139,7 +139,7 @@ func (a *Agent) reassess(why string) {
 		if prio != in.m.Priority() {
 			a.log.Info(fmt.Sprintf("(%s) Changing effective priority from %d to %d", in.cfg.Name, in.m.Priority(), prio))
 			a.apply(in, in.m.SetPriority(now, prio))
-			a.putKernel(in, in.kernel.State, now)
+			a.putKernel(in, in.kstate.State, now)
 			if st := in.m.State(); (st == vrrp.Master || st == vrrp.Backup) && in.cfg.Notify.PriorityChanges {
 				a.notify.priority(in.cfg, stateName(st), prio)
 			}

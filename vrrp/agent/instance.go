@@ -1,13 +1,11 @@
 package agent
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"time"
 
-	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
 	"github.com/xvrrp/xvrrp/loader"
 	"github.com/xvrrp/xvrrp/vrrp"
@@ -21,8 +19,9 @@ type instance struct {
 	m      *vrrp.Machine
 	ifi    *net.Interface
 	up     bool
-	key    loader.InstanceKey
-	kernel loader.Instance
+	key    loader.Key
+	spec   loader.Spec          // what the kernel checks its adverts against
+	kstate loader.InstanceState // its state and lease in the kernel
 	vips   []vip
 	sender *sender
 	group  netip.Addr // where multicast adverts go; zero for a unicast instance
@@ -88,39 +87,27 @@ func (a *Agent) newInstance(in *config.Instance) (*instance, error) {
 	})
 
 	// What the kernel checks adverts against.
-	k := loader.Instance{
-		Version:       in.Version,
-		AuthType:      in.AuthType,
-		State:         loader.StateInit,
-		Priority:      in.Priority,
-		MinIntervalCs: 1,
-		MaxIntervalCs: 4095,
+	inst.spec = loader.Spec{
+		Version:  in.Version,
+		AuthType: in.AuthType,
+		Interval: in.Interval,
+		Unicast:  len(in.UnicastPeers) > 0,
+		NoAccept: !in.Accept,
 	}
 	if in.Version == 2 {
-		k.AuthData = inst.advert.AuthData
-		// RFC 3768: an advert whose interval differs from ours is dropped.
-		cs := uint16(in.Interval / vrrp.IntervalUnitV3)
-		k.MinIntervalCs, k.MaxIntervalCs = cs, cs
+		inst.spec.AuthData = inst.advert.AuthData
 	}
-	if len(in.UnicastPeers) > 0 {
-		k.Flags |= loader.FlagUnicast
-	}
-	if !in.Accept {
-		k.Flags |= loader.FlagNoAccept
-	}
-	inst.kernel = k
 	inst.setKernelAddrs()
-	k = inst.kernel
+	inst.kstate = loader.InstanceState{State: vrrp.Init, Priority: in.Priority}
 
 	// A previous run may have left this instance master with a lease still
 	// running (a restart): then keep its VIPs and carry on as master. Any other
 	// VIP of ours on the interface is a crash's leftover, and goes.
-	if prev, err := a.dp.Instance(inst.key); err == nil && prev.State == loader.StateMaster &&
-		time.Duration(prev.LeaseUntilNs) > a.now() {
+	if prev, err := a.dp.State(inst.key); err == nil && prev.State == vrrp.Master && prev.LeaseUntil > a.now() {
 		inst.resume = true
-		k.State, k.LeaseUntilNs = prev.State, prev.LeaseUntilNs
+		inst.kstate = prev
 		a.log.Info(fmt.Sprintf("(%s) adopting mastership within the previous run's lease", in.Name),
-			"lease_left", time.Duration(prev.LeaseUntilNs)-a.now())
+			"lease_left", prev.LeaseUntil-a.now())
 	} else {
 		for _, v := range inst.vips {
 			if v.present() {
@@ -131,7 +118,6 @@ func (a *Agent) newInstance(in *config.Instance) (*instance, error) {
 			}
 		}
 	}
-	inst.kernel = k
 	if err := a.putKernelEntries(inst); err != nil {
 		return nil, err
 	}
@@ -151,10 +137,6 @@ func (a *Agent) bind(inst *instance) error {
 	lnk, err := a.nl.LinkByIndex(ifi.Index)
 	if err != nil {
 		return fmt.Errorf("interface %s: %w", in.Interface, err)
-	}
-	family := loader.FamilyIPv4
-	if in.Family == config.IPv6 {
-		family = loader.FamilyIPv6
 	}
 	var vips []vip
 	vipSet := map[netip.Addr]bool{}
@@ -215,7 +197,7 @@ func (a *Agent) bind(inst *instance) error {
 	if len(in.UnicastPeers) == 0 {
 		inst.group = group
 	}
-	inst.key = loader.InstanceKey{Ifindex: uint32(ifi.Index), Vrid: in.VRID, Family: family}
+	inst.key = loader.Key{Ifindex: ifi.Index, VRID: in.VRID, IPv6: in.Family == config.IPv6}
 	inst.sender = &sender{sock: sock, src: src, dsts: dsts}
 	return nil
 }
@@ -224,24 +206,22 @@ func (a *Agent) bind(inst *instance) error {
 // must be sent to (multicast instances), our own source address and MAC, so
 // that XDP drops adverts to other destinations and our own looped back.
 func (in *instance) setKernelAddrs() {
-	in.kernel.SetGroup(in.group)
-	in.kernel.SetLocal(in.sender.src)
-	in.kernel.SetMAC(in.ifi.HardwareAddr)
+	in.spec.Group, in.spec.Local, in.spec.MAC = in.group, in.sender.src, in.ifi.HardwareAddr
 }
 
 // putKernelEntries writes the instance, its VIPs and its unicast peers to the
-// kernel's maps under its key.
+// kernel under its key.
 func (a *Agent) putKernelEntries(inst *instance) error {
-	if err := a.dp.PutInstance(inst.key, inst.kernel); err != nil {
+	if err := a.dp.SetInstance(inst.key, inst.spec, inst.kstate); err != nil {
 		return fmt.Errorf("kernel instance: %w", err)
 	}
 	for _, v := range inst.vips {
-		if err := a.dp.PutVIP(vipKey(inst.key.Family, v.ip()), inst.key); err != nil {
+		if err := a.dp.PutVIPOf(inst.key, v.ip()); err != nil {
 			return fmt.Errorf("kernel VIP %v: %w", v, err)
 		}
 	}
 	for _, p := range inst.cfg.UnicastPeers {
-		if err := a.dp.PutUnicastPeer(unicastKey(inst.key, p.Addr)); err != nil {
+		if err := a.dp.AllowPeer(inst.key, p.Addr); err != nil {
 			return fmt.Errorf("kernel unicast peer %v: %w", p.Addr, err)
 		}
 	}
@@ -252,28 +232,13 @@ func (a *Agent) putKernelEntries(inst *instance) error {
 // instance's key, and the kernel's record of its peer; VIP entries are keyed by
 // address and are rewritten, not removed.
 func (a *Agent) deleteKernelEntries(inst *instance) {
-	for _, err := range []error{a.dp.DeleteInstance(inst.key), a.dp.DeletePeer(inst.key)} {
-		if err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			a.log.Warn(fmt.Sprintf("(%s) remove kernel entries: %v", inst.cfg.Name, err))
-		}
-	}
+	var peers []netip.Addr
 	for _, p := range inst.cfg.UnicastPeers {
-		if err := a.dp.DeleteUnicastPeer(unicastKey(inst.key, p.Addr)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			a.log.Warn(fmt.Sprintf("(%s) remove kernel entries: %v", inst.cfg.Name, err))
-		}
+		peers = append(peers, p.Addr)
 	}
-}
-
-func vipKey(family uint8, ip netip.Addr) loader.VIPKey {
-	k := loader.VIPKey{Family: family}
-	copy(k.Addr[:], ip.AsSlice())
-	return k
-}
-
-func unicastKey(inst loader.InstanceKey, ip netip.Addr) loader.UnicastKey {
-	k := loader.UnicastKey{Instance: inst}
-	copy(k.Addr[:], ip.AsSlice())
-	return k
+	if err := a.dp.Forget(inst.key, peers); err != nil {
+		a.log.Warn(fmt.Sprintf("(%s) remove kernel entries: %v", inst.cfg.Name, err))
+	}
 }
 
 // vipOf turns a virtual_ipaddress line into the address netlink adds: dev,

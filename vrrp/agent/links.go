@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/xvrrp/xvrrp/loader"
 	"golang.org/x/sys/unix"
 )
 
@@ -178,7 +179,7 @@ func (a *Agent) rebind(in *instance, now time.Duration) {
 		a.deleteKernelEntries(&old)
 		a.byKey[in.key] = in
 	}
-	in.kernel.LeaseUntilNs, in.kernel.State = 0, kernelState(in.m.State())
+	in.kstate = loader.InstanceState{State: in.m.State(), Priority: in.m.Priority()}
 	in.setKernelAddrs()
 	if err := a.putKernelEntries(in); err != nil {
 		a.log.Error(fmt.Sprintf("(%s) %v", in.cfg.Name, err))

@@ -91,13 +91,10 @@ func (a *Agent) status() Status {
 		if in.m.State() == vrrp.Fault {
 			is.Fault = a.groupFault(in)
 		}
-		if p, err := a.dp.Peer(in.key); err == nil && p.LastSeenNs != 0 {
-			h := heardOf(in.key.Family, p.Addr, p.Priority, p.IntervalCs, p.LastSeenNs)
-			is.Master = &AdvertStatus{Address: h.Addr.String(), Priority: h.Priority, Interval: h.Interval, Age: now - h.At}
-		}
+		is.Master = advertStatus(a.dp, in.key, now)
 		open := false
-		if k, err := a.dp.Instance(in.key); err == nil && k.State == loader.StateMaster && time.Duration(k.LeaseUntilNs) > now {
-			is.LeaseLeft, open = time.Duration(k.LeaseUntilNs)-now, true
+		if k, err := a.dp.State(in.key); err == nil && k.State == vrrp.Master && k.LeaseUntil > now {
+			is.LeaseLeft, open = k.LeaseUntil-now, true
 		}
 		for _, v := range in.vips {
 			is.VIPs = append(is.VIPs, VIPStatus{Address: v.addr.IPNet.String(), Dev: v.link.Attrs().Name, Present: v.present(), Fenced: !open})
@@ -169,62 +166,53 @@ func (a *Agent) serveStatus(ctx context.Context, path string) error {
 	return nil
 }
 
+func advertStatus(dp *loader.Datapath, k loader.Key, now time.Duration) *AdvertStatus {
+	h, err := dp.LastAdvert(k)
+	if err != nil || h.At == 0 {
+		return nil
+	}
+	return &AdvertStatus{Address: h.Addr.String(), Priority: h.Priority, Interval: h.Interval, Age: now - h.At}
+}
+
 // KernelStatus is what the kernel enforces with no daemon running, read from
 // a datapath's pinned maps: each instance's state and lease, the last advert
 // it accepted, and whether its VIPs pass the fence. Names and priorities the
 // kernel does not keep are left out.
 func KernelStatus(dp *loader.Datapath) (Status, error) {
-	insts, err := dp.InstanceEntries()
+	insts, err := dp.Instances()
 	if err != nil {
 		return Status{}, err
 	}
-	vips, err := dp.VIPEntries()
+	vips, err := dp.VIPs()
 	if err != nil {
 		return Status{}, err
 	}
 	now := Monotonic()
 	var st Status
 	for key, k := range insts {
-		is := InstanceStatus{VRID: key.Vrid, Family: "IPv4", Version: k.Version, State: fromKernelState(k.State).String(),
-			EffectivePriority: k.Priority}
-		if key.Family == loader.FamilyIPv6 {
+		is := InstanceStatus{VRID: key.VRID, Family: "IPv4", State: k.State.String(), EffectivePriority: k.Priority}
+		if key.IPv6 {
 			is.Family = "IPv6"
 		}
 		is.Interface = fmt.Sprintf("ifindex %d", key.Ifindex)
-		if ifi, err := net.InterfaceByIndex(int(key.Ifindex)); err == nil {
+		if ifi, err := net.InterfaceByIndex(key.Ifindex); err == nil {
 			is.Interface = ifi.Name
 		}
-		open := k.State == loader.StateMaster && time.Duration(k.LeaseUntilNs) > now
+		open := k.State == vrrp.Master && k.LeaseUntil > now
 		if open {
-			is.LeaseLeft = time.Duration(k.LeaseUntilNs) - now
+			is.LeaseLeft = k.LeaseUntil - now
 		}
-		if p, err := dp.Peer(key); err == nil && p.LastSeenNs != 0 {
-			h := heardOf(key.Family, p.Addr, p.Priority, p.IntervalCs, p.LastSeenNs)
-			is.Master = &AdvertStatus{Address: h.Addr.String(), Priority: h.Priority, Interval: h.Interval, Age: now - h.At}
-		}
-		for vk, owner := range vips {
-			if owner != key {
-				continue
+		is.Master = advertStatus(dp, key, now)
+		for ip, owner := range vips {
+			if owner == key {
+				is.VIPs = append(is.VIPs, VIPStatus{Address: ip.String(), Fenced: !open})
 			}
-			ip := heardOf(vk.Family, vk.Addr, 0, 0, 0).Addr
-			is.VIPs = append(is.VIPs, VIPStatus{Address: ip.String(), Fenced: !open})
 		}
+		slices.SortFunc(is.VIPs, func(a, b VIPStatus) int { return cmp.Compare(a.Address, b.Address) })
 		st.Instances = append(st.Instances, is)
 	}
 	slices.SortFunc(st.Instances, func(a, b InstanceStatus) int {
 		return cmp.Or(cmp.Compare(a.Interface, b.Interface), cmp.Compare(a.VRID, b.VRID), cmp.Compare(a.Family, b.Family))
 	})
 	return st, nil
-}
-
-func fromKernelState(s uint8) vrrp.State {
-	switch s {
-	case loader.StateBackup:
-		return vrrp.Backup
-	case loader.StateMaster:
-		return vrrp.Master
-	case loader.StateFault:
-		return vrrp.Fault
-	}
-	return vrrp.Init
 }

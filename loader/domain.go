@@ -1,0 +1,223 @@
+package loader
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/xvrrp/xvrrp/vrrp"
+)
+
+// The datapath in the agent's terms: instances, their state and lease, the
+// adverts the kernel heard. This file is the kernel's codec — centiseconds,
+// 16-byte addresses, C enums — so that nothing outside loader/ knows the
+// generated types.
+
+// Key names an instance in the kernel: its interface, VRID and family.
+type Key struct {
+	Ifindex int
+	VRID    uint8
+	IPv6    bool
+}
+
+func (k Key) kernel() bpfXvrrpInstanceKey {
+	f := FamilyIPv4
+	if k.IPv6 {
+		f = FamilyIPv6
+	}
+	return bpfXvrrpInstanceKey{Ifindex: uint32(k.Ifindex), Vrid: k.VRID, Family: f}
+}
+
+func keyOf(k bpfXvrrpInstanceKey) Key {
+	return Key{Ifindex: int(k.Ifindex), VRID: k.Vrid, IPv6: k.Family == FamilyIPv6}
+}
+
+// addrOf reads a 16-byte kernel address of the key's family.
+func (k Key) addrOf(b [16]uint8) netip.Addr {
+	if k.IPv6 {
+		return netip.AddrFrom16(b)
+	}
+	return netip.AddrFrom4([4]byte(b[:4]))
+}
+
+// Spec is what the kernel checks an instance's adverts against.
+type Spec struct {
+	Version  uint8
+	AuthType uint8 // VRRPv2: vrrp.AuthNone, vrrp.AuthPass
+	AuthData [vrrp.AuthDataLen]byte
+	// Interval is ours: a VRRPv2 advert must carry it (RFC 3768); VRRPv3
+	// accepts any interval, as backups adopt the master's.
+	Interval time.Duration
+	Unicast  bool // sources must be unicast peers (PutUnicastPeer)
+	NoAccept bool // a master's fence drops traffic to its VIPs but ARP and ND
+	// Group is where a multicast instance's adverts must go; the zero Addr
+	// is the standard group (and, for a unicast instance, not checked).
+	Group netip.Addr
+	// Local and MAC are ours: adverts from them are our own, looped back.
+	Local netip.Addr
+	MAC   net.HardwareAddr
+}
+
+// InstanceState is what the fence goes by: the instance's state and
+// priority, and until when a master's VIPs pass (CLOCK_MONOTONIC; 0: never).
+type InstanceState struct {
+	State      vrrp.State
+	Priority   uint8
+	LeaseUntil time.Duration
+}
+
+func (st InstanceState) kernelState() uint8 {
+	switch st.State {
+	case vrrp.Backup:
+		return StateBackup
+	case vrrp.Master:
+		return StateMaster
+	case vrrp.Fault:
+		return StateFault
+	}
+	return StateInit
+}
+
+func stateOf(v bpfXvrrpInstance) InstanceState {
+	st := InstanceState{Priority: v.Priority, LeaseUntil: time.Duration(v.LeaseUntilNs)}
+	switch v.State {
+	case StateBackup:
+		st.State = vrrp.Backup
+	case StateMaster:
+		st.State = vrrp.Master
+	case StateFault:
+		st.State = vrrp.Fault
+	}
+	return st
+}
+
+// SetInstance writes an instance: what its adverts are checked against, and
+// its state and lease. A master renews its lease by writing it again.
+func (d *Datapath) SetInstance(k Key, s Spec, st InstanceState) error {
+	v := bpfXvrrpInstance{
+		Version:       s.Version,
+		AuthType:      s.AuthType,
+		State:         st.kernelState(),
+		Priority:      st.Priority,
+		AuthData:      s.AuthData,
+		MinIntervalCs: 1,
+		MaxIntervalCs: 4095,
+		LeaseUntilNs:  uint64(max(st.LeaseUntil, 0)),
+	}
+	if s.Version == 2 {
+		cs := uint16(s.Interval / vrrp.IntervalUnitV3)
+		v.MinIntervalCs, v.MaxIntervalCs = cs, cs
+	}
+	if s.Unicast {
+		v.Flags |= FlagUnicast
+	}
+	if s.NoAccept {
+		v.Flags |= FlagNoAccept
+	}
+	v.SetGroup(s.Group)
+	v.SetLocal(s.Local)
+	v.SetMAC(s.MAC)
+	if err := d.objs.Instances.Put(k.kernel(), v); err != nil {
+		return fmt.Errorf("put instance %+v: %w", k, err)
+	}
+	return nil
+}
+
+// State reads an instance's state and lease as the kernel has them. It
+// returns an error wrapping ebpf.ErrKeyNotExist for an instance it has not.
+func (d *Datapath) State(k Key) (InstanceState, error) {
+	var v bpfXvrrpInstance
+	if err := d.objs.Instances.Lookup(k.kernel(), &v); err != nil {
+		return InstanceState{}, err
+	}
+	return stateOf(v), nil
+}
+
+// LastAdvert is the last valid advert the kernel recorded for an instance,
+// with the kernel's time of its arrival. It returns an error wrapping
+// ebpf.ErrKeyNotExist when none was heard.
+func (d *Datapath) LastAdvert(k Key) (vrrp.Heard, error) {
+	p, err := d.Peer(k.kernel())
+	if err != nil {
+		return vrrp.Heard{}, err
+	}
+	return vrrp.Heard{Addr: k.addrOf(p.Addr), Priority: p.Priority,
+		Interval: time.Duration(p.IntervalCs) * vrrp.IntervalUnitV3, At: time.Duration(p.LastSeenNs)}, nil
+}
+
+// Forget removes an instance, the advert it last heard and its unicast
+// peers: what a re-created interface leaves under its old index.
+func (d *Datapath) Forget(k Key, peers []netip.Addr) error {
+	kk := k.kernel()
+	errs := []error{d.objs.Instances.Delete(kk), d.objs.Peers.Delete(kk)}
+	for _, p := range peers {
+		errs = append(errs, d.objs.UnicastPeers.Delete(unicastKey(kk, p)))
+	}
+	for i, err := range errs {
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs[i] = nil
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// PutVIPOf fences the address for the instance.
+func (d *Datapath) PutVIPOf(k Key, vip netip.Addr) error {
+	vk := bpfXvrrpVipKey{Family: k.kernel().Family}
+	copy(vk.Addr[:], vip.AsSlice())
+	return d.objs.Vips.Put(vk, k.kernel())
+}
+
+// AllowPeer lets a unicast instance accept adverts from peer.
+func (d *Datapath) AllowPeer(k Key, peer netip.Addr) error {
+	return d.objs.UnicastPeers.Put(unicastKey(k.kernel(), peer), uint8(1))
+}
+
+func unicastKey(k bpfXvrrpInstanceKey, a netip.Addr) bpfXvrrpUnicastKey {
+	uk := bpfXvrrpUnicastKey{Instance: k}
+	copy(uk.Addr[:], a.AsSlice())
+	return uk
+}
+
+// Heard is an event of the kernel's: an advert that changed something for an
+// instance (a new source, another priority, priority 0, one contesting ours).
+type Heard struct {
+	Key
+	vrrp.Heard
+}
+
+// ReadHeard calls fn with each event until ctx is done, then returns
+// ctx.Err().
+func (d *Datapath) ReadHeard(ctx context.Context, fn func(Heard)) error {
+	return d.ReadEvents(ctx, func(e Event) {
+		k := keyOf(e.Key)
+		fn(Heard{Key: k, Heard: vrrp.Heard{Addr: k.addrOf(e.Addr), Priority: e.Priority,
+			Interval: time.Duration(e.IntervalCs) * vrrp.IntervalUnitV3, At: time.Duration(e.TimeNs)}})
+	})
+}
+
+// Instances is every instance the kernel holds and its state, for a reader
+// such as `xvrrp status` with no daemon running.
+func (d *Datapath) Instances() (map[Key]InstanceState, error) {
+	es, err := d.InstanceEntries()
+	out := map[Key]InstanceState{}
+	for k, v := range es {
+		out[keyOf(k)] = stateOf(v)
+	}
+	return out, err
+}
+
+// VIPs is every VIP the kernel fences, with the instance it belongs to.
+func (d *Datapath) VIPs() (map[netip.Addr]Key, error) {
+	es, err := d.VIPEntries()
+	out := map[netip.Addr]Key{}
+	for vk, owner := range es {
+		k := keyOf(owner)
+		out[k.addrOf(vk.Addr)] = k
+	}
+	return out, err
+}
