@@ -63,12 +63,12 @@ type Agent struct {
 	opt    Options
 	log    *slog.Logger
 	now    func() time.Duration
-	dp     *loader.Datapath
+	dp     kernel
 	nl     *netlink.Handle
 	insts  []*instance
 	byKey  map[loader.Key]*instance
 	groups map[string][]*instance
-	anns   map[int]*announcer
+	addrs  addresses
 	socks  map[sockKey]*rawSocket
 	// queued are the instances with adverts waiting for flush.
 	queued []*instance
@@ -97,7 +97,7 @@ func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
 	// The kernel's clock: its advert timestamps and the timerfd are on it.
 	a := &Agent{cfg: cfg, opt: opt, log: opt.Logger, now: Monotonic,
 		byKey: map[loader.Key]*instance{}, groups: map[string][]*instance{},
-		anns: map[int]*announcer{}, socks: map[sockKey]*rawSocket{}, groupState: map[string]vrrp.State{},
+		socks: map[sockKey]*rawSocket{}, groupState: map[string]vrrp.State{},
 		fenceOnly: map[int]bool{}}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
@@ -108,18 +108,20 @@ func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
 	if a.nl, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
 		return nil, fmt.Errorf("netlink: %w", err)
 	}
-	a.dp, err = loader.Load(loader.Options{PinDir: opt.PinDir, Logger: a.log, TC: opt.TC})
+	a.addrs = &hostAddrs{nl: a.nl, anns: map[int]*announcer{}}
+	dp, err := loader.Load(loader.Options{PinDir: opt.PinDir, Logger: a.log, TC: opt.TC})
 	if err != nil {
 		a.nl.Close()
 		return nil, err
 	}
+	a.dp = dp
 	defer func() {
 		if err != nil {
 			// A failed start leaves nothing behind: no VIP it kept from an
 			// earlier run, no program attached, no pin.
 			for _, in := range a.insts {
 				for _, v := range in.vips {
-					v.del()
+					a.addrs.del(v)
 				}
 			}
 			a.closeAll()
@@ -142,7 +144,7 @@ func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
 			attached[inst.ifi.Index] = true
 		}
 		for _, v := range inst.vips {
-			if err := a.announcer(v.link).open(v.ip()); err != nil {
+			if err := a.addrs.prepare(v); err != nil {
 				// Not fatal: announce retries when the time comes.
 				a.log.Warn(fmt.Sprintf("(%s) %v", in.Name, err))
 			}
@@ -208,10 +210,10 @@ func (a *Agent) closeAll() {
 	for _, s := range a.socks {
 		s.close()
 	}
-	for _, an := range a.anns {
-		an.close()
+	a.addrs.close()
+	if a.nl != nil {
+		a.nl.Close()
 	}
-	a.nl.Close()
 }
 
 // Run starts the instances and runs them until ctx ends, then stops them: each
@@ -369,7 +371,7 @@ func (a *Agent) stop() error {
 		a.apply(in, in.m.Stop(now))
 		// Whatever the state, no VIP of ours stays behind.
 		for _, v := range in.vips {
-			errs = append(errs, v.del())
+			errs = append(errs, a.addrs.del(v))
 		}
 	}
 	a.flush()
@@ -410,7 +412,7 @@ func (a *Agent) lowerPrioGarp(in *instance, e loader.Heard, now time.Duration) {
 	in.lowerGarpNext = now + in.cfg.Interval
 	for range g.LowerPrioRepeat {
 		for _, v := range in.vips {
-			if err := a.announcer(v.link).announce(v.ip()); err != nil {
+			if err := a.addrs.announce(v); err != nil {
 				a.log.Warn(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
 			}
 		}
@@ -565,7 +567,7 @@ func (a *Agent) transition(in *instance, act vrrp.Action, now time.Duration) {
 		// gratuitous ARPs through only for a MASTER with a lease.
 		a.putKernel(in, vrrp.Master, now)
 		for _, v := range in.vips {
-			if err := v.add(); err != nil {
+			if err := a.addrs.add(v); err != nil {
 				a.log.Error(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
 			}
 		}
@@ -574,7 +576,7 @@ func (a *Agent) transition(in *instance, act vrrp.Action, now time.Duration) {
 		a.putKernel(in, act.To, now)
 		if act.From == vrrp.Master {
 			for _, v := range in.vips {
-				if err := v.del(); err != nil {
+				if err := a.addrs.del(v); err != nil {
 					a.log.Error(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
 				}
 			}
@@ -640,7 +642,7 @@ func (a *Agent) garpDue(in *instance, now time.Duration) {
 	g := in.cfg.Garp
 	for range in.garpLeft {
 		for _, v := range in.vips {
-			if err := a.announcer(v.link).announce(v.ip()); err != nil {
+			if err := a.addrs.announce(v); err != nil {
 				a.log.Warn(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
 			}
 		}
@@ -652,20 +654,6 @@ func (a *Agent) garpDue(in *instance, now time.Duration) {
 	case g.MasterRefresh > 0 && !a.cfg.Global.MinGarp:
 		in.garpAt, in.garpLeft = now+g.MasterRefresh, max(1, g.MasterRefreshRepeat)
 	}
-}
-
-func (a *Agent) announcer(l netlink.Link) *announcer {
-	idx := l.Attrs().Index
-	an := a.anns[idx]
-	if an == nil {
-		ifi, err := net.InterfaceByIndex(idx)
-		if err != nil {
-			ifi = &net.Interface{Index: idx, Name: l.Attrs().Name, HardwareAddr: l.Attrs().HardwareAddr}
-		}
-		an = &announcer{ifi: ifi}
-		a.anns[idx] = an
-	}
-	return an
 }
 
 // socket returns the raw socket for adverts from src on ifi, opening it once.

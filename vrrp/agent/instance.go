@@ -58,11 +58,26 @@ type instance struct {
 	rebindAt  time.Duration
 }
 
+// newInstance makes an instance on the host: bound to its interface (bind),
+// built (build), and adopting or cleaning what an earlier run left (adopt).
 func (a *Agent) newInstance(in *config.Instance) (*instance, error) {
 	inst := &instance{cfg: in}
 	if err := a.bind(inst); err != nil {
 		return nil, err
 	}
+	if err := build(inst); err != nil {
+		return nil, err
+	}
+	if err := a.adopt(inst); err != nil {
+		return nil, err
+	}
+	return inst, nil
+}
+
+// build makes what follows from the configuration and the binding alone: the
+// advert, the state machine, the spec the kernel checks adverts against.
+func build(inst *instance) error {
+	in := inst.cfg
 	inst.advert = vrrp.Advert{Version: in.Version, VRID: in.VRID, Interval: in.Interval}
 	if in.Version == 2 {
 		inst.advert.AuthType = in.AuthType
@@ -74,7 +89,7 @@ func (a *Agent) newInstance(in *config.Instance) (*instance, error) {
 		inst.advert.Addrs = append(inst.advert.Addrs, v.Prefix.Addr())
 	}
 	if err := fitsMTU(inst); err != nil {
-		return nil, err
+		return err
 	}
 	inst.m = vrrp.NewMachine(vrrp.Params{
 		Version:      in.Version,
@@ -99,7 +114,13 @@ func (a *Agent) newInstance(in *config.Instance) (*instance, error) {
 	}
 	inst.setKernelAddrs()
 	inst.kstate = loader.InstanceState{State: vrrp.Init, Priority: in.Priority}
+	return nil
+}
 
+// adopt takes over what an earlier run left for the instance, then writes it
+// to the kernel.
+func (a *Agent) adopt(inst *instance) error {
+	in := inst.cfg
 	// A previous run may have left this instance master with a lease still
 	// running (a restart): then keep its VIPs and carry on as master. Any other
 	// VIP of ours on the interface is a crash's leftover, and goes.
@@ -110,18 +131,15 @@ func (a *Agent) newInstance(in *config.Instance) (*instance, error) {
 			"lease_left", prev.LeaseUntil-a.now())
 	} else {
 		for _, v := range inst.vips {
-			if v.present() {
+			if a.addrs.present(v) {
 				a.log.Warn(fmt.Sprintf("(%s) removing VIP %v left by an earlier run", in.Name, v))
-				if err := v.del(); err != nil {
-					return nil, err
+				if err := a.addrs.del(v); err != nil {
+					return err
 				}
 			}
 		}
 	}
-	if err := a.putKernelEntries(inst); err != nil {
-		return nil, err
-	}
-	return inst, nil
+	return a.putKernelEntries(inst)
 }
 
 // bind resolves everything of the instance that depends on its interface as
@@ -278,7 +296,7 @@ func (a *Agent) vipOf(in *config.Instance, v config.VIP, lnk netlink.Link) (vip,
 	if v.NoPrefixRt {
 		addr.Flags |= unix.IFA_F_NOPREFIXROUTE
 	}
-	return vip{nl: a.nl, link: lnk, addr: addr}, nil
+	return vip{link: lnk, addr: addr}, nil
 }
 
 // fitsMTU refuses an instance whose adverts would not fit its interface's MTU:

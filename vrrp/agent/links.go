@@ -192,7 +192,7 @@ func (a *Agent) rebind(in *instance, now time.Duration) {
 		}
 	}
 	for _, v := range in.vips {
-		if err := a.announcer(v.link).open(v.ip()); err != nil {
+		if err := a.addrs.prepare(v); err != nil {
 			a.log.Warn(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
 		}
 	}
@@ -226,10 +226,7 @@ func (a *Agent) releaseInterface(index int, sock *rawSocket) {
 			delete(a.socks, k)
 		}
 	}
-	if an := a.anns[index]; an != nil {
-		an.close()
-		delete(a.anns, index)
-	}
+	a.addrs.release(index)
 	if err := a.dp.Detach(index); err != nil && !errors.Is(err, unix.ENODEV) {
 		a.log.Warn("detach from a deleted interface", "ifindex", index, "error", err)
 	}

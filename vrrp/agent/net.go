@@ -320,7 +320,6 @@ func sourceAddr(ifi *net.Interface, family int, unicast bool, configured netip.A
 
 // vip is one virtual address as netlink adds it.
 type vip struct {
-	nl   *netlink.Handle // the agent's, kept open: a socket per request costs a takeover ~50 µs
 	link netlink.Link
 	addr *netlink.Addr
 }
@@ -332,16 +331,16 @@ func (v vip) ip() netip.Addr {
 	return ip.Unmap()
 }
 
-func (v vip) add() error {
-	err := v.nl.AddrReplace(v.link, v.addr)
+func (v vip) add(nl *netlink.Handle) error {
+	err := nl.AddrReplace(v.link, v.addr)
 	if err != nil {
 		return fmt.Errorf("add VIP %v: %w", v, err)
 	}
 	return nil
 }
 
-func (v vip) del() error {
-	err := v.nl.AddrDel(v.link, v.addr)
+func (v vip) del(nl *netlink.Handle) error {
+	err := nl.AddrDel(v.link, v.addr)
 	// Not there, or its interface is gone and the address with it.
 	if err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) && !errors.Is(err, unix.ENOENT) && !errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("remove VIP %v: %w", v, err)
@@ -350,12 +349,12 @@ func (v vip) del() error {
 }
 
 // present reports whether the address is on its interface.
-func (v vip) present() bool {
+func (v vip) present(nl *netlink.Handle) bool {
 	family := netlink.FAMILY_V4
 	if v.addr.IP.To4() == nil {
 		family = netlink.FAMILY_V6
 	}
-	addrs, err := v.nl.AddrList(v.link, family)
+	addrs, err := nl.AddrList(v.link, family)
 	if err != nil {
 		return false
 	}

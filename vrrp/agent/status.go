@@ -97,7 +97,7 @@ func (a *Agent) status() Status {
 			is.LeaseLeft, open = k.LeaseUntil-now, true
 		}
 		for _, v := range in.vips {
-			is.VIPs = append(is.VIPs, VIPStatus{Address: v.addr.IPNet.String(), Dev: v.link.Attrs().Name, Present: v.present(), Fenced: !open})
+			is.VIPs = append(is.VIPs, VIPStatus{Address: v.addr.IPNet.String(), Dev: v.link.Attrs().Name, Present: a.addrs.present(v), Fenced: !open})
 		}
 		is.Trackers = a.trackerStatus(in)
 		st.Instances = append(st.Instances, is)
@@ -166,7 +166,9 @@ func (a *Agent) serveStatus(ctx context.Context, path string) error {
 	return nil
 }
 
-func advertStatus(dp *loader.Datapath, k loader.Key, now time.Duration) *AdvertStatus {
+func advertStatus(dp interface {
+	LastAdvert(loader.Key) (vrrp.Heard, error)
+}, k loader.Key, now time.Duration) *AdvertStatus {
 	h, err := dp.LastAdvert(k)
 	if err != nil || h.At == 0 {
 		return nil
