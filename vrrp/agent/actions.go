@@ -1,0 +1,213 @@
+package agent
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/xvrrp/xvrrp/loader"
+	"github.com/xvrrp/xvrrp/vrrp"
+)
+
+// What the machine's actions do on the host and in the kernel: transitions
+// (lease first, then VIPs; fence first, then VIPs away), adverts and their
+// flush, gratuitous ARPs, and how transitions are reported.
+
+// apply carries out a machine's actions in order, then moves the instance's
+// sync group along with it.
+func (a *Agent) apply(in *instance, acts []vrrp.Action) {
+	now := a.now()
+	var moved *vrrp.Action
+	for i := range acts {
+		act := acts[i]
+		switch act.Kind {
+		case vrrp.ActTransition:
+			a.transition(in, act, now)
+			moved = &acts[i]
+		case vrrp.ActAdvert:
+			a.advert(in, act.Priority, now)
+		}
+	}
+	if moved != nil && moved.To == vrrp.Master {
+		// After the advert: the VIPs are up and the lease is fresh.
+		a.flush()
+		in.garpLeft = max(1, in.cfg.Garp.MasterRepeat)
+		in.garpBurst = 0
+		a.garpDue(in, now)
+	}
+	// Logged once the work is done: a log line would cost a takeover tens of
+	// microseconds before its first gratuitous ARP.
+	for _, act := range acts {
+		if act.Kind == vrrp.ActTransition {
+			a.reportTransition(in, act)
+		}
+	}
+	if moved != nil {
+		a.follow(in, moved.To, now)
+	}
+}
+
+// stateName is a state as notify scripts and FIFOs name it: Init is STOP.
+func stateName(s vrrp.State) string {
+	if s == vrrp.Init {
+		return "STOP"
+	}
+	return s.String()
+}
+
+func (a *Agent) transition(in *instance, act vrrp.Action, now time.Duration) {
+	switch act.To {
+	case vrrp.Master:
+		// The lease first: the fence lets the VIPs' traffic and our
+		// gratuitous ARPs through only for a MASTER with a lease.
+		a.putKernel(in, vrrp.Master, now)
+		for _, v := range in.vips {
+			if err := a.addrs.add(v); err != nil {
+				a.log.Error(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
+			}
+		}
+	default:
+		// Fence first, then remove the addresses.
+		a.putKernel(in, act.To, now)
+		if act.From == vrrp.Master {
+			for _, v := range in.vips {
+				if err := a.addrs.del(v); err != nil {
+					a.log.Error(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
+				}
+			}
+		}
+		in.garpAt = 0
+	}
+}
+
+// reportTransition logs a transition as keepalived does and queues its notify
+// scripts.
+func (a *Agent) reportTransition(in *instance, act vrrp.Action) {
+	msg := fmt.Sprintf("(%s) Entering %s STATE", in.cfg.Name, act.To)
+	if act.To == vrrp.Init {
+		msg = fmt.Sprintf("(%s) Stopped", in.cfg.Name)
+	}
+	if act.From == vrrp.Init && act.To == vrrp.Backup {
+		msg += " (init)"
+	}
+	a.log.Info(msg, "from", act.From.String(), "why", act.Why)
+	a.notify.instance(in.cfg, stateName(act.To), in.m.Priority())
+}
+
+// leaseFor is how long a master's lease lasts past each advert (vrrp.Lease).
+func leaseFor(in *instance) time.Duration {
+	return vrrp.Lease(in.cfg.Version, in.cfg.Interval, in.cfg.DownTimerAdverts)
+}
+
+func (a *Agent) putKernel(in *instance, state vrrp.State, now time.Duration) {
+	in.kstate = loader.InstanceState{State: state, Priority: in.m.Priority()}
+	if state == vrrp.Master {
+		in.kstate.LeaseUntil = now + leaseFor(in)
+	}
+	if err := a.dp.SetInstance(in.key, in.spec, in.kstate); err != nil {
+		a.log.Error(fmt.Sprintf("(%s) update kernel instance: %v", in.cfg.Name, err))
+	}
+}
+
+func (a *Agent) advert(in *instance, prio uint8, now time.Duration) {
+	in.advert.Priority = prio
+	if err := in.sender.queue(&in.advert); err != nil {
+		a.log.Warn(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
+		return
+	}
+	if !in.flushing {
+		in.flushing = true
+		a.queued = append(a.queued, in)
+	}
+	// Every advert that leaves renews the lease; flush renews it once sent,
+	// from a time before the send: the lease must end before any backup's
+	// Master_Down_Interval, which runs from when the advert reached it.
+	in.renew = prio != 0 && in.m.State() == vrrp.Master
+	in.queuedAt = now
+}
+
+// garpDue sends what is due of the gratuitous ARP schedule: a burst of
+// garp_master_repeat on becoming master, another after garp_master_delay, then
+// garp_master_refresh_repeat every garp_master_refresh.
+func (a *Agent) garpDue(in *instance, now time.Duration) {
+	in.garpAt = 0
+	if in.m.State() != vrrp.Master {
+		return
+	}
+	g := in.cfg.Garp
+	for range in.garpLeft {
+		for _, v := range in.vips {
+			if err := a.addrs.announce(v); err != nil {
+				a.log.Warn(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
+			}
+		}
+	}
+	in.garpBurst++
+	switch {
+	case in.garpBurst == 1 && g.MasterDelay > 0 && !a.cfg.Global.MinGarp:
+		in.garpAt, in.garpLeft = now+g.MasterDelay, max(1, g.MasterRepeat)
+	case g.MasterRefresh > 0 && !a.cfg.Global.MinGarp:
+		in.garpAt, in.garpLeft = now+g.MasterRefresh, max(1, g.MasterRefreshRepeat)
+	}
+}
+
+// lowerPrioGarp answers another master of lower priority as keepalived does:
+// besides the advert that makes it step down, a burst of garp_lower_prio_repeat
+// gratuitous ARPs, because the hosts it took over may still send to its MAC — a
+// master that was frozen and woke never changed state, so nothing else would
+// tell them. At most one burst per advert interval, so that a flood of such
+// adverts is not a flood of ARP.
+func (a *Agent) lowerPrioGarp(in *instance, e loader.Heard, now time.Duration) {
+	g := in.cfg.Garp
+	if g.LowerPrioRepeat <= 0 || now < in.lowerGarpNext {
+		return
+	}
+	in.lowerGarpNext = now + in.cfg.Interval
+	for range g.LowerPrioRepeat {
+		for _, v := range in.vips {
+			if err := a.addrs.announce(v); err != nil {
+				a.log.Warn(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
+			}
+		}
+	}
+	a.log.Info(fmt.Sprintf("(%s) Received advert from %v with lower priority %d, ours %d, forcing new election",
+		in.cfg.Name, e.Addr, e.Priority, in.m.Priority()))
+}
+
+// socket returns the raw socket for adverts from src on ifi, opening it once.
+func (a *Agent) socket(ifi *net.Interface, src netip.Addr) (*rawSocket, error) {
+	k := keyOf(ifi, src)
+	if s := a.socks[k]; s != nil {
+		return s, nil
+	}
+	s, err := openRawSocket(ifi, src)
+	if err != nil {
+		return nil, err
+	}
+	a.socks[k] = s
+	return s, nil
+}
+
+// flush sends the adverts queued since the last flush, a batch per socket,
+// then renews the leases of the masters whose adverts left and takes note of
+// those that could not send.
+func (a *Agent) flush() {
+	for _, s := range a.socks {
+		if s.n > 0 {
+			s.flush()
+		}
+	}
+	queued := a.queued
+	a.queued = nil
+	now := a.now()
+	for _, in := range queued {
+		in.flushing = false
+		_, ok, failures := in.sender.outcome()
+		a.sendOutcome(in, ok, failures, now)
+		if ok && in.renew && in.m.State() == vrrp.Master {
+			a.putKernel(in, vrrp.Master, in.queuedAt)
+		}
+		in.renew = false
+	}
+}

@@ -1,0 +1,42 @@
+package agent
+
+import "fmt"
+
+// Why an instance must be in FAULT: its interface, its adverts, its trackers,
+// or its sync group.
+
+// faultOf says why the instance must be in FAULT, or "" if it need not: its own
+// interface is down, or a tracker says so.
+func (a *Agent) faultOf(in *instance) string {
+	switch {
+	case in.gone:
+		return "interface " + in.cfg.Interface + " deleted"
+	case !in.up:
+		return "interface " + in.ifi.Name + " down"
+	case in.sendFault != "":
+		return in.sendFault
+	}
+	f, _ := a.verdict(in)
+	return f
+}
+
+// groupFault is faultOf the instance or, in a sync group, of the first member
+// with a fault.
+func (a *Agent) groupFault(in *instance) string {
+	if f := a.faultOf(in); f != "" || in.cfg.SyncGroup == "" {
+		return f
+	}
+	for _, m := range a.groups[in.cfg.SyncGroup] {
+		if f := a.faultOf(m); f != "" {
+			return fmt.Sprintf("sync group %s: (%s) %s", in.cfg.SyncGroup, m.cfg.Name, f)
+		}
+	}
+	return ""
+}
+
+func upDown(up bool) string {
+	if up {
+		return "up"
+	}
+	return "down"
+}
