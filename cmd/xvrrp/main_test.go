@@ -156,7 +156,8 @@ func TestCheckProcessTuning(t *testing.T) {
 }
 `
 	for _, tc := range []struct{ global, want string }{
-		{"", "process: SCHED_RR priority 10, real-time CPU bound 200ms, memory locked\n"},
+		{"", "process: normal scheduling at nice -20, memory locked\n"},
+		{"vrrp_priority -5", "process: normal scheduling at nice -5, memory locked\n"},
 		{"vrrp_rt_priority 20\nvrrp_rlimit_rttime 50000\nvrrp_no_swap\nvrrp_cpu_affinity 0 1",
 			"process: SCHED_RR priority 20, real-time CPU bound 50ms, memory locked, CPUs [0 1]\n"},
 	} {

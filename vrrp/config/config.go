@@ -57,6 +57,7 @@ type Global struct {
 	// Process tuning of the daemon: vrrp_rt_priority (0: unset),
 	// vrrp_rlimit_rttime (0: unset), vrrp_no_swap, vrrp_cpu_affinity.
 	RTPriority   int
+	Nice         *int // vrrp_priority
 	RLimitRTTime time.Duration
 	NoSwap       bool
 	CPUAffinity  []int

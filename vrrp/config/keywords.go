@@ -32,7 +32,6 @@ var otherParts = []struct {
 	{"enable_dbus", "D-Bus"},
 	{"dbus_service_name", "D-Bus"},
 	// Tuning of keepalived's own processes, buffers and reloads.
-	{"vrrp_priority", "process tuning"},
 	{"vrrp_process_name", "process tuning"},
 	{"process_name", "process tuning"},
 	{"process_names", "process tuning"},

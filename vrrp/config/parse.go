@@ -472,6 +472,11 @@ func (p *parser) global(n *node) {
 		},
 		"vrrp_garp_extra_if": func(n *node) { p.args(n, 1, 2) },
 		"vrrp_rt_priority":   num(&g.RTPriority, 1, 99),
+		"vrrp_priority": func(n *node) {
+			var nice int
+			num(&nice, -20, 19)(n)
+			g.Nice = &nice
+		},
 		"vrrp_rlimit_rttime": func(n *node) {
 			// Microseconds, as keepalived counts them.
 			var us int
