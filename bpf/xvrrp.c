@@ -280,6 +280,10 @@ static __always_inline void record(const struct xvrrp_instance_key *key,
 		bpf_map_update_elem(&peers, key, &fresh, BPF_ANY);
 		kind = XVRRP_EVENT_NEW_SOURCE;
 	} else {
+		/* Whole adverts only, for readers (BPF_F_LOCK) and for another CPU
+		 * recording at once. No helper may be called while the lock is
+		 * held: now was read before. */
+		bpf_spin_lock(&p->lock);
 		prev = p->priority;
 		if (differ(p->addr, addr, 16)) {
 			kind = XVRRP_EVENT_NEW_SOURCE;
@@ -291,7 +295,8 @@ static __always_inline void record(const struct xvrrp_instance_key *key,
 		p->version = version;
 		p->interval_cs = interval_cs;
 		p->last_seen_ns = now;
-		__sync_fetch_and_add(&p->count, 1);
+		p->count++;
+		bpf_spin_unlock(&p->lock);
 	}
 	if (prio == 0)
 		kind = XVRRP_EVENT_RESIGN;

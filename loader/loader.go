@@ -433,9 +433,11 @@ func (d *Datapath) Instance(k InstanceKey) (Instance, error) {
 
 func (d *Datapath) DeleteInstance(k InstanceKey) error { return d.objs.Instances.Delete(k) }
 
+// Peer returns the last advert heard for an instance, whole: the kernel holds
+// the entry's lock while it rewrites it, and the lookup takes it too.
 func (d *Datapath) Peer(k InstanceKey) (Peer, error) {
 	var v Peer
-	return v, d.objs.Peers.Lookup(k, &v)
+	return v, d.objs.Peers.LookupWithFlags(k, &v, ebpf.LookupLock)
 }
 
 // DeletePeer forgets the last advert heard for an instance.
