@@ -70,6 +70,12 @@ type Datapath struct {
 // it. Where no bpffs would outlive the process, Load returns an error wrapping
 // ErrPrivateBPFFS that says what to do.
 //
+// A pinned map whose layout this build does not share (an older xvrrp's) is
+// replaced, and the replacement logged, unless it is the instances map and
+// holds a master's live lease: then Load returns an error wrapping
+// ebpf.ErrMapIncompatible that says what to do. An observing Load replaces
+// nothing.
+//
 // Unless opt.Observe, the pin directory is locked until Close or Remove: Load
 // returns an error wrapping ErrPinDirInUse, naming the holder's pid, when another
 // datapath holds it, before adopting or changing anything.
@@ -110,13 +116,21 @@ func Load(opt Options) (_ *Datapath, err error) {
 			m.Pinning = ebpf.PinNone
 		}
 	}
+	swap := &pinSwap{}
+	if !opt.NoPin {
+		if swap, err = replaceIncompatible(spec, d.pinDir, opt.Observe, log); err != nil {
+			return nil, err
+		}
+	}
 	if err := spec.LoadAndAssign(&d.objs, collOpts); err != nil {
+		swap.restore()
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			return nil, fmt.Errorf("load BPF objects: %+v", ve)
 		}
 		return nil, fmt.Errorf("load BPF objects: %w", err)
 	}
+	swap.drop()
 	return d, nil
 }
 
