@@ -124,7 +124,7 @@ func TestForeignVRIDBesideKeepalived(t *testing.T) {
 
 	// h2 heard h1's keepalived all along, through its XDP, as foreign.
 	pinDir, _ := h2.XvrrpDirs()
-	dp, err := loader.Load(loader.Options{PinDir: pinDir})
+	dp, err := loader.Load(loader.Options{PinDir: pinDir, Observe: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -192,7 +192,7 @@ func TestVLANTaggedForgeriesChangeNoState(t *testing.T) {
 		t.Errorf("h2 changed state under tagged forgeries:\n%s", x2.Output())
 	}
 	for _, x := range []*lab.Xvrrp{x1, x2} {
-		dp, err := loader.Load(loader.Options{PinDir: x.PinDir})
+		dp, err := loader.Load(loader.Options{PinDir: x.PinDir, Observe: true})
 		if err != nil {
 			t.Fatal(err)
 		}
