@@ -134,11 +134,6 @@ func Load(opt Options) (_ *Datapath, err error) {
 	return d, nil
 }
 
-// PinDir returns the directory the maps and links are pinned in, as this process
-// reaches it: under /proc/self/fd/ when it is in the mount namespace xvrrp was
-// started from rather than its own.
-func (d *Datapath) PinDir() string { return d.pinDir }
-
 // TCMode chooses how the fence programs are attached.
 type TCMode int
 
@@ -429,7 +424,8 @@ func (d *Datapath) Remove() error {
 	return errors.Join(errs...)
 }
 
-// Programs, for tests and benchmarks that run them with prog.Run.
+// Programs, for tests and benchmarks that run them with prog.Run, or attach
+// beside them (tests/).
 func (d *Datapath) XDP() *ebpf.Program          { return d.objs.XdpVrrp }
 func (d *Datapath) FenceIngress() *ebpf.Program { return d.objs.TcFenceIngress }
 func (d *Datapath) FenceEgress() *ebpf.Program  { return d.objs.TcFenceEgress }
@@ -458,8 +454,6 @@ func (d *Datapath) Peer(k InstanceKey) (Peer, error) {
 func (d *Datapath) DeletePeer(k InstanceKey) error { return d.objs.Peers.Delete(k) }
 
 func (d *Datapath) PutVIP(k VIPKey, owner InstanceKey) error { return d.objs.Vips.Put(k, owner) }
-
-func (d *Datapath) DeleteVIP(k VIPKey) error { return d.objs.Vips.Delete(k) }
 
 func (d *Datapath) PutUnicastPeer(k UnicastKey) error { return d.objs.UnicastPeers.Put(k, uint8(1)) }
 
