@@ -84,7 +84,7 @@ func monotonic(t *testing.T) time.Duration {
 // TestLoadReplacesIncompatiblePins: maps an older build pinned, with another
 // layout, are replaced (the peer's is the same size, so only the layout tells),
 // and no trace of the old ones is left; an old instances map too, when no
-// master's lease runs in it.
+// master's lease runs in it. An observing Load refuses them instead.
 func TestLoadReplacesIncompatiblePins(t *testing.T) {
 	labtest.Require(t)
 	dir := testPinDir(t)
@@ -96,6 +96,13 @@ func TestLoadReplacesIncompatiblePins(t *testing.T) {
 	// A master whose lease ran out a second ago.
 	pinOld(t, dir, "instances", oldInstance, k, oldInstanceValue(StateMaster, monotonic(t)-time.Second))
 
+	// An observer changes nothing: it refuses.
+	if o, err := Load(Options{PinDir: dir, Observe: true}); !errors.Is(err, ebpf.ErrMapIncompatible) {
+		if err == nil {
+			o.Close()
+		}
+		t.Errorf("observing Load over an older build's pins: %v, want ErrMapIncompatible", err)
+	}
 	d, err := Load(Options{PinDir: dir})
 	if err != nil {
 		t.Fatalf("Load over an older build's pins: %v", err)
