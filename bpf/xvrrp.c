@@ -2,7 +2,8 @@
 
 // xdp_vrrp validates, counts and time-stamps VRRP adverts; tc_fence_ingress and
 // tc_fence_egress keep a node that is not master (or whose lease ran out) from
-// receiving or sending VIP traffic. See ../../shared/DESIGN.md, "Kernel side".
+// receiving or sending VIP traffic. docs/architecture.md tells how they work
+// together with the agent, and why.
 
 #include "../vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -258,15 +259,14 @@ static __always_inline int own_source(const struct xvrrp_instance *inst, const s
 	return family == XVRRP_FAMILY_IPV4 ? !differ(src, inst->local, 4) : !differ(src, inst->local, 16);
 }
 
-/* record keeps a valid advert as the peer's latest, time-stamped now (by XDP),
- * and tells the agent through the ring buffer when something it must react to
- * changed. */
-static __always_inline void record(const struct xvrrp_instance_key *key,
-				   const struct xvrrp_instance *inst, const __u8 *addr, __u8 prio,
-				   __u8 version, __u16 interval_cs, __u64 now)
+/* remember keeps a valid advert as the peer's latest, time-stamped now (by
+ * XDP), and returns what the state machine must hear of (0: nothing), with the
+ * priority heard before in prev. */
+static __always_inline __u32 remember(const struct xvrrp_instance_key *key,
+				      const struct xvrrp_instance *inst, const __u8 *addr, __u8 prio,
+				      __u8 version, __u16 interval_cs, __u64 now, __u8 *prev)
 {
 	__u32 kind = 0;
-	__u8 prev = 0;
 	struct xvrrp_peer *p = bpf_map_lookup_elem(&peers, key);
 	if (!p) {
 		struct xvrrp_peer fresh = {
@@ -280,37 +280,60 @@ static __always_inline void record(const struct xvrrp_instance_key *key,
 		bpf_map_update_elem(&peers, key, &fresh, BPF_ANY);
 		kind = XVRRP_EVENT_NEW_SOURCE;
 	} else {
-		prev = p->priority;
+		/* Whole adverts only, for readers (BPF_F_LOCK) and for another CPU
+		 * recording at once. No helper may be called while the lock is
+		 * held: now was read before. */
+		bpf_spin_lock(&p->lock);
+		*prev = p->priority;
 		if (differ(p->addr, addr, 16)) {
 			kind = XVRRP_EVENT_NEW_SOURCE;
 			__builtin_memcpy(p->addr, addr, 16);
-		} else if (prio != prev) {
+		} else if (prio != *prev) {
 			kind = XVRRP_EVENT_PRIORITY;
 		}
 		p->priority = prio;
 		p->version = version;
 		p->interval_cs = interval_cs;
 		p->last_seen_ns = now;
-		__sync_fetch_and_add(&p->count, 1);
+		p->count++;
+		bpf_spin_unlock(&p->lock);
 	}
 	if (prio == 0)
 		kind = XVRRP_EVENT_RESIGN;
 	else if (inst->state == XVRRP_STATE_MASTER)
 		kind = XVRRP_EVENT_CONTEST;
-	if (kind) {
-		struct xvrrp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-		if (e) {
-			e->key = *key;
-			e->kind = kind;
-			__builtin_memcpy(e->addr, addr, 16);
-			e->priority = prio;
-			e->prev_priority = prev;
-			e->interval_cs = interval_cs;
-			e->pad = 0;
-			e->time_ns = now;
-			bpf_ringbuf_submit(e, 0);
-		}
-	}
+	return kind;
+}
+
+/* announce tells the agent through the ring buffer what remember found. */
+static __always_inline void announce(const struct xvrrp_instance_key *key, __u32 kind,
+				     const __u8 *addr, __u8 prio, __u8 prev, __u16 interval_cs,
+				     __u64 now)
+{
+	struct xvrrp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e)
+		return;
+	e->key = *key;
+	e->kind = kind;
+	__builtin_memcpy(e->addr, addr, 16);
+	e->priority = prio;
+	e->prev_priority = prev;
+	e->interval_cs = interval_cs;
+	e->pad = 0;
+	e->time_ns = now;
+	bpf_ringbuf_submit(e, 0);
+}
+
+/* record keeps a valid advert and tells the agent when something it must react
+ * to changed. */
+static __always_inline void record(const struct xvrrp_instance_key *key,
+				   const struct xvrrp_instance *inst, const __u8 *addr, __u8 prio,
+				   __u8 version, __u16 interval_cs, __u64 now)
+{
+	__u8 prev = 0;
+	__u32 kind = remember(key, inst, addr, prio, version, interval_cs, now, &prev);
+	if (kind)
+		announce(key, kind, addr, prio, prev, interval_cs, now);
 }
 
 /* A valid advert, as xdp_vrrp hands it to tc_fence_ingress in the XDP metadata
@@ -371,27 +394,30 @@ static __always_inline void commit(struct __sk_buff *skb, void *data, void *end)
 	record(&key, inst, addr, h->priority, h->version, h->interval_cs, h->time_ns);
 }
 
-/* The checks shared by both families, in vrrp.Classify's order. src and dst
- * point into the packet's IP header. */
-static __always_inline int advert(struct xdp_md *ctx, const struct ethhdr *eth, __u8 *v, __u32 plen,
-				  void *end, __u8 family, const __u8 *src, const __u8 *dst, __u8 ttl)
+/* header_checks: the fixed header (length, version, type) and the TTL or hop
+ * limit, which need neither the rest of the message nor an instance. */
+static __always_inline int header_checks(const __u8 *v, __u32 plen, void *end, __u8 family, __u8 ttl)
 {
-	__u8 alen = family == XVRRP_FAMILY_IPV4 ? 4 : 16;
-
 	if (plen < VRRP_HDR || (void *)(v + VRRP_HDR) > end)
-		return drop(XVRRP_REASON_LENGTH);
+		return XVRRP_REASON_LENGTH;
 	__u8 version = v[0] >> 4;
 	if ((version != 2 && version != 3) || (version == 2 && family != XVRRP_FAMILY_IPV4))
-		return drop(XVRRP_REASON_VERSION);
+		return XVRRP_REASON_VERSION;
 	if ((v[0] & 0x0f) != 1)
-		return drop(XVRRP_REASON_TYPE);
+		return XVRRP_REASON_TYPE;
 	if (ttl != 255)
-		return drop(XVRRP_REASON_TTL);
+		return XVRRP_REASON_TTL;
+	return XVRRP_REASON_VALID;
+}
 
-	/* Checksum: the message alone (v2), or with the pseudo-header (v3). The
-	 * sum of 16-bit words in memory order folds to 0xffff in either byte order. */
+/* checksum verifies the VRRP checksum: over the message alone (v2), or with
+ * the pseudo-header (v3). The sum of 16-bit words in memory order folds to
+ * 0xffff in either byte order. */
+static __always_inline int checksum(const __u8 *v, __u32 plen, void *end, __u8 family,
+				    const __u8 *src, const __u8 *dst)
+{
 	__u64 sum = 0;
-	if (version == 3) {
+	if (v[0] >> 4 == 3) {
 		if (family == XVRRP_FAMILY_IPV4)
 			sum += sum32(src, 1) + sum32(dst, 1);
 		else
@@ -406,7 +432,7 @@ static __always_inline int advert(struct xdp_md *ctx, const struct ethhdr *eth, 
 		void *next = w + 1;
 		barrier_var(next);
 		if (next > end)
-			return drop(XVRRP_REASON_LENGTH);
+			return XVRRP_REASON_LENGTH;
 		sum += *w;
 	}
 	if (plen & 2) {
@@ -414,32 +440,121 @@ static __always_inline int advert(struct xdp_md *ctx, const struct ethhdr *eth, 
 		void *next = w + 1;
 		barrier_var(next);
 		if (next > end)
-			return drop(XVRRP_REASON_LENGTH);
+			return XVRRP_REASON_LENGTH;
 		sum += *w;
 	}
 	if (plen & 1) {
-		__u8 *last = v + (plen & 0x1fff) - 1;
+		__u8 *last = (__u8 *)v + (plen & 0x1fff) - 1;
 		void *next = last + 1;
 		barrier_var(next);
 		if (next > end)
-			return drop(XVRRP_REASON_LENGTH);
+			return XVRRP_REASON_LENGTH;
 		sum += *last;
 	}
 	if (fold(sum) != 0xffff)
-		return drop(XVRRP_REASON_CHECKSUM);
+		return XVRRP_REASON_CHECKSUM;
+	return XVRRP_REASON_VALID;
+}
 
+/* message_checks: what the rest of the message must say whichever instance it
+ * is for (address count, interval, v2 authentication type, a unicast source);
+ * sets the advertised interval. */
+static __always_inline int message_checks(const __u8 *v, __u32 plen, __u8 family, const __u8 *src,
+					  __u16 *interval_cs)
+{
+	__u8 version = v[0] >> 4;
 	__u32 naddr = v[3];
-	__u32 want = VRRP_HDR + naddr * alen + (version == 2 ? VRRP_AUTH : 0);
+	__u32 want = VRRP_HDR + naddr * (family == XVRRP_FAMILY_IPV4 ? 4 : 16) +
+		     (version == 2 ? VRRP_AUTH : 0);
 	if (naddr == 0 || plen != want)
-		return drop(XVRRP_REASON_ADDR_COUNT);
-
-	__u16 interval_cs = version == 2 ? (__u16)v[5] * 100 : ((__u16)(v[4] & 0x0f) << 8) | v[5];
-	if (interval_cs == 0)
-		return drop(XVRRP_REASON_INTERVAL);
+		return XVRRP_REASON_ADDR_COUNT;
+	*interval_cs = version == 2 ? (__u16)v[5] * 100 : ((__u16)(v[4] & 0x0f) << 8) | v[5];
+	if (*interval_cs == 0)
+		return XVRRP_REASON_INTERVAL;
 	if (version == 2 && v[4] > 1)
-		return drop(XVRRP_REASON_AUTH_TYPE);
+		return XVRRP_REASON_AUTH_TYPE;
 	if (!unicast_source(src, family))
-		return drop(XVRRP_REASON_SOURCE);
+		return XVRRP_REASON_SOURCE;
+	return XVRRP_REASON_VALID;
+}
+
+/* instance_checks: what the instance the advert is for accepts: its
+ * destination, not our own, its version, interval bounds, v2 password and
+ * unicast peers. */
+static __always_inline int instance_checks(const struct xvrrp_instance *inst,
+					   const struct xvrrp_instance_key *key,
+					   const struct ethhdr *eth, const __u8 *v, void *end,
+					   __u8 family, const __u8 *src, const __u8 *dst,
+					   __u16 interval_cs)
+{
+	__u8 version = v[0] >> 4;
+	if (!to_us(inst, eth, dst, family))
+		return XVRRP_REASON_DESTINATION;
+	if (own_source(inst, eth, src, family))
+		return XVRRP_REASON_OWN_SOURCE;
+	if (inst->version != version)
+		return XVRRP_REASON_VERSION;
+	if (interval_cs < inst->min_interval_cs || interval_cs > inst->max_interval_cs)
+		return XVRRP_REASON_INTERVAL;
+	if (version == 2) {
+		if (v[4] != inst->auth_type)
+			return XVRRP_REASON_AUTH_TYPE;
+		if (inst->auth_type == 1) {
+			__u8 *auth = (__u8 *)v + VRRP_HDR + (v[3] & 0xff) * 4;
+			void *next = auth + VRRP_AUTH;
+			barrier_var(next);
+			if (next > end)
+				return XVRRP_REASON_LENGTH;
+			if (differ(auth, inst->auth_data, VRRP_AUTH))
+				return XVRRP_REASON_AUTH_KEY;
+		}
+	}
+	if (inst->flags & XVRRP_F_UNICAST) {
+		struct xvrrp_unicast_key uk = {.instance = *key};
+		addr16(uk.addr, src, family);
+		if (!bpf_map_lookup_elem(&unicast_peers, &uk))
+			return XVRRP_REASON_UNICAST_PEER;
+	}
+	return XVRRP_REASON_VALID;
+}
+
+/* hand_over leaves the recording of a valid advert to tc_fence_ingress, which
+ * sees whether the frame carried a VLAN tag out of band. It returns 0 when the
+ * driver keeps no metadata. Packet pointers are void after
+ * bpf_xdp_adjust_meta: the caller copied what it needs. */
+static __always_inline int hand_over(struct xdp_md *ctx, const struct xvrrp_instance_key *key,
+				     __u64 now, __u8 prio, __u8 version, __u16 interval_cs)
+{
+	if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct handoff)) != 0)
+		return 0;
+	struct handoff *h = (void *)(long)ctx->data_meta;
+	if ((void *)(h + 1) > (void *)(long)ctx->data)
+		return 1; /* cannot happen: the verifier wants it */
+	h->magic = HANDOFF_MAGIC;
+	h->key = *key;
+	h->time_ns = now;
+	h->priority = prio;
+	h->version = version;
+	h->interval_cs = interval_cs;
+	return 1;
+}
+
+/* advert judges a VRRP message in vrrp.Classify's order, which both families
+ * share, and hands a valid one over (or records it). src and dst point into
+ * the packet's IP header. */
+static __always_inline int advert(struct xdp_md *ctx, const struct ethhdr *eth, __u8 *v, __u32 plen,
+				  void *end, __u8 family, const __u8 *src, const __u8 *dst, __u8 ttl)
+{
+	int r = header_checks(v, plen, end, family, ttl);
+	if (r)
+		return drop(r);
+	r = checksum(v, plen, end, family, src, dst);
+	if (r)
+		return drop(r);
+	__u16 interval_cs;
+	r = message_checks(v, plen, family, src, &interval_cs);
+	if (r)
+		return drop(r);
 
 	struct xvrrp_instance_key key = {
 		.ifindex = ctx->ingress_ifindex,
@@ -454,58 +569,21 @@ static __always_inline int advert(struct xdp_md *ctx, const struct ethhdr *eth, 
 		count(XVRRP_REASON_FOREIGN);
 		return XDP_PASS;
 	}
-	if (!to_us(inst, eth, dst, family))
-		return drop(XVRRP_REASON_DESTINATION);
-	if (own_source(inst, eth, src, family))
-		return drop(XVRRP_REASON_OWN_SOURCE);
-	if (inst->version != version)
-		return drop(XVRRP_REASON_VERSION);
-	if (interval_cs < inst->min_interval_cs || interval_cs > inst->max_interval_cs)
-		return drop(XVRRP_REASON_INTERVAL);
-	if (version == 2) {
-		if (v[4] != inst->auth_type)
-			return drop(XVRRP_REASON_AUTH_TYPE);
-		if (inst->auth_type == 1) {
-			__u8 *auth = v + VRRP_HDR + (naddr & 0xff) * 4;
-			void *next = auth + VRRP_AUTH;
-			barrier_var(next);
-			if (next > end)
-				return drop(XVRRP_REASON_LENGTH);
-			if (differ(auth, inst->auth_data, VRRP_AUTH))
-				return drop(XVRRP_REASON_AUTH_KEY);
-		}
-	}
-	if (inst->flags & XVRRP_F_UNICAST) {
-		struct xvrrp_unicast_key uk = {.instance = key};
-		addr16(uk.addr, src, family);
-		if (!bpf_map_lookup_elem(&unicast_peers, &uk))
-			return drop(XVRRP_REASON_UNICAST_PEER);
-	}
+	r = instance_checks(inst, &key, eth, v, end, family, src, dst, interval_cs);
+	if (r)
+		return drop(r);
 
 	count(XVRRP_REASON_VALID);
 	__u64 now = bpf_ktime_get_ns();
 	__u8 addr[16];
 	addr16(addr, src, family);
 	__u8 prio = v[2];
-	if (!(inst->flags & XVRRP_F_RECORD_IN_XDP)) {
-		/* Leave the recording to tc_fence_ingress, which sees whether the
-		 * frame carried a VLAN tag out of band. Packet pointers are void
-		 * after bpf_xdp_adjust_meta; what record needs is copied above. */
-		if (bpf_xdp_adjust_meta(ctx, -(int)sizeof(struct handoff)) == 0) {
-			struct handoff *h = (void *)(long)ctx->data_meta;
-			if ((void *)(h + 1) > (void *)(long)ctx->data)
-				return XDP_PASS; /* cannot happen: the verifier wants it */
-			h->magic = HANDOFF_MAGIC;
-			h->key = key;
-			h->time_ns = now;
-			h->priority = prio;
-			h->version = version;
-			h->interval_cs = interval_cs;
-			return XDP_PASS;
-		}
-		/* The driver keeps no metadata: record here, blind to tags kept out
-		 * of band, as the only choice left. */
-	}
+	__u8 version = v[0] >> 4;
+	if (!(inst->flags & XVRRP_F_RECORD_IN_XDP) &&
+	    hand_over(ctx, &key, now, prio, version, interval_cs))
+		return XDP_PASS;
+	/* Asked to (prog.Run tests), or the driver keeps no metadata: record
+	 * here, blind to tags kept out of band, as the only choice left. */
 	record(&key, inst, addr, prio, version, interval_cs, now);
 	return XDP_PASS;
 }

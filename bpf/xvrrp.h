@@ -96,13 +96,16 @@ struct xvrrp_instance {
 					* hand them to tc_fence_ingress: for
 					* prog.Run tests, which run XDP alone */
 
-/* The last valid advert heard for an instance. */
+/* The last valid advert heard for an instance. The kernel rewrites it field by
+ * field while the agent reads it: the writer holds lock, and readers look it up
+ * with BPF_F_LOCK, so a read is one advert, never one's time and another's
+ * priority. */
 struct xvrrp_peer {
 	__u8 addr[16];       /* IPv4 in the first 4 bytes */
 	__u8 priority;
 	__u8 version;
 	__u16 interval_cs;
-	__u32 pad;
+	struct bpf_spin_lock lock;
 	__u64 last_seen_ns;  /* bpf_ktime_get_ns() when the advert arrived */
 	__u64 count;
 };

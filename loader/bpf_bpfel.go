@@ -84,7 +84,10 @@ type bpfXvrrpPeer struct {
 	Priority   uint8
 	Version    uint8
 	IntervalCs uint16
-	Pad        uint32
+	Lock       struct {
+		_   structs.HostLayout
+		Val uint32
+	}
 	LastSeenNs uint64
 	Count      uint64
 }

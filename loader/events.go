@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
-	"time"
 
 	"github.com/cilium/ebpf/ringbuf"
 )
@@ -23,9 +22,6 @@ func (d *Datapath) Events() (*EventReader, error) {
 	}
 	return &EventReader{r: r}, nil
 }
-
-// SetDeadline makes Read return os.ErrDeadlineExceeded after t.
-func (e *EventReader) SetDeadline(t time.Time) { e.r.SetDeadline(t) }
 
 // Read blocks for the next event. It returns ringbuf.ErrClosed after Close.
 func (e *EventReader) Read() (Event, error) {

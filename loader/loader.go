@@ -70,6 +70,12 @@ type Datapath struct {
 // it. Where no bpffs would outlive the process, Load returns an error wrapping
 // ErrPrivateBPFFS that says what to do.
 //
+// A pinned map whose layout this build does not share (an older xvrrp's) is
+// replaced, and the replacement logged, unless it is the instances map and
+// holds a master's live lease: then Load returns an error wrapping
+// ebpf.ErrMapIncompatible that says what to do. An observing Load replaces
+// nothing.
+//
 // Unless opt.Observe, the pin directory is locked until Close or Remove: Load
 // returns an error wrapping ErrPinDirInUse, naming the holder's pid, when another
 // datapath holds it, before adopting or changing anything.
@@ -110,20 +116,23 @@ func Load(opt Options) (_ *Datapath, err error) {
 			m.Pinning = ebpf.PinNone
 		}
 	}
+	swap := &pinSwap{}
+	if !opt.NoPin {
+		if swap, err = replaceIncompatible(spec, d.pinDir, opt.Observe, log); err != nil {
+			return nil, err
+		}
+	}
 	if err := spec.LoadAndAssign(&d.objs, collOpts); err != nil {
+		swap.restore()
 		var ve *ebpf.VerifierError
 		if errors.As(err, &ve) {
 			return nil, fmt.Errorf("load BPF objects: %+v", ve)
 		}
 		return nil, fmt.Errorf("load BPF objects: %w", err)
 	}
+	swap.drop()
 	return d, nil
 }
-
-// PinDir returns the directory the maps and links are pinned in, as this process
-// reaches it: under /proc/self/fd/ when it is in the mount namespace xvrrp was
-// started from rather than its own.
-func (d *Datapath) PinDir() string { return d.pinDir }
 
 // TCMode chooses how the fence programs are attached.
 type TCMode int
@@ -423,7 +432,8 @@ func (d *Datapath) Remove() error {
 	return errors.Join(errs...)
 }
 
-// Programs, for tests and benchmarks that run them with prog.Run.
+// Programs, for tests and benchmarks that run them with prog.Run, or attach
+// beside them (tests/).
 func (d *Datapath) XDP() *ebpf.Program          { return d.objs.XdpVrrp }
 func (d *Datapath) FenceIngress() *ebpf.Program { return d.objs.TcFenceIngress }
 func (d *Datapath) FenceEgress() *ebpf.Program  { return d.objs.TcFenceEgress }
@@ -441,17 +451,17 @@ func (d *Datapath) Instance(k InstanceKey) (Instance, error) {
 
 func (d *Datapath) DeleteInstance(k InstanceKey) error { return d.objs.Instances.Delete(k) }
 
+// Peer returns the last advert heard for an instance, whole: the kernel holds
+// the entry's lock while it rewrites it, and the lookup takes it too.
 func (d *Datapath) Peer(k InstanceKey) (Peer, error) {
 	var v Peer
-	return v, d.objs.Peers.Lookup(k, &v)
+	return v, d.objs.Peers.LookupWithFlags(k, &v, ebpf.LookupLock)
 }
 
 // DeletePeer forgets the last advert heard for an instance.
 func (d *Datapath) DeletePeer(k InstanceKey) error { return d.objs.Peers.Delete(k) }
 
 func (d *Datapath) PutVIP(k VIPKey, owner InstanceKey) error { return d.objs.Vips.Put(k, owner) }
-
-func (d *Datapath) DeleteVIP(k VIPKey) error { return d.objs.Vips.Delete(k) }
 
 func (d *Datapath) PutUnicastPeer(k UnicastKey) error { return d.objs.UnicastPeers.Put(k, uint8(1)) }
 
