@@ -16,10 +16,10 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/xvrrp/xvrrp/health"
 	"github.com/xvrrp/xvrrp/loader"
 	"github.com/xvrrp/xvrrp/vrrp"
 	"github.com/xvrrp/xvrrp/vrrp/config"
-	"github.com/xvrrp/xvrrp/vrrp/track"
 	"golang.org/x/sys/unix"
 )
 
@@ -82,8 +82,8 @@ type Agent struct {
 	statusReq chan chan Status
 	started   time.Time
 
-	health       health
-	trackers     *track.Trackers
+	health       trackerStates
+	trackers     *health.Trackers
 	stopTrackers context.CancelFunc
 	notify       *notifier
 	groupState   map[string]vrrp.State // last state a sync group was notified in
@@ -169,7 +169,7 @@ func (a *Agent) startTrackers() error {
 		a.trackedLinks(g.TrackInterfaces)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	t, err := track.Start(ctx, a.cfg, a.log)
+	t, err := health.Start(ctx, a.cfg, a.log)
 	if err != nil {
 		cancel()
 		return err

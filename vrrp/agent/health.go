@@ -3,30 +3,30 @@ package agent
 import (
 	"fmt"
 
+	"github.com/xvrrp/xvrrp/health"
 	"github.com/xvrrp/xvrrp/vrrp"
 	"github.com/xvrrp/xvrrp/vrrp/config"
-	"github.com/xvrrp/xvrrp/vrrp/track"
 )
 
-// health is what the trackers last said, by name.
-type health struct {
+// trackerStates is what the trackers last said, by name.
+type trackerStates struct {
 	ifUp     map[string]bool // track_interface, from link updates
 	scriptOK map[string]bool // vrrp_script and xvrrp_check
 	procOK   map[string]bool
 	fileVal  map[string]int
 }
 
-func newHealth() health {
-	return health{ifUp: map[string]bool{}, scriptOK: map[string]bool{}, procOK: map[string]bool{}, fileVal: map[string]int{}}
+func newHealth() trackerStates {
+	return trackerStates{ifUp: map[string]bool{}, scriptOK: map[string]bool{}, procOK: map[string]bool{}, fileVal: map[string]int{}}
 }
 
-func (h health) set(u track.Update) {
+func (h trackerStates) set(u health.Update) {
 	switch u.Kind {
-	case track.KindScript:
+	case health.KindScript:
 		h.scriptOK[u.Name] = u.OK
-	case track.KindProcess:
+	case health.KindProcess:
 		h.procOK[u.Name] = u.OK
-	case track.KindFile:
+	case health.KindFile:
 		h.fileVal[u.Name] = u.Value
 	}
 }
@@ -122,7 +122,7 @@ func (a *Agent) verdict(in *instance) (fault string, prio uint8) {
 }
 
 // track applies a tracker's change to every instance.
-func (a *Agent) track(u track.Update) {
+func (a *Agent) track(u health.Update) {
 	a.health.set(u)
 	a.reassess("")
 }
