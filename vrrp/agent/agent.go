@@ -380,7 +380,7 @@ func (a *Agent) event(e loader.Event) {
 	now := a.now()
 	lower := in.m.State() == vrrp.Master && e.Priority != 0 && e.Priority < in.m.Priority()
 	if lower {
-		if script := a.rxLowerPriScript(in); script != nil || len(a.notify.fifos) > 0 {
+		if script := in.cfg.Notify.MasterRxLowerPri; script != nil || len(a.notify.fifos) > 0 {
 			a.notify.rxLowerPri(in.cfg, script, in.m.Priority())
 		}
 	}
@@ -411,20 +411,6 @@ func (a *Agent) lowerPrioGarp(in *instance, e loader.Event, now time.Duration) {
 	}
 	a.log.Info(fmt.Sprintf("(%s) Received advert from %v with lower priority %d, ours %d, forcing new election",
 		in.cfg.Name, heardOf(e.Key.Family, e.Addr, e.Priority, 0, 0).Addr, e.Priority, in.m.Priority()))
-}
-
-// rxLowerPriScript is the instance's notify_master_rx_lower_pri, or else its
-// sync group's.
-func (a *Agent) rxLowerPriScript(in *instance) *config.Command {
-	if c := in.cfg.Notify.MasterRxLowerPri; c != nil {
-		return c
-	}
-	for _, g := range a.cfg.SyncGroups {
-		if g.Name == in.cfg.SyncGroup {
-			return g.Notify.MasterRxLowerPri
-		}
-	}
-	return nil
 }
 
 func heardOf(family uint8, addr [16]byte, prio uint8, intervalCs uint16, at uint64) vrrp.Heard {
@@ -547,11 +533,7 @@ func (a *Agent) apply(in *instance, acts []vrrp.Action) {
 	if a.groupState[g] != moved.To {
 		a.groupState[g] = moved.To
 		a.log.Info(fmt.Sprintf("(%s) Sync group entering %s STATE", g, stateName(moved.To)))
-		for _, sg := range a.cfg.SyncGroups {
-			if sg.Name == g {
-				a.notify.group(sg, stateName(moved.To))
-			}
-		}
+		a.notify.group(in.cfg.Group, stateName(moved.To))
 	}
 }
 

@@ -462,6 +462,54 @@ func TestWarnings(t *testing.T) {
 	}
 }
 
+// TestResolved: what the runtime needs is resolved here, once: the multicast
+// group and the sync group as a pointer.
+func TestResolved(t *testing.T) {
+	c := mustParse(t, `global_defs {
+  vrrp_mcast_group6 ff02::13
+}
+vrrp_instance A {
+  interface eth0
+  virtual_router_id 1
+  virtual_ipaddress {
+    192.0.2.1
+  }
+}
+vrrp_instance B {
+  interface eth0
+  virtual_router_id 2
+  virtual_ipaddress {
+    2001:db8::2
+  }
+}
+vrrp_instance C {
+  interface eth0
+  virtual_router_id 3
+  mcast_dst_ip 224.0.0.20
+  virtual_ipaddress {
+    192.0.2.3
+  }
+}
+vrrp_sync_group G {
+  group {
+    A
+    B
+  }
+}`)
+	a, b, cc, g := c.Instance("A"), c.Instance("B"), c.Instance("C"), c.SyncGroups[0]
+	for _, tc := range []struct {
+		in   *Instance
+		want string
+	}{{a, "224.0.0.18"}, {b, "ff02::13"}, {cc, "224.0.0.20"}} {
+		if got := tc.in.McastDstIP.String(); got != tc.want {
+			t.Errorf("%s: multicast group %s, want %s", tc.in.Name, got, tc.want)
+		}
+	}
+	if a.Group != g || b.Group != g || cc.Group != nil {
+		t.Errorf("groups: A %p, B %p, C %p; want %p, %p, nil", a.Group, b.Group, cc.Group, g, g)
+	}
+}
+
 func TestIncludes(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, text string) {

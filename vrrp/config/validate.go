@@ -349,7 +349,7 @@ func (p *parser) validateSyncGroups() {
 			case in.SyncGroup != "":
 				p.diags.errorf(g.Pos, "%s: vrrp_instance %s is already in vrrp_sync_group %s", name, m, in.SyncGroup)
 			default:
-				in.SyncGroup = g.Name
+				in.SyncGroup, in.Group = g.Name, g
 			}
 		}
 		p.trackerRefs(name, g.TrackScripts, g.TrackFiles, g.TrackProcesses)
