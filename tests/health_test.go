@@ -155,7 +155,7 @@ func TestHealthSeedScenario(t *testing.T) {
 			if tc.name == "track_process" {
 				// In a lab namespace the kernel sends no process events (they go
 				// to its initial namespace only), so the tracker scans /proc every
-				// second; vrrp/track's TestTrackProcess covers the event path.
+				// second; health's TestTrackProcess covers the event path.
 				bound = time.Second + mdi
 			}
 			t.Logf("%s: the client was answered by h2 %v after the service died (fall × interval + Master_Down_Interval = %v)",

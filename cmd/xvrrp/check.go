@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/urfave/cli/v2"
+	"github.com/xvrrp/xvrrp/health"
 	"github.com/xvrrp/xvrrp/vrrp/agent"
 	"github.com/xvrrp/xvrrp/vrrp/config"
 )
@@ -46,7 +47,7 @@ Exit status: 0 valid, 1 invalid, 2 bad command line.`,
 		if err != nil {
 			return configError(errOut, c.String("use-file"), err)
 		}
-		cfg.Print(out)
+		cfg.Print(out, health.NewPolicy(cfg))
 		fmt.Fprintf(out, "process: %v\n", agent.TuningOf(cfg.Global))
 		fmt.Fprintf(out, "%s: valid, %d instance(s), %d warning(s)\n", c.String("use-file"), len(cfg.Instances), len(cfg.Warnings))
 		return nil

@@ -67,6 +67,41 @@ vrrp_instance VI_1 {
 	}
 }
 
+// TestCheckShowsRunWarnings: check prints the warnings run logs, among them
+// that notify_deleted never fires (xvrrp does not reload).
+func TestCheckShowsRunWarnings(t *testing.T) {
+	p := writeConf(t, `vrrp_instance VI_1 {
+  interface eth0
+  virtual_router_id 51
+  virtual_ipaddress {
+    192.0.2.1/24
+  }
+  notify_deleted /bin/true
+}
+vrrp_sync_group G {
+  group {
+    VI_1
+  }
+  notify_deleted
+}
+`)
+	code, out, errOut := runCLI(t, "check", "-f", p)
+	if code != 0 {
+		t.Fatalf("exit %d, want 0\n%s", code, errOut)
+	}
+	for _, want := range []string{
+		"warning: " + p + ":7: notify_deleted has no effect: xvrrp does not reload",
+		"warning: " + p + ":13: notify_deleted has no effect: xvrrp does not reload",
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	if !strings.Contains(out, p+": valid, 1 instance(s), 3 warning(s)") {
+		t.Errorf("stdout lacks the count of 3 warnings (two notify_deleted, a one-instance group):\n%s", out)
+	}
+}
+
 // TestCheckBroken: every problem of a broken file is printed with file:line, and
 // the exit status is 1.
 func TestCheckBroken(t *testing.T) {

@@ -80,9 +80,6 @@ Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF).`,
 		if err != nil {
 			return configError(c.App.ErrWriter, file, err)
 		}
-		for _, w := range noReloadWarnings(cfg) {
-			log.Warn(w)
-		}
 
 		stateDir := c.String("state-dir")
 		if err := os.MkdirAll(stateDir, 0o755); err != nil {
@@ -116,24 +113,6 @@ Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF).`,
 		log.Info("xvrrp stopped")
 		return nil
 	},
-}
-
-// noReloadWarnings says what in the configuration never happens because xvrrp
-// does not reload: notify_deleted is for an instance removed by a reload.
-func noReloadWarnings(cfg *config.Config) []string {
-	var w []string
-	check := func(pos config.Pos, owner string, n config.Notify) {
-		if n.Deleted != nil {
-			w = append(w, fmt.Sprintf("%s: %s: notify_deleted has no effect: xvrrp does not reload, so no instance is deleted while it runs", pos, owner))
-		}
-	}
-	for _, in := range cfg.Instances {
-		check(in.Pos, in.Name, in.Notify)
-	}
-	for _, g := range cfg.SyncGroups {
-		check(g.Pos, g.Name, g.Notify)
-	}
-	return w
 }
 
 // ErrStateDirInUse is returned when another daemon holds the state directory.

@@ -15,10 +15,10 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/xvrrp/xvrrp/health"
 	"github.com/xvrrp/xvrrp/loader"
 	"github.com/xvrrp/xvrrp/vrrp"
 	"github.com/xvrrp/xvrrp/vrrp/config"
-	"github.com/xvrrp/xvrrp/vrrp/track"
 	"golang.org/x/sys/unix"
 )
 
@@ -83,8 +83,8 @@ type Agent struct {
 	statusReq chan chan Status
 	started   time.Time
 
-	health       health
-	trackers     *track.Trackers
+	health       trackerStates
+	trackers     *health.Trackers
 	stopTrackers context.CancelFunc
 	notify       *notifier
 	groupState   map[string]vrrp.State // last state a sync group was notified in
@@ -176,7 +176,7 @@ func (a *Agent) startTrackers() error {
 		a.trackedLinks(g.TrackInterfaces)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	t, err := track.Start(ctx, a.cfg, a.log)
+	t, err := health.Start(ctx, a.cfg, a.log)
 	if err != nil {
 		cancel()
 		return err
@@ -387,7 +387,7 @@ func (a *Agent) event(e loader.Heard) {
 	now := a.now()
 	lower := in.m.State() == vrrp.Master && e.Priority != 0 && e.Priority < in.m.Priority()
 	if lower {
-		if script := a.rxLowerPriScript(in); script != nil || len(a.notify.fifos) > 0 {
+		if script := in.cfg.Notify.MasterRxLowerPri; script != nil || len(a.notify.fifos) > 0 {
 			a.notify.rxLowerPri(in.cfg, script, in.m.Priority())
 		}
 	}
@@ -395,20 +395,6 @@ func (a *Agent) event(e loader.Heard) {
 	if lower && in.m.State() == vrrp.Master {
 		a.lowerPrioGarp(in, e, now)
 	}
-}
-
-// rxLowerPriScript is the instance's notify_master_rx_lower_pri, or else its
-// sync group's.
-func (a *Agent) rxLowerPriScript(in *instance) *config.Command {
-	if c := in.cfg.Notify.MasterRxLowerPri; c != nil {
-		return c
-	}
-	for _, g := range a.cfg.SyncGroups {
-		if g.Name == in.cfg.SyncGroup {
-			return g.Notify.MasterRxLowerPri
-		}
-	}
-	return nil
 }
 
 func (a *Agent) expire() {

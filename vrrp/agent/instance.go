@@ -169,19 +169,7 @@ func (a *Agent) bind(inst *instance) error {
 
 	// Where adverts go and come from.
 	var dsts []netip.Addr
-	group := in.McastDstIP
-	if !group.IsValid() {
-		group = a.cfg.Global.McastGroup4
-		if in.Family == config.IPv6 {
-			group = a.cfg.Global.McastGroup6
-		}
-	}
-	if !group.IsValid() {
-		group = vrrp.Group4
-		if in.Family == config.IPv6 {
-			group = vrrp.Group6
-		}
-	}
+	group := in.McastDstIP // mcast_dst_ip, else the global group: config resolves it
 	configuredSrc := in.McastSrcIP
 	if len(in.UnicastPeers) > 0 {
 		for _, p := range in.UnicastPeers {

@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/xvrrp/xvrrp/health"
 	"github.com/xvrrp/xvrrp/vrrp/config"
-	"github.com/xvrrp/xvrrp/vrrp/track"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,7 +24,7 @@ const notifyHold = 10 * time.Second
 // away from the agent's goroutine: a slow script never delays a transition.
 type notifier struct {
 	log        *slog.Logger
-	progs      map[*config.Command]*track.Program
+	progs      map[*config.Command]*health.Program
 	fifos      []*os.File
 	readerCmds []*os.Process // notify_fifo_script, running while we do
 	jobs       chan func()
@@ -35,8 +35,8 @@ type notifier struct {
 }
 
 func newNotifier(cfg *config.Config, log *slog.Logger) (_ *notifier, err error) {
-	n := &notifier{log: log, progs: map[*config.Command]*track.Program{}, jobs: make(chan func(), 1024), done: make(chan struct{}), pending: map[string]bool{}}
-	opt := track.Options(cfg)
+	n := &notifier{log: log, progs: map[*config.Command]*health.Program{}, jobs: make(chan func(), 1024), done: make(chan struct{}), pending: map[string]bool{}}
+	opt := health.Options(cfg)
 	var errs []error
 	var readers []fifoReader
 	prepare := func(owner string, nt config.Notify) {
@@ -48,7 +48,7 @@ func newNotifier(cfg *config.Config, log *slog.Logger) (_ *notifier, err error) 
 			if c.cmd == nil || c.cmd.Line == "" {
 				continue
 			}
-			p, err := track.NewProgram(c.what+" of "+owner, c.cmd, opt, 0)
+			p, err := health.NewProgram(c.what+" of "+owner, c.cmd, opt, 0)
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -73,7 +73,7 @@ func newNotifier(cfg *config.Config, log *slog.Logger) (_ *notifier, err error) 
 		}
 		n.fifos = append(n.fifos, file)
 		if f.Script != nil {
-			p, err := track.NewProgram("notify_fifo_script", f.Script, opt, 0)
+			p, err := health.NewProgram("notify_fifo_script", f.Script, opt, 0)
 			if err != nil {
 				errs = append(errs, err)
 				continue
@@ -99,7 +99,7 @@ func newNotifier(cfg *config.Config, log *slog.Logger) (_ *notifier, err error) 
 }
 
 type fifoReader struct {
-	prog *track.Program
+	prog *health.Program
 	fifo string
 }
 
@@ -209,7 +209,7 @@ func (n *notifier) queue(job func(), what string) {
 	}
 }
 
-func (n *notifier) run(p *track.Program, args ...string) {
+func (n *notifier) run(p *health.Program, args ...string) {
 	cmd := p.Command(args...)
 	if err := cmd.Start(); err != nil {
 		n.log.Warn(p.Name, "error", err)
@@ -218,7 +218,7 @@ func (n *notifier) run(p *track.Program, args ...string) {
 	done := make(chan error, 1)
 	go func() {
 		err := cmd.Wait()
-		track.ReapGroupLater(cmd.Process.Pid) // what it left running, as it ends
+		health.ReapGroupLater(cmd.Process.Pid) // what it left running, as it ends
 		done <- err
 	}()
 	select {

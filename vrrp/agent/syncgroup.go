@@ -31,10 +31,6 @@ func (a *Agent) follow(in *instance, to vrrp.State, now time.Duration) {
 	if a.groupState[g] != to {
 		a.groupState[g] = to
 		a.log.Info(fmt.Sprintf("(%s) Sync group entering %s STATE", g, stateName(to)))
-		for _, sg := range a.cfg.SyncGroups {
-			if sg.Name == g {
-				a.notify.group(sg, stateName(to))
-			}
-		}
+		a.notify.group(in.cfg.Group, stateName(to))
 	}
 }

@@ -165,8 +165,10 @@ type Instance struct {
 	// defaults it on, unless strict mode.
 	Accept bool
 
-	McastSrcIP         netip.Addr
-	McastDstIP         netip.Addr // unset: the global group for the family
+	McastSrcIP netip.Addr
+	// McastDstIP is where multicast adverts go: mcast_dst_ip, else the global
+	// vrrp_mcast_group4/6 for the family (224.0.0.18 / ff02::12 by default).
+	McastDstIP         netip.Addr
 	UnicastSrcIP       netip.Addr
 	UnicastPeers       []UnicastPeer
 	CheckUnicastSrc    bool
@@ -195,7 +197,10 @@ type Instance struct {
 	HigherPrioSendAdvert bool
 	PromoteSecondaries   bool
 
-	SyncGroup string // name of the sync group this instance belongs to
+	// Group is the sync group this instance belongs to, or nil; SyncGroup is
+	// its name, "" when none.
+	Group     *SyncGroup
+	SyncGroup string
 }
 
 // VIP is one line of virtual_ipaddress or virtual_ipaddress_excluded.
@@ -251,8 +256,10 @@ type TrackRef struct {
 // Notify holds the notify scripts of an instance or a sync group.
 type Notify struct {
 	Master, Backup, Fault, Stop, Any, Deleted *Command
-	MasterRxLowerPri                          *Command
-	PriorityChanges                           bool
+	// MasterRxLowerPri is an instance's only: keepalived and xvrrp refuse
+	// it in a vrrp_sync_group, so there is nothing to inherit.
+	MasterRxLowerPri *Command
+	PriorityChanges  bool
 }
 
 // SyncGroup is a vrrp_sync_group.

@@ -110,6 +110,40 @@ vrrp_sync_group G {
 }
 `
 
+// asWritten is a Tracking for Print in this package's tests, which cannot
+// import package health (it imports this one): each reference with the
+// weight it gives, and no range.
+type asWritten struct{}
+
+func (asWritten) InstanceTrackers(in *Instance) []Effect {
+	return refs(in.TrackInterfaces, in.TrackScripts, in.TrackFiles, in.TrackProcesses)
+}
+
+func (asWritten) GroupTrackers(g *SyncGroup) []Effect {
+	return refs(g.TrackInterfaces, g.TrackScripts, g.TrackFiles, g.TrackProcesses)
+}
+
+func (asWritten) Range(in *Instance) (lo, hi uint8, canFault bool) {
+	return in.Priority, in.Priority, false
+}
+
+func refs(ti []TrackInterface, ts, tf, tp []TrackRef) []Effect {
+	var out []Effect
+	for _, t := range ti {
+		out = append(out, Effect{"track_interface", t.Name, t.Weight, t.Reverse})
+	}
+	for kw, rs := range map[string][]TrackRef{"track_script": ts, "track_file": tf, "track_process": tp} {
+		for _, t := range rs {
+			e := Effect{kw, t.Name, 0, t.Reverse}
+			if t.Weight != nil {
+				e.Weight = *t.Weight
+			}
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 func mustParse(t *testing.T, text string) *Config {
 	t.Helper()
 	c, err := Parse("/etc/keepalived/keepalived.conf", text)
@@ -197,17 +231,11 @@ func TestParseFull(t *testing.T) {
 	if v2.Version != 2 || v2.AuthType != 1 || v2.AuthPass != "s3cretpa" || v2.Interval != time.Second || v2.Priority != 100 {
 		t.Errorf("VI_v2 = version %d auth %d %q interval %v priority %d", v2.Version, v2.AuthType, v2.AuthPass, v2.Interval, v2.Priority)
 	}
-	// Trackers: -30 script, -40 process overridden to -10 reversed (+10),
-	// track_file makes the range open, eth1 -20.
-	if lo, hi := c.PriorityRange(web); lo != 1 || hi != 254 {
-		t.Errorf("PriorityRange(VI_web) = %d..%d, want 1..254 (a weighted track_file)", lo, hi)
-	}
-	if !c.CanFault(web) {
-		t.Error("eth2 with weight 0 can put VI_web in FAULT")
-	}
 }
 
-func TestPriorityRangeAndTimers(t *testing.T) {
+// TestTimers; what trackers do to priorities is package health's Policy,
+// tested there.
+func TestTimers(t *testing.T) {
 	c := mustParse(t, `
 vrrp_script a {
   script /bin/true
@@ -245,12 +273,6 @@ vrrp_instance O {
     192.0.2.2
   }
 }`)
-	if lo, hi := c.PriorityRange(c.Instance("I")); lo != 1 || hi != 254 {
-		t.Errorf("PriorityRange(I) = %d..%d, want clamped 1..254", lo, hi)
-	}
-	if lo, hi := c.PriorityRange(c.Instance("O")); lo != 255 || hi != 255 {
-		t.Errorf("PriorityRange(owner) = %d..%d, want 255..255", lo, hi)
-	}
 	i, o := c.Instance("I"), c.Instance("O")
 	// RFC 3768: Skew_Time = (256 - Priority) / 256 s; RFC 5798: × interval.
 	if got, want := i.MasterDown(240), 3*time.Second+62500*time.Microsecond; got != want {
@@ -459,6 +481,54 @@ func TestWarnings(t *testing.T) {
 	v6 := mustParse(t, instance("interface eth0\nvirtual_router_id 5\nversion 2\nvirtual_ipaddress {\n2001:db8::5\n}"))
 	if v6.Instances[0].Version != 3 || len(v6.Warnings) != 1 || !strings.Contains(v6.Warnings[0].Msg, "IPv6 instances always use VRRP version 3") {
 		t.Errorf("IPv6 with version 2: version %d, warnings %v", v6.Instances[0].Version, v6.Warnings)
+	}
+}
+
+// TestResolved: what the runtime needs is resolved here, once: the multicast
+// group and the sync group as a pointer.
+func TestResolved(t *testing.T) {
+	c := mustParse(t, `global_defs {
+  vrrp_mcast_group6 ff02::13
+}
+vrrp_instance A {
+  interface eth0
+  virtual_router_id 1
+  virtual_ipaddress {
+    192.0.2.1
+  }
+}
+vrrp_instance B {
+  interface eth0
+  virtual_router_id 2
+  virtual_ipaddress {
+    2001:db8::2
+  }
+}
+vrrp_instance C {
+  interface eth0
+  virtual_router_id 3
+  mcast_dst_ip 224.0.0.20
+  virtual_ipaddress {
+    192.0.2.3
+  }
+}
+vrrp_sync_group G {
+  group {
+    A
+    B
+  }
+}`)
+	a, b, cc, g := c.Instance("A"), c.Instance("B"), c.Instance("C"), c.SyncGroups[0]
+	for _, tc := range []struct {
+		in   *Instance
+		want string
+	}{{a, "224.0.0.18"}, {b, "ff02::13"}, {cc, "224.0.0.20"}} {
+		if got := tc.in.McastDstIP.String(); got != tc.want {
+			t.Errorf("%s: multicast group %s, want %s", tc.in.Name, got, tc.want)
+		}
+	}
+	if a.Group != g || b.Group != g || cc.Group != nil {
+		t.Errorf("groups: A %p, B %p, C %p; want %p, %p, nil", a.Group, b.Group, cc.Group, g, g)
 	}
 }
 

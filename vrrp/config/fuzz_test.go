@@ -63,7 +63,7 @@ func FuzzLoad(f *testing.F) {
 			}
 		}
 		if ce == nil {
-			cfg.Print(new(strings.Builder))
+			cfg.Print(new(strings.Builder), asWritten{})
 		}
 	})
 }

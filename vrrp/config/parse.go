@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing/fstest"
 	"time"
+
+	"github.com/xvrrp/xvrrp/vrrp"
 )
 
 // Options tune Load.
@@ -64,8 +66,8 @@ func parseLines(lines []line, d *diags) (*Config, error) {
 func newConfig() *Config {
 	return &Config{Global: Global{
 		Version:     2,
-		McastGroup4: netip.MustParseAddr("224.0.0.18"),
-		McastGroup6: netip.MustParseAddr("ff02::12"),
+		McastGroup4: vrrp.Group4,
+		McastGroup6: vrrp.Group6,
 		Garp: Garp{
 			MasterDelay: 5 * time.Second, MasterRepeat: 5, MasterRefreshRepeat: 1,
 			LowerPrioDelay: 5 * time.Second, LowerPrioRepeat: 5,
@@ -846,6 +848,7 @@ func (p *parser) notifyHandlers(nt *Notify) map[string]handler {
 		"notify_stop":   cmd(&nt.Stop),
 		"notify":        cmd(&nt.Any),
 		"notify_deleted": func(n *node) {
+			p.diags.warnf(n.pos, "notify_deleted has no effect: xvrrp does not reload, so no instance is deleted while it runs")
 			if len(n.words) == 1 {
 				nt.Deleted = &Command{Pos: n.pos}
 				return

@@ -9,9 +9,34 @@ import (
 	"github.com/xvrrp/xvrrp/vrrp"
 )
 
+// Tracking is how trackers act on instances, as the daemon judges them:
+// package health's Policy, the daemon's own. Print takes it rather than
+// judging trackers itself, so that what check prints is what run does.
+type Tracking interface {
+	// InstanceTrackers are the instance's own trackers as they act on it.
+	InstanceTrackers(in *Instance) []Effect
+	// GroupTrackers are a sync group's trackers as they act on each member.
+	GroupTrackers(g *SyncGroup) []Effect
+	// Range is the lowest and highest effective priority the trackers give
+	// the instance outside FAULT (0 and 0 when every state of them is a
+	// FAULT), and whether they can put it in FAULT.
+	Range(in *Instance) (lo, hi uint8, canFault bool)
+}
+
+// Effect is one tracker as it acts on an instance.
+type Effect struct {
+	Keyword string // track_interface, track_script, track_process or track_file
+	Name    string
+	// Weight is the weight that applies: 0 makes a failure (a track_file: a
+	// value other than 0) a FAULT.
+	Weight  int
+	Reverse bool
+}
+
 // Print writes the effective configuration: every instance with what xvrrp will
-// run — version, interval, addresses, trackers and the priorities they allow.
-func (c *Config) Print(w io.Writer) {
+// run — version, interval, addresses, trackers and the priorities they allow,
+// as t judges them.
+func (c *Config) Print(w io.Writer, t Tracking) {
 	g := c.Global
 	fmt.Fprintf(w, "global: router_id %s, VRRP version %d, groups %v %v",
 		orDash(g.RouterID), g.Version, g.McastGroup4, g.McastGroup6)
@@ -23,11 +48,11 @@ func (c *Config) Print(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 	for _, in := range c.Instances {
-		c.printInstance(w, in)
+		c.printInstance(w, in, t)
 	}
 	for _, sg := range c.SyncGroups {
 		fmt.Fprintf(w, "vrrp_sync_group %s: %s\n", sg.Name, strings.Join(sg.Members, ", "))
-		printTrackers(w, c, sg.TrackInterfaces, sg.TrackScripts, sg.TrackFiles, sg.TrackProcesses)
+		printTrackers(w, t.GroupTrackers(sg))
 		printNotify(w, sg.Notify)
 	}
 	for _, s := range c.Scripts {
@@ -53,7 +78,7 @@ func (c *Config) Print(w io.Writer) {
 	}
 }
 
-func (c *Config) printInstance(w io.Writer, in *Instance) {
+func (c *Config) printInstance(w io.Writer, in *Instance, t Tracking) {
 	state := in.State
 	if state == "" {
 		state = "BACKUP"
@@ -61,13 +86,16 @@ func (c *Config) printInstance(w io.Writer, in *Instance) {
 	fmt.Fprintf(w, "vrrp_instance %s (%v)\n", in.Name, in.Pos)
 	fmt.Fprintf(w, "  %s VRID %d %v VRRPv%d, advert every %v, Master_Down %v, initial state %s\n",
 		in.Interface, in.VRID, in.Family, in.Version, in.Interval, in.MasterDown(in.Priority), state)
-	lo, hi := c.PriorityRange(in)
+	lo, hi, canFault := t.Range(in)
 	fmt.Fprintf(w, "  priority %d", in.Priority)
-	if lo != hi || lo != int(in.Priority) {
+	switch {
+	case hi == 0:
+		fmt.Fprint(w, ", always FAULT: no state of its trackers lets it run")
+	case lo != hi || lo != in.Priority:
 		fmt.Fprintf(w, " (effective %d to %d with trackers)", lo, hi)
 	}
-	if c.CanFault(in) {
-		fmt.Fprint(w, ", FAULT when an unweighted tracker fails")
+	if canFault && hi != 0 {
+		fmt.Fprint(w, ", FAULT when its trackers say so")
 	}
 	fmt.Fprintln(w)
 	mode := "preempt"
@@ -111,29 +139,26 @@ func (c *Config) printInstance(w io.Writer, in *Instance) {
 	for _, r := range in.Routes {
 		fmt.Fprintf(w, "  route %s\n", strings.Join(r.Words, " "))
 	}
-	printTrackers(w, c, in.TrackInterfaces, in.TrackScripts, in.TrackFiles, in.TrackProcesses)
+	printTrackers(w, t.InstanceTrackers(in))
 	printNotify(w, in.Notify)
 }
 
-func printTrackers(w io.Writer, c *Config, ti []TrackInterface, ts, tf, tp []TrackRef) {
-	for _, t := range ti {
-		fmt.Fprintf(w, "  track_interface %s%s\n", t.Name, weightText(t.Weight, t.Reverse))
+func printTrackers(w io.Writer, effects []Effect) {
+	for _, e := range effects {
+		fmt.Fprintf(w, "  %s %s%s\n", e.Keyword, e.Name, effectText(e))
 	}
-	ref := func(kind string, refs []TrackRef, weight func(TrackRef) int) {
-		for _, t := range refs {
-			fmt.Fprintf(w, "  %s %s%s\n", kind, t.Name, weightText(weight(t), t.Reverse))
-		}
-	}
-	ref("track_script", ts, c.ScriptWeight)
-	ref("track_file", tf, c.FileWeight)
-	ref("track_process", tp, c.ProcessWeight)
 }
 
-func weightText(w int, reverse bool) string {
-	if w == 0 {
-		return " (FAULT when down)" + rev(reverse)
+func effectText(e Effect) string {
+	switch {
+	case e.Weight != 0:
+		return fmt.Sprintf(" weight %+d%s", e.Weight, rev(e.Reverse))
+	case e.Keyword == "track_file":
+		return " (FAULT unless 0)"
+	case e.Reverse:
+		return " (FAULT when up) reverse"
 	}
-	return fmt.Sprintf(" weight %+d%s", w, rev(reverse))
+	return " (FAULT when down)"
 }
 
 func printNotify(w io.Writer, n Notify) {

@@ -131,7 +131,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		// A valid configuration prints without panicking and has what runs need.
-		cfg.Print(new(strings.Builder))
+		cfg.Print(new(strings.Builder), asWritten{})
 		for _, in := range cfg.Instances {
 			if in.VRID == 0 || in.Interface == "" || len(in.VIPs) == 0 || (in.Version != 2 && in.Version != 3) {
 				t.Fatalf("valid instance missing essentials: %+v", in)

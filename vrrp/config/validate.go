@@ -349,7 +349,7 @@ func (p *parser) validateSyncGroups() {
 			case in.SyncGroup != "":
 				p.diags.errorf(g.Pos, "%s: vrrp_instance %s is already in vrrp_sync_group %s", name, m, in.SyncGroup)
 			default:
-				in.SyncGroup = g.Name
+				in.SyncGroup, in.Group = g.Name, g
 			}
 		}
 		p.trackerRefs(name, g.TrackScripts, g.TrackFiles, g.TrackProcesses)
@@ -361,101 +361,4 @@ func familyOf(a netip.Addr) Family {
 		return IPv4
 	}
 	return IPv6
-}
-
-// PriorityRange returns the lowest and highest priority trackers can give the
-// instance, clamped as keepalived clamps: 1 to 254, and 255 stays 255.
-func (c *Config) PriorityRange(in *Instance) (lo, hi int) {
-	base := int(in.Priority)
-	if base == 255 {
-		return 255, 255
-	}
-	lo, hi = base, base
-	add := func(w int, reverse bool) {
-		if reverse {
-			w = -w
-		}
-		// A positive weight is added while up, a negative one while down; either
-		// way the tracker moves the priority by w at most, in its direction.
-		if w > 0 {
-			hi += w
-		} else {
-			lo += w
-		}
-	}
-	weights := func(ti []TrackInterface, ts, tf, tp []TrackRef) {
-		for _, t := range ti {
-			add(t.Weight, t.Reverse)
-		}
-		for _, t := range ts {
-			add(c.ScriptWeight(t), t.Reverse)
-		}
-		for _, t := range tf {
-			// A file's value times its weight: unbounded both ways.
-			if c.FileWeight(t) != 0 {
-				lo, hi = 1, 254
-			}
-		}
-		for _, t := range tp {
-			add(c.ProcessWeight(t), t.Reverse)
-		}
-	}
-	weights(in.TrackInterfaces, in.TrackScripts, in.TrackFiles, in.TrackProcesses)
-	for _, g := range c.SyncGroups {
-		if g.Name == in.SyncGroup {
-			weights(g.TrackInterfaces, g.TrackScripts, g.TrackFiles, g.TrackProcesses)
-		}
-	}
-	return clamp(lo), clamp(hi)
-}
-
-func clamp(p int) int { return max(1, min(254, p)) }
-
-// CanFault reports whether a tracker with weight 0 can put the instance in FAULT.
-func (c *Config) CanFault(in *Instance) bool {
-	for _, t := range in.TrackInterfaces {
-		if t.Weight == 0 {
-			return true
-		}
-	}
-	for _, t := range in.TrackScripts {
-		if c.ScriptWeight(t) == 0 {
-			return true
-		}
-	}
-	return false
-}
-
-// ScriptWeight is the weight a track_script entry applies: its own if given, else
-// the vrrp_script's.
-func (c *Config) ScriptWeight(t TrackRef) int {
-	if t.Weight != nil {
-		return *t.Weight
-	}
-	if s := c.Script(t.Name); s != nil {
-		return s.Weight
-	}
-	return 0
-}
-
-// FileWeight is the weight a track_file entry applies (the file's value times it).
-func (c *Config) FileWeight(t TrackRef) int {
-	if t.Weight != nil {
-		return *t.Weight
-	}
-	if f := c.TrackFile(t.Name); f != nil {
-		return f.Weight
-	}
-	return 1
-}
-
-// ProcessWeight is the weight a track_process entry applies.
-func (c *Config) ProcessWeight(t TrackRef) int {
-	if t.Weight != nil {
-		return *t.Weight
-	}
-	if p := c.TrackProcess(t.Name); p != nil {
-		return p.Weight
-	}
-	return 0
 }

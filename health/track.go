@@ -1,9 +1,9 @@
-// Package track runs the health trackers of a configuration — vrrp_script
-// programs, xvrrp_check built-in checks, track_file and track_process — each on
-// its own goroutine, and reports every change of state on one channel. The agent
-// turns the states into priorities and faults; interfaces it tracks itself, from
-// the netlink link updates it already reads.
-package track
+// Package health runs the trackers that move an instance's priority or put it
+// in FAULT — vrrp_script programs, xvrrp_check built-in checks, track_file and
+// track_process — each on its own goroutine, reporting every change of state
+// on one channel; interfaces the agent tracks itself, from the netlink link
+// updates it already reads.
+package health
 
 import (
 	"context"
