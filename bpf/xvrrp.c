@@ -90,6 +90,7 @@ const enum xvrrp_counter *unused_counter __attribute__((unused));
 const enum xvrrp_state *unused_state __attribute__((unused));
 const enum xvrrp_event_kind *unused_event_kind __attribute__((unused));
 const enum xvrrp_family *unused_family __attribute__((unused));
+const enum xvrrp_flag *unused_flag __attribute__((unused));
 const struct xvrrp_unicast_key *unused_unicast_key __attribute__((unused));
 const struct xvrrp_vip_key *unused_vip_key __attribute__((unused));
 

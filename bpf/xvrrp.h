@@ -89,12 +89,18 @@ struct xvrrp_instance {
 	__u8 pad[2];
 };
 
-#define XVRRP_F_UNICAST (1 << 0)   /* check the source against unicast_peers */
-#define XVRRP_F_NO_ACCEPT (1 << 1) /* no_accept: a master drops traffic to its VIPs,
-				    * but answers ARP and neighbour discovery */
-#define XVRRP_F_RECORD_IN_XDP (1 << 2) /* record valid adverts in XDP rather than
-					* hand them to tc_fence_ingress: for
-					* prog.Run tests, which run XDP alone */
+/* Flags of an instance (xvrrp_instance.flags), exported to Go with bpf2go's
+ * -type so that loader/ never copies their values by hand. */
+enum xvrrp_flag {
+	XVRRP_F_UNICAST = 1 << 0,   /* check the source against unicast_peers */
+	XVRRP_F_NO_ACCEPT = 1 << 1, /* no_accept: a master drops traffic to its
+				     * VIPs, but answers ARP and neighbour
+				     * discovery */
+	XVRRP_F_RECORD_IN_XDP = 1 << 2, /* record valid adverts in XDP rather
+					 * than hand them to tc_fence_ingress:
+					 * for prog.Run tests, which run XDP
+					 * alone */
+};
 
 /* The last valid advert heard for an instance. The kernel rewrites it field by
  * field while the agent reads it: the writer holds lock, and readers look it up

@@ -52,6 +52,14 @@ const (
 	bpfXvrrpFamilyXVRRP_FAMILY_IPV6 bpfXvrrpFamily = 6
 )
 
+type bpfXvrrpFlag uint32
+
+const (
+	bpfXvrrpFlagXVRRP_F_UNICAST       bpfXvrrpFlag = 1
+	bpfXvrrpFlagXVRRP_F_NO_ACCEPT     bpfXvrrpFlag = 2
+	bpfXvrrpFlagXVRRP_F_RECORD_IN_XDP bpfXvrrpFlag = 4
+)
+
 type bpfXvrrpInstance struct {
 	_             structs.HostLayout
 	Version       uint8
@@ -154,6 +162,7 @@ const (
 	bpfVarUnusedEvent      = "unused_event"
 	bpfVarUnusedEventKind  = "unused_event_kind"
 	bpfVarUnusedFamily     = "unused_family"
+	bpfVarUnusedFlag       = "unused_flag"
 	bpfVarUnusedReason     = "unused_reason"
 	bpfVarUnusedState      = "unused_state"
 	bpfVarUnusedUnicastKey = "unused_unicast_key"
@@ -227,6 +236,7 @@ type bpfVariableSpecs struct {
 	UnusedEvent      *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedEventKind  *ebpf.VariableSpec `ebpf:"unused_event_kind"`
 	UnusedFamily     *ebpf.VariableSpec `ebpf:"unused_family"`
+	UnusedFlag       *ebpf.VariableSpec `ebpf:"unused_flag"`
 	UnusedReason     *ebpf.VariableSpec `ebpf:"unused_reason"`
 	UnusedState      *ebpf.VariableSpec `ebpf:"unused_state"`
 	UnusedUnicastKey *ebpf.VariableSpec `ebpf:"unused_unicast_key"`
@@ -280,6 +290,7 @@ type bpfVariables struct {
 	UnusedEvent      *ebpf.Variable `ebpf:"unused_event"`
 	UnusedEventKind  *ebpf.Variable `ebpf:"unused_event_kind"`
 	UnusedFamily     *ebpf.Variable `ebpf:"unused_family"`
+	UnusedFlag       *ebpf.Variable `ebpf:"unused_flag"`
 	UnusedReason     *ebpf.Variable `ebpf:"unused_reason"`
 	UnusedState      *ebpf.Variable `ebpf:"unused_state"`
 	UnusedUnicastKey *ebpf.Variable `ebpf:"unused_unicast_key"`

@@ -501,8 +501,8 @@ const (
 	FamilyIPv4 = uint8(bpfXvrrpFamilyXVRRP_FAMILY_IPV4)
 	FamilyIPv6 = uint8(bpfXvrrpFamilyXVRRP_FAMILY_IPV6)
 
-	FlagUnicast  = 1 << 0 // XVRRP_F_UNICAST
-	FlagNoAccept = 1 << 1 // XVRRP_F_NO_ACCEPT
+	FlagUnicast  = uint32(bpfXvrrpFlagXVRRP_F_UNICAST)
+	FlagNoAccept = uint32(bpfXvrrpFlagXVRRP_F_NO_ACCEPT)
 
 	EventNewSource = uint32(bpfXvrrpEventKindXVRRP_EVENT_NEW_SOURCE)
 	EventPriority  = uint32(bpfXvrrpEventKindXVRRP_EVENT_PRIORITY)

@@ -37,7 +37,7 @@ const (
 	// handing them to tc_fence_ingress, which records them only when the frame
 	// was not VLAN-tagged out of band. For prog.Run tests, which run XDP alone;
 	// an agent never sets it.
-	FlagRecordInXDP = 1 << 2 // XVRRP_F_RECORD_IN_XDP
+	FlagRecordInXDP = uint32(bpfXvrrpFlagXVRRP_F_RECORD_IN_XDP)
 
 	// CounterVLANTagged counts adverts XDP found valid that the fence's ingress
 	// then found tagged out of band (skb->vlan_tci), and did not record.
