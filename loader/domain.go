@@ -172,6 +172,19 @@ func (d *Datapath) PutVIPOf(k Key, vip netip.Addr) error {
 	return d.objs.Vips.Put(vk, k.kernel())
 }
 
+// ForgetVIP stops fencing an address: it is no instance's VIP any more.
+func (d *Datapath) ForgetVIP(vip netip.Addr) error {
+	vk := bpfXvrrpVipKey{Family: FamilyIPv4}
+	if vip.Is6() {
+		vk.Family = FamilyIPv6
+	}
+	copy(vk.Addr[:], vip.AsSlice())
+	if err := d.objs.Vips.Delete(vk); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return err
+	}
+	return nil
+}
+
 // AllowPeer lets a unicast instance accept adverts from peer.
 func (d *Datapath) AllowPeer(k Key, peer netip.Addr) error {
 	return d.objs.UnicastPeers.Put(unicastKey(k.kernel(), peer), uint8(1))

@@ -268,6 +268,11 @@ func (m *Machine) Expire(now time.Duration, last *Heard) []Action {
 	return nil
 }
 
+// SetPreempt changes the preemption settings, as a reload does.
+func (m *Machine) SetPreempt(noPreempt bool, delay time.Duration) {
+	m.p.NoPreempt, m.p.PreemptDelay = noPreempt, delay
+}
+
 // SetPriority changes the effective priority; a master advertises it at once.
 func (m *Machine) SetPriority(now time.Duration, p uint8) []Action {
 	if p == m.p.Priority {

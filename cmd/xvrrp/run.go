@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -66,7 +67,7 @@ Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF).`,
 		}
 		log := slog.New(handler)
 
-		stopHangups := ignoreHangups(log)
+		setReload, stopHangups := onHangup(log)
 		defer stopHangups()
 
 		file := c.String("use-file")
@@ -107,6 +108,7 @@ Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF).`,
 			return &exitError{code: exitFailure, err: err}
 		}
 		log.Info("xvrrp running", "config", file, "instances", len(cfg.Instances), "pin_dir", c.String("pin-dir"))
+		setReload(func() { reload(log, a, file, config.Options{ConfigID: c.String("config-id")}) })
 		if err := a.Run(c.Context); err != nil {
 			return &exitError{code: exitFailure, err: err}
 		}
@@ -171,27 +173,58 @@ func loadConfig(ctx context.Context, file string, opt config.Options) (*config.C
 	}
 }
 
-// ignoreHangups keeps SIGHUP, keepalived's reload signal (what `systemctl
-// reload` sends), from killing the daemon until reload exists: it is logged and
-// changes nothing.
-func ignoreHangups(log *slog.Logger) (stop func()) {
+// onHangup answers SIGHUP, keepalived's reload signal (what `systemctl
+// reload` sends): with the function setReload gives once the daemon runs;
+// before that and while it stops, SIGHUP is logged and changes nothing. It
+// never kills the daemon.
+func onHangup(log *slog.Logger) (setReload func(func()), stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
+	var fn atomic.Pointer[func()]
 	done := make(chan struct{})
 	go func() {
 		for {
 			select {
 			case <-hup:
-				log.Warn("SIGHUP: reload is not supported yet; the running configuration is unchanged")
+				if f := fn.Load(); f != nil {
+					(*f)()
+				} else {
+					log.Warn("SIGHUP before the daemon runs: nothing reloaded")
+				}
 			case <-done:
 				return
 			}
 		}
 	}()
-	return func() {
-		// Still ignored after this: a SIGHUP during the stop changes nothing either.
-		signal.Ignore(syscall.SIGHUP)
+	return func(f func()) { fn.Store(&f) }, func() {
+		signal.Ignore(syscall.SIGHUP) // still harmless while stopping
 		close(done)
+	}
+}
+
+// reload reads the configuration again and hands it to the agent. An invalid
+// one changes nothing: every error is logged with file:line and the running
+// configuration carries on.
+func reload(log *slog.Logger, a *agent.Agent, file string, opt config.Options) {
+	log.Info("SIGHUP: reloading the configuration", "config", file)
+	cfg, err := config.Load(file, opt)
+	for _, w := range cfg.Warnings {
+		log.Warn(w.String())
+	}
+	if err != nil {
+		var cerr *config.Error
+		if errors.As(err, &cerr) {
+			for _, d := range cerr.Diags {
+				log.Error(d.String())
+			}
+		} else {
+			log.Error(err.Error())
+		}
+		log.Error("configuration not reloaded: the running one carries on", "config", file)
+		return
+	}
+	if err := a.Reload(cfg); err != nil {
+		log.Error("reload", "error", err)
 	}
 }
 

@@ -82,8 +82,13 @@ type Agent struct {
 	// statusReq asks the event loop for a Status; started is when Run began.
 	statusReq chan chan Status
 	started   time.Time
+	// reloadReq brings Reload's configuration to the event loop; loopDone
+	// is closed when Run returns.
+	reloadReq chan reloadReq
+	loopDone  chan struct{}
 
 	health       trackerStates
+	policy       *health.Policy // of cfg; nil: made when first needed
 	trackers     *health.Trackers
 	stopTrackers context.CancelFunc
 	notify       *notifier
@@ -97,7 +102,7 @@ func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
 	a := &Agent{cfg: cfg, opt: opt, log: opt.Logger, now: Monotonic,
 		byKey: map[loader.Key]*instance{}, groups: map[string][]*instance{},
 		socks: map[sockKey]*rawSocket{}, groupState: map[string]vrrp.State{},
-		fenceOnly: map[int]bool{}}
+		fenceOnly: map[int]bool{}, reloadReq: make(chan reloadReq), loopDone: make(chan struct{})}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -186,8 +191,10 @@ func (a *Agent) startTrackers() error {
 		a.health.set(u)
 	}
 	for _, in := range a.insts {
-		_, prio := a.verdict(in)
-		in.m.SetPriority(a.now(), prio) // in Init: no action
+		if in.m.State() == vrrp.Init { // no action; running ones: reassess
+			_, prio := a.verdict(in)
+			in.m.SetPriority(a.now(), prio)
+		}
 	}
 	return nil
 }
@@ -219,6 +226,7 @@ func (a *Agent) closeAll() {
 // master resigns with priority 0 and its VIPs are removed, and the datapath is
 // removed, unless Options.KeepDatapath.
 func (a *Agent) Run(ctx context.Context) error {
+	defer close(a.loopDone)
 	events := make(chan loader.Heard, 1024)
 	evCtx, stopEvents := context.WithCancel(context.Background())
 	evDone := make(chan error, 1)
@@ -293,6 +301,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.track(u)
 		case reply := <-a.statusReq:
 			reply <- a.status()
+		case r := <-a.reloadReq:
+			r.done <- a.reload(r.cfg)
 		case <-timer.C:
 			timer.fired()
 			a.expire()

@@ -25,11 +25,35 @@ func (h trackerStates) states() health.States {
 
 func (h trackerStates) set(u health.Update) { h.states().Set(u) }
 
+// carry keeps what prev's trackers said for the trackers of the same name,
+// over the first states the new ones start with, so that a reload moves no
+// priority by itself; interfaces were read afresh.
+func (h trackerStates) carry(prev trackerStates) {
+	for name := range h.scriptOK {
+		if ok, seen := prev.scriptOK[name]; seen {
+			h.scriptOK[name] = ok
+		}
+	}
+	for name := range h.procOK {
+		if ok, seen := prev.procOK[name]; seen {
+			h.procOK[name] = ok
+		}
+	}
+	for name := range h.fileVal {
+		if v, seen := prev.fileVal[name]; seen {
+			h.fileVal[name] = v
+		}
+	}
+}
+
 // verdict is an instance's trackers' verdict — its own and its sync group's:
 // why it must be in FAULT (or ""), and its effective priority, by the policy
 // that `xvrrp check` prints.
 func (a *Agent) verdict(in *instance) (fault string, prio uint8) {
-	return health.NewPolicy(a.cfg).Evaluate(in.cfg, a.health.states())
+	if a.policy == nil {
+		a.policy = health.NewPolicy(a.cfg)
+	}
+	return a.policy.Evaluate(in.cfg, a.health.states())
 }
 
 // track applies a tracker's change to every instance.

@@ -24,6 +24,7 @@ type kernel interface {
 	LastAdvert(loader.Key) (vrrp.Heard, error)
 	Forget(loader.Key, []netip.Addr) error
 	PutVIPOf(loader.Key, netip.Addr) error
+	ForgetVIP(netip.Addr) error
 	AllowPeer(loader.Key, netip.Addr) error
 	ReadHeard(context.Context, func(loader.Heard)) error
 	Attach(ifindex int) error
