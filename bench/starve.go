@@ -124,7 +124,7 @@ func runStarve(ctx context.Context, opt Options, impl string, step func(string))
 		case StarveCPU:
 			err = BusyLoops(ctx, o.Duration)
 		case StarveMemory:
-			res.PressureBytes, err = MemoryPressure(ctx, o.Duration, 1<<30)
+			res.PressureBytes, err = MemoryPressure(ctx, o.Duration, 2<<30)
 		default:
 			err = fmt.Errorf("unknown starve variant %q", variant)
 		}

@@ -251,7 +251,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	// After loading: the verifier's work would count against RLIMIT_RTTIME.
-	defer applyTuning(a.opt.Tuning, a.log)()
+	tune := &tuner{t: a.opt.Tuning, log: a.log, start: a.now()}
+	tune.undo = applyTuning(a.opt.Tuning, a.log)
+	tune.rt = a.opt.Tuning.RTPriority > 0
+	defer func() { tune.undo() }()
 
 	a.started, a.statusReq = time.Now(), make(chan chan Status)
 	if a.opt.StatusSocket != "" {
@@ -304,6 +307,10 @@ func (a *Agent) Run(ctx context.Context) error {
 		case r := <-a.reloadReq:
 			r.done <- a.reload(r.cfg)
 		case <-timer.C:
+			if due := timer.at; due > 0 {
+				now := a.now()
+				tune.late(now, now-due)
+			}
 			timer.fired()
 			a.expire()
 			a.watchdog()

@@ -38,6 +38,12 @@ type Tuning struct {
 	// Nice is the daemon's nice value, -20 to 19 (vrrp_priority), for
 	// threads not under SCHED_RR; 0 leaves it.
 	Nice int
+	// AutoRTPriority, when RTPriority is 0, is the SCHED_RR priority the
+	// daemon switches to the first time its event loop wakes AutoRTAfter or
+	// more after a timer was due (keepalived's max_auto_priority and
+	// min_auto_priority_delay); 0: never.
+	AutoRTPriority int
+	AutoRTAfter    time.Duration
 }
 
 // String says what the daemon will do, as `xvrrp check` prints it.
@@ -47,6 +53,9 @@ func (t Tuning) String() string {
 		parts = append(parts, fmt.Sprintf("SCHED_RR priority %d, real-time CPU bound %v", t.RTPriority, t.RTTime))
 	} else {
 		parts = append(parts, fmt.Sprintf("normal scheduling at nice %d", t.Nice))
+		if t.AutoRTPriority > 0 {
+			parts = append(parts, fmt.Sprintf("SCHED_RR priority %d once a timer runs %v late", t.AutoRTPriority, t.AutoRTAfter))
+		}
 	}
 	if t.NoSwap {
 		parts = append(parts, "memory locked")
@@ -65,7 +74,8 @@ func (t Tuning) String() string {
 // nothing at idle, where SCHED_RR (vrrp_rt_priority) cost a fifth more CPU and
 // twice the wakeups; real-time scheduling is for hosts whose load may itself
 // run real-time or above nice -20, as corosync runs its heartbeat.
-var DefaultTuning = Tuning{Nice: -20, RTTime: 200 * time.Millisecond, NoSwap: true}
+var DefaultTuning = Tuning{Nice: -20, RTTime: 200 * time.Millisecond, NoSwap: true,
+	AutoRTPriority: 10, AutoRTAfter: 2 * time.Millisecond}
 
 // TuningOf is the configuration's process tuning over DefaultTuning: what
 // global_defs says wins, the rest is xvrrp's default.
@@ -80,6 +90,15 @@ func TuningOf(g config.Global) Tuning {
 	if g.Nice != nil {
 		t.Nice = *g.Nice
 	}
+	switch {
+	case g.MaxAutoPriority > 0:
+		t.AutoRTPriority = g.MaxAutoPriority
+	case g.MaxAutoPriority == 0: // keepalived's "no automatic increase"
+		t.AutoRTPriority = 0
+	}
+	if g.MinAutoPriorityDelay > 0 {
+		t.AutoRTAfter = g.MinAutoPriorityDelay
+	}
 	t.NoSwap = t.NoSwap || g.NoSwap
 	t.CPUs = g.CPUAffinity
 	return t
@@ -89,6 +108,46 @@ func TuningOf(g config.Global) Tuning {
 // steady state allocates little, so fewer collections cost little memory and
 // leave fewer moments when a collection stands between a timer and its advert.
 const gcPercent = 400
+
+// tuner applies the process tuning at the start, and real-time scheduling
+// later if the event loop runs late.
+type tuner struct {
+	t     Tuning
+	log   *slog.Logger
+	undo  func()
+	rt    bool
+	start time.Duration   // when the loop started: its first second is not judged
+	lates []time.Duration // when the loop last woke late, newest last
+}
+
+// autoRTLates is how many late wake-ups within a second make the daemon
+// switch to real-time scheduling: one may be a blip (a page fault, a busy
+// moment of the loop itself); several mean the host keeps it from running.
+const autoRTLates = 3
+
+// late tells the tuner the event loop woke d after a timer was due, at now.
+// When that has been AutoRTAfter or more autoRTLates times within a second,
+// the daemon switches to SCHED_RR at AutoRTPriority: a host busy enough to
+// delay it that much may soon delay it past a Master_Down_Interval.
+func (tn *tuner) late(now, d time.Duration) {
+	t := tn.t
+	if tn.rt || t.AutoRTPriority <= 0 || d < t.AutoRTAfter || now-tn.start < time.Second {
+		return
+	}
+	tn.lates = append(tn.lates, now)
+	for len(tn.lates) > 0 && now-tn.lates[0] > time.Second {
+		tn.lates = tn.lates[1:]
+	}
+	if len(tn.lates) < autoRTLates {
+		return
+	}
+	tn.rt = true
+	tn.log.Warn("running late: switching to real-time scheduling", "late", d, "priority", t.AutoRTPriority)
+	t.RTPriority = t.AutoRTPriority
+	prev := tn.undo
+	undoRT := realtime(t, tn.log)
+	tn.undo = func() { undoRT(); prev() }
+}
 
 // applyTuning tunes the process as t says. What it cannot do (no privilege,
 // no such CPU) is logged and the daemon carries on: running late is better

@@ -40,7 +40,8 @@ type Global struct {
 	EnableScriptSecurity bool
 	ScriptUser           string
 	ScriptGroup          string
-	MaxAutoPriority      int // -1 when unset
+	MaxAutoPriority      int           // -1 when unset
+	MinAutoPriorityDelay time.Duration // 0 when unset
 	SkipCheckAdvAddr     bool
 	Strict               bool
 	CheckUnicastSrc      bool

@@ -444,7 +444,12 @@ func (p *parser) global(n *node) {
 				p.args(n, 0, 1)
 			}
 		},
-		"min_auto_priority_delay":      func(n *node) { p.args(n, 1, 1) },
+		"min_auto_priority_delay": func(n *node) {
+			// Microseconds, as keepalived counts them (at most 10 s).
+			var us int
+			num(&us, 1, 10_000_000)(n)
+			g.MinAutoPriorityDelay = time.Duration(us) * time.Microsecond
+		},
 		"vrrp_skip_check_adv_addr":     flag(&g.SkipCheckAdvAddr),
 		"vrrp_strict":                  flag(&g.Strict),
 		"vrrp_check_unicast_src":       flag(&g.CheckUnicastSrc),
