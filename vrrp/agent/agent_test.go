@@ -6,6 +6,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -448,5 +450,75 @@ func TestAdoptLease(t *testing.T) {
 				t.Errorf("resume %v, VIP kept %v; want %v (ops %q)", inst.resume, w.vips["192.0.2.1/24 dev eth0"], tc.want, w.ops)
 			}
 		})
+	}
+}
+
+// Notify lines come in the order of the transitions, a group's after all its
+// members are there: the FIFO keepalived's readers follow.
+func TestNotifyOrder(t *testing.T) {
+	fifo := filepath.Join(t.TempDir(), "notify.fifo")
+	r := newRig(t, `global_defs {
+    notify_fifo `+fifo+`
+}
+vrrp_sync_group G {
+    group {
+        VI_1
+        VI_2
+    }
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    priority 100
+    version 3
+    advert_int 0.1
+    virtual_ipaddress {
+        192.0.2.1/24
+    }
+}
+vrrp_instance VI_2 {
+    interface eth1
+    virtual_router_id 52
+    priority 100
+    version 3
+    advert_int 0.1
+    virtual_ipaddress {
+        198.51.100.1/24
+    }
+}
+`)
+	f, err := os.OpenFile(fifo, os.O_RDONLY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r.start()
+	r.running = true
+	r.at(2 * time.Second)
+	r.link(linkState{index: 2, name: "eth0", up: false})
+	r.loop()
+	want := []string{
+		`INSTANCE "VI_1" BACKUP 100`,
+		`INSTANCE "VI_2" BACKUP 100`,
+		`GROUP "G" BACKUP 0`,
+		`INSTANCE "VI_1" MASTER 100`, // its Master_Down_Interval ran out
+		`INSTANCE "VI_2" MASTER 100`, // forced along by its group
+		`GROUP "G" MASTER 0`,
+		`INSTANCE "VI_1" FAULT 100`,
+		`INSTANCE "VI_2" FAULT 100`,
+		`GROUP "G" FAULT 0`,
+	}
+	var got []string
+	deadline := time.Now().Add(2 * time.Second)
+	buf := make([]byte, 4096)
+	var text string
+	for len(got) < len(want) && time.Now().Before(deadline) {
+		n, _ := f.Read(buf)
+		text += string(buf[:max(n, 0)])
+		got = strings.Split(strings.TrimSpace(text), "\n")
+		time.Sleep(5 * time.Millisecond)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("notify FIFO (-want +got):\n%s", diff)
 	}
 }
