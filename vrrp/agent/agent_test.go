@@ -375,10 +375,8 @@ func TestPreemption(t *testing.T) {
 	}
 }
 
-// A sync group: one member's interface goes down, all members go to FAULT;
-// it comes back, they leave FAULT together.
-func TestSyncGroupFault(t *testing.T) {
-	r := newRig(t, `vrrp_sync_group G {
+// syncPair is a sync group of two instances, on eth0 and eth1.
+const syncPair = `vrrp_sync_group G {
     group {
         VI_1
         VI_2
@@ -404,7 +402,12 @@ vrrp_instance VI_2 {
         198.51.100.1/24
     }
 }
-`)
+`
+
+// A sync group: one member's interface goes down, all members go to FAULT;
+// it comes back, they leave FAULT together.
+func TestSyncGroupFault(t *testing.T) {
+	r := newRig(t, syncPair)
 	r.start()
 	r.running = true
 	r.at(2 * time.Second)
@@ -457,36 +460,7 @@ func TestAdoptLease(t *testing.T) {
 // members are there: the FIFO keepalived's readers follow.
 func TestNotifyOrder(t *testing.T) {
 	fifo := filepath.Join(t.TempDir(), "notify.fifo")
-	r := newRig(t, `global_defs {
-    notify_fifo `+fifo+`
-}
-vrrp_sync_group G {
-    group {
-        VI_1
-        VI_2
-    }
-}
-vrrp_instance VI_1 {
-    interface eth0
-    virtual_router_id 51
-    priority 100
-    version 3
-    advert_int 0.1
-    virtual_ipaddress {
-        192.0.2.1/24
-    }
-}
-vrrp_instance VI_2 {
-    interface eth1
-    virtual_router_id 52
-    priority 100
-    version 3
-    advert_int 0.1
-    virtual_ipaddress {
-        198.51.100.1/24
-    }
-}
-`)
+	r := newRig(t, "global_defs {\n    notify_fifo "+fifo+"\n}\n"+syncPair)
 	f, err := os.OpenFile(fifo, os.O_RDONLY|unix.O_NONBLOCK, 0)
 	if err != nil {
 		t.Fatal(err)
