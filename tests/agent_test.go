@@ -373,8 +373,12 @@ func TestFrozenMasterWakes(t *testing.T) {
 			garps++
 		}
 	}
-	if garps == 0 {
-		t.Error("no gratuitous ARP from h1 after it woke")
+	// One burst of garp_lower_prio_repeat (5, keepalived's default): h2
+	// steps down on h1's first advert and gives no cause for another, so a
+	// burst the fence dropped (a lease not yet renewed) is never made up for,
+	// and the client keeps sending to h2 until its ARP entry goes stale.
+	if garps < 5 {
+		t.Errorf("%d gratuitous ARPs from h1 after it woke, want its burst of 5:\n%s", garps, lastLines(x1.Output(), 15))
 	}
 	if countIn(x1.Proc, "Entering BACKUP") != backups {
 		t.Error("h1 left MASTER: it should have stayed master and made h2 step down")

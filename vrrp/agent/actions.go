@@ -164,6 +164,11 @@ func (a *Agent) lowerPrioGarp(in *instance, e loader.Heard, now time.Duration) {
 		return
 	}
 	in.lowerGarpNext = now + in.cfg.Interval
+	// The advert that answers first: once it has left, the lease is fresh and
+	// the fence lets the gratuitous ARPs out. A master that was frozen past
+	// its lease would have its only burst dropped, and the hosts it took over
+	// would keep sending to the backup's MAC until their ARP entries go stale.
+	a.flush()
 	for range g.LowerPrioRepeat {
 		for _, v := range in.vips {
 			if err := a.addrs.announce(v); err != nil {
