@@ -97,7 +97,7 @@ func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
 	a := &Agent{cfg: cfg, opt: opt, log: opt.Logger, now: Monotonic,
 		byKey: map[loader.Key]*instance{}, groups: map[string][]*instance{},
 		socks: map[sockKey]*rawSocket{}, groupState: map[string]vrrp.State{},
-		fenceOnly: map[int]bool{}}
+		fenceOnly: map[int]bool{}, statusReq: make(chan chan Status)}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -245,7 +245,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	// After loading: the verifier's work would count against RLIMIT_RTTIME.
 	defer applyTuning(a.opt.Tuning, a.log)()
 
-	a.started, a.statusReq = time.Now(), make(chan chan Status)
+	a.started = time.Now()
 	if a.opt.StatusSocket != "" {
 		stCtx, stopStatus := context.WithCancel(context.Background())
 		defer stopStatus()
