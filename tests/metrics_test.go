@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -221,5 +222,15 @@ func TestMetrics(t *testing.T) {
 	out, err := h1.Run(context.Background(), xvrrpBin, "status", "--state-dir", x1.StateDir, "--pin-dir", x1.PinDir)
 	if err != nil || !strings.Contains(string(out), fmt.Sprintf("ip_ttl_err=%d", m)) {
 		t.Errorf("status table: %v\n%s", err, out)
+	}
+
+	// The kernel's counters outlive the daemon; the daemon's went with it.
+	x1.Signal(syscall.SIGKILL)
+	x1.Wait()
+	doc = status(t, h1, x1)
+	c = doc.Instances[0].Counters
+	if doc.Source != "kernel" || c == nil || c.AdvertRcvd != valid+1 || c.IPTTLErr != m || c.AdvertSent != 0 ||
+		doc.Kernel == nil || doc.Kernel.Adverts["foreign"] != m {
+		t.Errorf("kernel's status counters: %+v, kernel %+v", c, doc.Kernel)
 	}
 }
