@@ -1,12 +1,16 @@
 package loader
 
 import (
+	"errors"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/cilium/ebpf"
 	"github.com/google/go-cmp/cmp"
+	"github.com/xvrrp/xvrrp/tests/labtest"
 	"github.com/xvrrp/xvrrp/vrrp"
 )
 
@@ -173,5 +177,31 @@ func TestInstanceCountersFence(t *testing.T) {
 	}
 	if got, err := d.InstanceCounters(owner); err != nil || got.FencedIngress != 0 {
 		t.Errorf("counters after Forget: %+v, %v; want zero", got, err)
+	}
+}
+
+// An observer of a daemon whose build has no instance_stats (an older one)
+// reads zero counters and pins nothing into the daemon's directory.
+func TestObserveOlderPins(t *testing.T) {
+	labtest.Require(t)
+	dir := testPinDir(t)
+	d, err := Load(Options{PinDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Remove()
+	if err := os.Remove(filepath.Join(dir, "instance_stats")); err != nil {
+		t.Fatal(err)
+	}
+	o, err := Load(Options{PinDir: dir, Observe: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	if c, err := o.InstanceCounters(Key{Ifindex: 1, VRID: 51}); err != nil || c.FencedIngress != 0 {
+		t.Errorf("counters: %+v, %v", c, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "instance_stats")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the observer pinned instance_stats in the daemon's directory: %v", err)
 	}
 }
