@@ -140,13 +140,31 @@ static __always_inline struct xvrrp_instance_stats *instance_counters(const stru
 	return bpf_map_lookup_elem(&instance_stats, key);
 }
 
-/* count_for counts an advert for an instance under its reason. */
+/* count_for counts an advert for an instance under its reason. VRID 0 is no
+ * instance's: its key holds the interface's foreign adverts (count_foreign). */
 static __always_inline struct xvrrp_instance_stats *count_for(const struct xvrrp_instance_key *key, __u32 reason)
 {
+	if (key->vrid == 0)
+		return NULL;
 	struct xvrrp_instance_stats *s = instance_counters(key);
 	if (s && reason < XVRRP_REASON_MAX)
 		((__u64 *)s)[reason] += 1;
 	return s;
+}
+
+/* count_foreign counts another router's advert on the interface, under the
+ * interface's key with VRID 0, which no VRRP router has. Made on the first,
+ * whatever the instances: one entry per interface and family xdp_vrrp runs on. */
+static __always_inline void count_foreign(struct xvrrp_instance_key key)
+{
+	key.vrid = 0;
+	struct xvrrp_instance_stats *s = bpf_map_lookup_elem(&instance_stats, &key);
+	if (!s) {
+		bpf_map_update_elem(&instance_stats, &key, &zero_stats, BPF_NOEXIST);
+		s = bpf_map_lookup_elem(&instance_stats, &key);
+	}
+	if (s)
+		s->foreign++;
 }
 
 /* drop_advert drops an advert for a reason, counted for the instance too once
@@ -629,6 +647,7 @@ static __always_inline int advert(struct xdp_md *ctx, const struct ethhdr *eth, 
 		 * on this link during a migration): well formed, so it goes on to
 		 * their sockets untouched. */
 		count(XVRRP_REASON_FOREIGN);
+		count_foreign(key);
 		return XDP_PASS;
 	}
 	r = instance_checks(inst, &key, eth, v, end, family, src, dst, interval_cs);

@@ -113,10 +113,11 @@ struct xvrrp_peer {
 /* One instance's counters, per CPU, in the instance_stats map; bpftool prints
  * them by name. The first XVRRP_REASON_MAX count the instance's adverts by enum
  * xvrrp_reason, in its order, so that a reason indexes them; drops count from
- * the first check that can read the VRID. valid, ip_version, ip_checksum and
- * foreign never count here: the adverts recorded as the instance's are the
- * count of its struct xvrrp_peer, which the valid path updates anyway, and the
- * others have no instance. */
+ * the first check that can read the VRID. valid, ip_version and ip_checksum
+ * never count here: the adverts recorded as the instance's are the count of
+ * its struct xvrrp_peer, which the valid path updates anyway, and the others
+ * have no instance. foreign counts only under an interface's key with VRID 0:
+ * other routers' adverts on that interface. */
 struct xvrrp_instance_stats {
 	__u64 valid;
 	__u64 length;

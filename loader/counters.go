@@ -141,3 +141,23 @@ func (d *Datapath) TotalCounters() (KernelCounters, error) {
 	c.NoAccept, c.VLANTagged = raw[CounterNoAccept], raw[CounterVLANTagged]
 	return c, nil
 }
+
+// ForeignAdverts counts the well-formed adverts for VRIDs no instance runs
+// that arrived on an interface for a family: other routers' (keepalived or FRR
+// during a migration), passed on untouched.
+func (d *Datapath) ForeignAdverts(ifindex int, ipv6 bool) (uint64, error) {
+	// Under VRID 0, which no VRRP router has (bpf/xvrrp.c, count_foreign).
+	var perCPU []bpfXvrrpInstanceStats
+	err := d.objs.InstanceStats.Lookup(Key{Ifindex: ifindex, IPv6: ipv6}.kernel(), &perCPU)
+	if errors.Is(err, ebpf.ErrKeyNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read foreign adverts of ifindex %d: %w", ifindex, err)
+	}
+	var n uint64
+	for _, s := range perCPU {
+		n += s.Foreign
+	}
+	return n, nil
+}

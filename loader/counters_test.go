@@ -115,6 +115,12 @@ func TestInstanceCounters(t *testing.T) {
 	if n := after.Adverts[vrrp.ReasonForeign] - total.Adverts[vrrp.ReasonForeign]; n != 1 {
 		t.Errorf("foreign advert counted %d times in total, want 1", n)
 	}
+	if n, err := d.ForeignAdverts(loIfindex, false); err != nil || n != 1 {
+		t.Errorf("foreign adverts on the interface: %d, %v; want 1", n, err)
+	}
+	if n, err := d.ForeignAdverts(loIfindex, true); err != nil || n != 0 {
+		t.Errorf("foreign IPv6 adverts on the interface: %d, %v; want 0", n, err)
+	}
 	if err := d.objs.InstanceStats.Lookup(Key{Ifindex: loIfindex, VRID: 99}.kernel(), new([]bpfXvrrpInstanceStats)); err == nil {
 		t.Errorf("an advert for VRID 99, which no instance runs, made counters for it")
 	}

@@ -193,6 +193,7 @@ func TestMetrics(t *testing.T) {
 		{"xvrrp_adverts_dropped_total", with("reason", "checksum"), m},
 		{"xvrrp_adverts_dropped_total", with("reason", "ttl"), m},
 		{"xvrrp_kernel_adverts_total", map[string]string{"reason": "foreign"}, m},
+		{"xvrrp_foreign_adverts_total", map[string]string{"intf": "eth0", "family": "IPv4"}, m},
 		{"keepalived_release_master_total", vi, 1},
 		{"keepalived_become_master_total", vi, 2},
 		{"keepalived_vrrp_state", map[string]string{"iname": "VI_1", "intf": "eth0", "vrid": "51", "ip_address": "192.0.2.1"}, 2},
@@ -215,7 +216,7 @@ func TestMetrics(t *testing.T) {
 	doc := status(t, h1, x1)
 	c := doc.Instances[0].Counters
 	if c == nil || c.AdvertRcvd != valid+1 || c.PriZeroRcvd != 1 || c.IPTTLErr != m || c.InvalidTypeRcvd != m ||
-		c.Dropped["checksum"] != m || c.BecomeMaster != 2 || c.ReleaseMaster != 1 || c.AdvertSent == 0 ||
+		c.Dropped["checksum"] != m || c.BecomeMaster != 2 || c.ReleaseMaster != 1 || c.AdvertSent == 0 || c.Foreign != m ||
 		doc.Kernel == nil || doc.Kernel.Adverts["foreign"] != m {
 		t.Errorf("status counters: %+v, kernel %+v", c, doc.Kernel)
 	}

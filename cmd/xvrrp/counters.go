@@ -11,8 +11,7 @@ import (
 )
 
 // printCounters prints each instance's counters that are not zero, under
-// their JSON names (keepalived's where keepalived has one), then the kernel's
-// adverts for no instance of ours.
+// their JSON names (keepalived's where keepalived has one).
 func printCounters(w io.Writer, st agent.Status) {
 	for _, in := range st.Instances {
 		if in.Counters == nil {
@@ -23,9 +22,6 @@ func printCounters(w io.Writer, st agent.Status) {
 			name = fmt.Sprintf("%s VRID %d %s", in.Interface, in.VRID, in.Family)
 		}
 		fmt.Fprintf(w, "%s counters: %s\n", name, orDash(strings.Join(nonZero(*in.Counters), " ")))
-	}
-	if k := st.Kernel; k != nil && k.Adverts["foreign"] > 0 {
-		fmt.Fprintf(w, "foreign adverts (VRIDs not run here, passed on): %d\n", k.Adverts["foreign"])
 	}
 }
 

@@ -73,9 +73,13 @@ type CounterStatus struct {
 	FencedEgress  uint64            `json:"fenced_egress"`
 	NoAccept      uint64            `json:"no_accept"`
 	LeaseRenewals uint64            `json:"lease_renewals"`
+	// Foreign counts the well-formed adverts for VRIDs no instance runs that
+	// arrived on the instance's interface for its family (other routers'):
+	// the interface's count, the same for every instance on it.
+	Foreign uint64 `json:"foreign"`
 }
 
-func counterStatus(k loader.Counters, c agentCounts) *CounterStatus {
+func counterStatus(k loader.Counters, c agentCounts, foreign uint64) *CounterStatus {
 	cs := &CounterStatus{
 		AdvertRcvd: k.AdvertRcvd, AdvertSent: c.advertSent,
 		BecomeMaster: c.becomeMaster, ReleaseMaster: c.releaseMaster,
@@ -85,7 +89,7 @@ func counterStatus(k loader.Counters, c agentCounts) *CounterStatus {
 		PriZeroRcvd: k.PriZeroRcvd, PriZeroSent: c.priZeroSent,
 		Dropped:       map[string]uint64{},
 		FencedIngress: k.FencedIngress, FencedEgress: k.FencedEgress, NoAccept: k.NoAccept,
-		LeaseRenewals: c.leaseRenewals,
+		LeaseRenewals: c.leaseRenewals, Foreign: foreign,
 	}
 	for r, n := range k.Dropped {
 		cs.Dropped[r.String()] = n
@@ -109,6 +113,7 @@ type KernelCounterStatus struct {
 // counterReader is the part of the datapath counters are read from.
 type counterReader interface {
 	InstanceCounters(loader.Key) (loader.Counters, error)
+	ForeignAdverts(ifindex int, ipv6 bool) (uint64, error)
 	TotalCounters() (loader.KernelCounters, error)
 }
 
@@ -134,13 +139,15 @@ func (a *Agent) counters(st *Status) {
 	}
 	for i, in := range a.insts {
 		var k loader.Counters
+		var foreign uint64
 		if ok {
 			if kc, err := dp.InstanceCounters(in.key); err == nil {
 				k = kc
 			}
+			foreign, _ = dp.ForeignAdverts(in.key.Ifindex, in.key.IPv6)
 		}
 		is := &st.Instances[i]
-		is.Counters = counterStatus(k, in.counts)
+		is.Counters = counterStatus(k, in.counts, foreign)
 		if !in.counts.lastTransition.IsZero() {
 			t := in.counts.lastTransition
 			is.LastTransition = &t
@@ -155,7 +162,8 @@ func kernelOnlyCounters(dp counterReader, k loader.Key) *CounterStatus {
 	if err != nil {
 		return nil
 	}
-	return counterStatus(kc, agentCounts{})
+	foreign, _ := dp.ForeignAdverts(k.Ifindex, k.IPv6)
+	return counterStatus(kc, agentCounts{}, foreign)
 }
 
 // Status asks the event loop for the daemon's Status, as the status socket

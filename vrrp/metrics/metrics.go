@@ -98,6 +98,7 @@ var (
 	trackerDesc      = desc("xvrrp_tracker_healthy", "Whether a tracker the instance follows is healthy.", "iname", "kind", "name")
 	kernelAdvDesc    = desc("xvrrp_kernel_adverts_total", "Adverts the kernel judged on every interface, by reason: valid, foreign (a VRID not run here, passed on) or a drop.", "reason")
 	kernelFencedDesc = desc("xvrrp_kernel_fenced_packets_total", "Packets the fence dropped for every VIP, by direction.", "direction")
+	foreignDesc      = desc("xvrrp_foreign_adverts_total", "Well-formed adverts for VRIDs no instance runs (other routers'), passed on, by interface and family.", "intf", "family")
 )
 
 // Collector is a prometheus.Collector of a daemon's Status.
@@ -112,7 +113,7 @@ func New(status StatusFunc) *Collector { return &Collector{status: status} }
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{upDesc, vipStateDesc, scriptDesc, stateDesc, basePrioDesc, effPrioDesc,
 		leaseDesc, transitionDesc, sendErrDesc, droppedDesc, fencedDesc, vipFencedDesc, vipPresentDesc,
-		trackerDesc, kernelAdvDesc, kernelFencedDesc} {
+		trackerDesc, kernelAdvDesc, kernelFencedDesc, foreignDesc} {
 		ch <- d
 	}
 	for _, m := range counters {
@@ -137,6 +138,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
 	}
 	scripts := map[string]bool{}
+	type link struct{ intf, family string }
+	foreign := map[link]bool{}
 	for _, in := range st.Instances {
 		l := []string{in.Name, in.Interface, strconv.Itoa(int(in.VRID))}
 		state := float64(stateNumber(in.State))
@@ -174,6 +177,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		count(fencedDesc, cs.FencedIngress, append(l, "ingress")...)
 		count(fencedDesc, cs.FencedEgress, append(l, "egress")...)
+		// The interface's, once however many instances run on it.
+		if k := (link{in.Interface, in.Family}); !foreign[k] {
+			foreign[k] = true
+			count(foreignDesc, cs.Foreign, k.intf, k.family)
+		}
 	}
 	if k := st.Kernel; k != nil {
 		for reason, n := range k.Adverts {

@@ -68,7 +68,7 @@ func TestCollector(t *testing.T) {
 		Trackers:       []agent.TrackerStatus{{Kind: "script", Name: "chk", Healthy: false}},
 		LastTransition: &at,
 		Counters: &agent.CounterStatus{AdvertRcvd: 7, AdvertSent: 9, IPTTLErr: 3, BecomeMaster: 1,
-			Dropped: map[string]uint64{"ttl": 3, "checksum": 2}, FencedEgress: 4},
+			Dropped: map[string]uint64{"ttl": 3, "checksum": 2}, FencedEgress: 4, Foreign: 5},
 	}}, Kernel: &agent.KernelCounterStatus{Adverts: map[string]uint64{"foreign": 11, "valid": 7}}}
 	mfs := scrape(t, func(context.Context) (agent.Status, error) { return st, nil })
 
@@ -103,6 +103,7 @@ func TestCollector(t *testing.T) {
 		{"xvrrp_fenced_packets_total", with("direction", "ingress"), 0},
 		{"xvrrp_tracker_healthy", map[string]string{"iname": "VI_1", "kind": "script", "name": "chk"}, 0},
 		{"xvrrp_kernel_adverts_total", map[string]string{"reason": "foreign"}, 11},
+		{"xvrrp_foreign_adverts_total", map[string]string{"intf": "eth0", "family": "IPv4"}, 5},
 	} {
 		got, ok := value(mfs, c.name, c.labels)
 		if !ok || got != c.want {
