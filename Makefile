@@ -11,9 +11,9 @@ CFLAGS  := -O2 -g -Wall -Werror
 export BPF_CLANG := $(CLANG)
 export BPF_CFLAGS := $(CFLAGS)
 
-APT_PACKAGES := clang llvm bpftool keepalived tcpdump iproute2 libbpf-dev nftables systemd
+APT_PACKAGES := clang llvm bpftool keepalived tcpdump iproute2 libbpf-dev nftables systemd prometheus
 # One command or file per package above, to tell whether it is there.
-APT_PROBES   := clang llvm-strip bpftool keepalived tcpdump ip /usr/include/bpf/bpf_helpers.h nft systemd-analyze
+APT_PROBES   := clang llvm-strip bpftool keepalived tcpdump ip /usr/include/bpf/bpf_helpers.h nft systemd-analyze promtool
 
 FUZZTIME ?= 20s
 

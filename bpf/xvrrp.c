@@ -77,6 +77,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } stats SEC(".maps");
 
+/* Per instance, by the instance's key; see instance_counters. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct xvrrp_instance_key);
+	__type(value, struct xvrrp_instance_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} instance_stats SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 1 << 18);
@@ -93,6 +102,7 @@ const enum xvrrp_family *unused_family __attribute__((unused));
 const enum xvrrp_flag *unused_flag __attribute__((unused));
 const struct xvrrp_unicast_key *unused_unicast_key __attribute__((unused));
 const struct xvrrp_vip_key *unused_vip_key __attribute__((unused));
+const struct xvrrp_instance_stats *unused_instance_stats __attribute__((unused));
 
 struct vlan {
 	__be16 tci;
@@ -110,6 +120,69 @@ static __always_inline int drop(__u32 reason)
 {
 	count(reason);
 	return XDP_DROP;
+}
+
+/* Read-only zeroes for a new entry of instance_stats: a struct on the stack
+ * would cost the advert path 176 of its 512 bytes. */
+static const struct xvrrp_instance_stats zero_stats;
+
+/* instance_counters returns this CPU's counters of an instance, made on its
+ * first event; NULL for a key the instances map has not, so that adverts for
+ * VRIDs no instance runs cannot fill the map. An entry outlives its instance
+ * only until loader.Forget. */
+static __always_inline struct xvrrp_instance_stats *instance_counters(const struct xvrrp_instance_key *key)
+{
+	struct xvrrp_instance_stats *s = bpf_map_lookup_elem(&instance_stats, key);
+	if (s)
+		return s;
+	if (!bpf_map_lookup_elem(&instances, key))
+		return NULL;
+	bpf_map_update_elem(&instance_stats, key, &zero_stats, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&instance_stats, key);
+}
+
+/* count_for counts an advert for an instance under its reason. VRID 0 is no
+ * instance's: its key holds the interface's foreign adverts (count_foreign). */
+static __always_inline struct xvrrp_instance_stats *count_for(const struct xvrrp_instance_key *key, __u32 reason)
+{
+	if (key->vrid == 0)
+		return NULL;
+	struct xvrrp_instance_stats *s = instance_counters(key);
+	if (s && reason < XVRRP_REASON_MAX)
+		((__u64 *)s)[reason] += 1;
+	return s;
+}
+
+/* count_foreign counts another router's advert on the interface, under the
+ * interface's key with VRID 0, which no VRRP router has. Made on the first,
+ * whatever the instances: one entry per interface and family xdp_vrrp runs on. */
+static __always_inline void count_foreign(struct xvrrp_instance_key key)
+{
+	key.vrid = 0;
+	struct xvrrp_instance_stats *s = bpf_map_lookup_elem(&instance_stats, &key);
+	if (!s) {
+		bpf_map_update_elem(&instance_stats, &key, &zero_stats, BPF_NOEXIST);
+		s = bpf_map_lookup_elem(&instance_stats, &key);
+	}
+	if (s)
+		s->foreign++;
+}
+
+/* drop_advert drops an advert for a reason, counted for the instance too once
+ * the VRID can be read. */
+static __always_inline int drop_advert(struct xdp_md *ctx, const __u8 *v, void *end, __u8 family, __u32 reason)
+{
+	if ((void *)(v + 2) <= end) {
+		struct xvrrp_instance_key key = {
+			.ifindex = ctx->ingress_ifindex,
+			.vrid = v[1],
+			.family = family,
+		};
+		struct xvrrp_instance_stats *s = count_for(&key, reason);
+		if (s && reason == XVRRP_REASON_AUTH_TYPE && v + 5 <= (__u8 *)end && v[4] > 1)
+			s->unknown_auth_type++;
+	}
+	return drop(reason);
 }
 
 static __always_inline int vlan_proto(__be16 proto)
@@ -332,6 +405,13 @@ static __always_inline void record(const struct xvrrp_instance_key *key,
 				   __u8 version, __u16 interval_cs, __u64 now)
 {
 	__u8 prev = 0;
+	/* The peer's count is advert_rcvd: the valid path pays for no other
+	 * counter. */
+	if (prio == 0) {
+		struct xvrrp_instance_stats *s = instance_counters(key);
+		if (s)
+			s->pri_zero++;
+	}
 	__u32 kind = remember(key, inst, addr, prio, version, interval_cs, now, &prev);
 	if (kind)
 		announce(key, kind, addr, prio, prev, interval_cs, now);
@@ -548,14 +628,14 @@ static __always_inline int advert(struct xdp_md *ctx, const struct ethhdr *eth, 
 {
 	int r = header_checks(v, plen, end, family, ttl);
 	if (r)
-		return drop(r);
+		return drop_advert(ctx, v, end, family, r);
 	r = checksum(v, plen, end, family, src, dst);
 	if (r)
-		return drop(r);
+		return drop_advert(ctx, v, end, family, r);
 	__u16 interval_cs;
 	r = message_checks(v, plen, family, src, &interval_cs);
 	if (r)
-		return drop(r);
+		return drop_advert(ctx, v, end, family, r);
 
 	struct xvrrp_instance_key key = {
 		.ifindex = ctx->ingress_ifindex,
@@ -568,11 +648,14 @@ static __always_inline int advert(struct xdp_md *ctx, const struct ethhdr *eth, 
 		 * on this link during a migration): well formed, so it goes on to
 		 * their sockets untouched. */
 		count(XVRRP_REASON_FOREIGN);
+		count_foreign(key);
 		return XDP_PASS;
 	}
 	r = instance_checks(inst, &key, eth, v, end, family, src, dst, interval_cs);
-	if (r)
+	if (r) {
+		count_for(&key, r);
 		return drop(r);
+	}
 
 	count(XVRRP_REASON_VALID);
 	__u64 now = bpf_ktime_get_ns();
@@ -663,13 +746,15 @@ enum fence_verdict {
  * VIP; for a VIP, only while the instance owning it is MASTER and its lease has
  * not run out, and, for traffic delivered to the VIP, only if the instance
  * accepts it (RFC 5798 Accept_Mode). */
-static __always_inline int vip_verdict(__u8 family, const void *addr, int deliver)
+static __always_inline int vip_verdict(__u8 family, const void *addr, int deliver,
+				       struct xvrrp_instance_key *owner)
 {
 	struct xvrrp_vip_key vk = {.family = family};
 	__builtin_memcpy(vk.addr, addr, family == XVRRP_FAMILY_IPV4 ? 4 : 16);
 	struct xvrrp_instance_key *ik = bpf_map_lookup_elem(&vips, &vk);
 	if (!ik)
 		return FENCE_PASS;
+	*owner = *ik;
 	struct xvrrp_instance *inst = bpf_map_lookup_elem(&instances, ik);
 	if (!inst || inst->state != XVRRP_STATE_MASTER || bpf_ktime_get_ns() >= inst->lease_until_ns)
 		return FENCE_LEASE;
@@ -692,11 +777,12 @@ static __always_inline int fence(struct __sk_buff *skb, int egress)
 		return TC_ACT_UNSPEC;
 
 	int v = FENCE_PASS;
+	struct xvrrp_instance_key owner = {};
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = p;
 		if ((void *)(ip + 1) > end)
 			return TC_ACT_UNSPEC;
-		v = vip_verdict(XVRRP_FAMILY_IPV4, egress ? &ip->saddr : &ip->daddr, !egress);
+		v = vip_verdict(XVRRP_FAMILY_IPV4, egress ? &ip->saddr : &ip->daddr, !egress, &owner);
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = p;
 		if ((void *)(ip6 + 1) > end)
@@ -705,23 +791,33 @@ static __always_inline int fence(struct __sk_buff *skb, int egress)
 		int nd = ip6->nexthdr == IPPROTO_ICMPV6 && (void *)(icmp + 24) <= end &&
 			 (icmp[0] == ICMPV6_NS || icmp[0] == ICMPV6_NA);
 		/* Neighbour discovery for a VIP is answered even in no_accept mode. */
-		v = vip_verdict(XVRRP_FAMILY_IPV6, egress ? &ip6->saddr : &ip6->daddr, !egress && !nd);
+		v = vip_verdict(XVRRP_FAMILY_IPV6, egress ? &ip6->saddr : &ip6->daddr, !egress && !nd, &owner);
 		/* A neighbour advertisement for a VIP, from whatever source. */
 		if (v == FENCE_PASS && egress && nd && icmp[0] == ICMPV6_NA)
-			v = vip_verdict(XVRRP_FAMILY_IPV6, icmp + 8, 0);
+			v = vip_verdict(XVRRP_FAMILY_IPV6, icmp + 8, 0, &owner);
 	} else if (proto == bpf_htons(ETH_P_ARP) && egress) {
 		/* ARP replies and gratuitous ARPs announcing a VIP: the sender
 		 * protocol address, after the 8-byte header and the sender MAC. */
 		__u8 *arp = p;
 		if ((void *)(arp + 28) <= end && arp[4] == 6 && arp[5] == 4)
-			v = vip_verdict(XVRRP_FAMILY_IPV4, arp + 14, 0);
+			v = vip_verdict(XVRRP_FAMILY_IPV4, arp + 14, 0, &owner);
 	}
 	if (v == FENCE_PASS)
 		return TC_ACT_UNSPEC;
-	if (v == FENCE_NO_ACCEPT)
+	struct xvrrp_instance_stats *s = instance_counters(&owner);
+	if (v == FENCE_NO_ACCEPT) {
 		count(XVRRP_COUNTER_NO_ACCEPT);
-	else
+		if (s)
+			s->no_accept++;
+	} else {
 		count(egress ? XVRRP_COUNTER_FENCED_EGRESS : XVRRP_COUNTER_FENCED_INGRESS);
+		if (s) {
+			if (egress)
+				s->fenced_egress++;
+			else
+				s->fenced_ingress++;
+		}
+	}
 	return TC_ACT_SHOT;
 }
 

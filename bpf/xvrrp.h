@@ -116,6 +116,44 @@ struct xvrrp_peer {
 	__u64 count;
 };
 
+/* One instance's counters, per CPU, in the instance_stats map; bpftool prints
+ * them by name. The first XVRRP_REASON_MAX count the instance's adverts by enum
+ * xvrrp_reason, in its order, so that a reason indexes them; drops count from
+ * the first check that can read the VRID. valid, ip_version and ip_checksum
+ * never count here: the adverts recorded as the instance's are the count of
+ * its struct xvrrp_peer, which the valid path updates anyway, and the others
+ * have no instance. foreign counts only under an interface's key with VRID 0:
+ * other routers' adverts on that interface. */
+struct xvrrp_instance_stats {
+	__u64 valid;
+	__u64 length;
+	__u64 ip_version;
+	__u64 ip_checksum;
+	__u64 version;
+	__u64 type;
+	__u64 ttl;
+	__u64 checksum;
+	__u64 addr_count;
+	__u64 source;
+	__u64 foreign;
+	__u64 destination;
+	__u64 own_source;
+	__u64 interval;
+	__u64 auth_type;
+	__u64 auth_key;
+	__u64 unicast_peer;
+	/* Of auth_type, those whose type is neither 0 nor 1 (keepalived's
+	 * invalid_authtype); the rest are a mismatch (authtype_mismatch). */
+	__u64 unknown_auth_type;
+	__u64 pri_zero;       /* of the adverts recorded, those with priority 0 */
+	__u64 fenced_ingress; /* packets the fence dropped for the instance's VIPs */
+	__u64 fenced_egress;
+	__u64 no_accept;
+};
+_Static_assert(__builtin_offsetof(struct xvrrp_instance_stats, unicast_peer) ==
+		       XVRRP_REASON_UNICAST_PEER * sizeof(__u64),
+	       "the reasons index struct xvrrp_instance_stats");
+
 struct xvrrp_vip_key {
 	__u8 family;
 	__u8 pad[3];

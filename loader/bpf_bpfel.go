@@ -86,6 +86,32 @@ type bpfXvrrpInstanceKey struct {
 	Pad     [2]uint8
 }
 
+type bpfXvrrpInstanceStats struct {
+	_               structs.HostLayout
+	Valid           uint64
+	Length          uint64
+	IpVersion       uint64
+	IpChecksum      uint64
+	Version         uint64
+	Type            uint64
+	Ttl             uint64
+	Checksum        uint64
+	AddrCount       uint64
+	Source          uint64
+	Foreign         uint64
+	Destination     uint64
+	OwnSource       uint64
+	Interval        uint64
+	AuthType        uint64
+	AuthKey         uint64
+	UnicastPeer     uint64
+	UnknownAuthType uint64
+	PriZero         uint64
+	FencedIngress   uint64
+	FencedEgress    uint64
+	NoAccept        uint64
+}
+
 type bpfXvrrpPeer struct {
 	_          structs.HostLayout
 	Addr       [16]uint8
@@ -149,24 +175,26 @@ type bpfXvrrpVipKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	bpfMapEvents           = "events"
-	bpfMapInstances        = "instances"
-	bpfMapPeers            = "peers"
-	bpfMapStats            = "stats"
-	bpfMapUnicastPeers     = "unicast_peers"
-	bpfMapVips             = "vips"
-	bpfProgTcFenceEgress   = "tc_fence_egress"
-	bpfProgTcFenceIngress  = "tc_fence_ingress"
-	bpfProgXdpVrrp         = "xdp_vrrp"
-	bpfVarUnusedCounter    = "unused_counter"
-	bpfVarUnusedEvent      = "unused_event"
-	bpfVarUnusedEventKind  = "unused_event_kind"
-	bpfVarUnusedFamily     = "unused_family"
-	bpfVarUnusedFlag       = "unused_flag"
-	bpfVarUnusedReason     = "unused_reason"
-	bpfVarUnusedState      = "unused_state"
-	bpfVarUnusedUnicastKey = "unused_unicast_key"
-	bpfVarUnusedVipKey     = "unused_vip_key"
+	bpfMapEvents              = "events"
+	bpfMapInstanceStats       = "instance_stats"
+	bpfMapInstances           = "instances"
+	bpfMapPeers               = "peers"
+	bpfMapStats               = "stats"
+	bpfMapUnicastPeers        = "unicast_peers"
+	bpfMapVips                = "vips"
+	bpfProgTcFenceEgress      = "tc_fence_egress"
+	bpfProgTcFenceIngress     = "tc_fence_ingress"
+	bpfProgXdpVrrp            = "xdp_vrrp"
+	bpfVarUnusedCounter       = "unused_counter"
+	bpfVarUnusedEvent         = "unused_event"
+	bpfVarUnusedEventKind     = "unused_event_kind"
+	bpfVarUnusedFamily        = "unused_family"
+	bpfVarUnusedFlag          = "unused_flag"
+	bpfVarUnusedInstanceStats = "unused_instance_stats"
+	bpfVarUnusedReason        = "unused_reason"
+	bpfVarUnusedState         = "unused_state"
+	bpfVarUnusedUnicastKey    = "unused_unicast_key"
+	bpfVarUnusedVipKey        = "unused_vip_key"
 )
 
 // loadBpf returns the embedded CollectionSpec for bpf.
@@ -220,27 +248,29 @@ type bpfProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfMapSpecs struct {
-	Events       *ebpf.MapSpec `ebpf:"events"`
-	Instances    *ebpf.MapSpec `ebpf:"instances"`
-	Peers        *ebpf.MapSpec `ebpf:"peers"`
-	Stats        *ebpf.MapSpec `ebpf:"stats"`
-	UnicastPeers *ebpf.MapSpec `ebpf:"unicast_peers"`
-	Vips         *ebpf.MapSpec `ebpf:"vips"`
+	Events        *ebpf.MapSpec `ebpf:"events"`
+	InstanceStats *ebpf.MapSpec `ebpf:"instance_stats"`
+	Instances     *ebpf.MapSpec `ebpf:"instances"`
+	Peers         *ebpf.MapSpec `ebpf:"peers"`
+	Stats         *ebpf.MapSpec `ebpf:"stats"`
+	UnicastPeers  *ebpf.MapSpec `ebpf:"unicast_peers"`
+	Vips          *ebpf.MapSpec `ebpf:"vips"`
 }
 
 // bpfVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfVariableSpecs struct {
-	UnusedCounter    *ebpf.VariableSpec `ebpf:"unused_counter"`
-	UnusedEvent      *ebpf.VariableSpec `ebpf:"unused_event"`
-	UnusedEventKind  *ebpf.VariableSpec `ebpf:"unused_event_kind"`
-	UnusedFamily     *ebpf.VariableSpec `ebpf:"unused_family"`
-	UnusedFlag       *ebpf.VariableSpec `ebpf:"unused_flag"`
-	UnusedReason     *ebpf.VariableSpec `ebpf:"unused_reason"`
-	UnusedState      *ebpf.VariableSpec `ebpf:"unused_state"`
-	UnusedUnicastKey *ebpf.VariableSpec `ebpf:"unused_unicast_key"`
-	UnusedVipKey     *ebpf.VariableSpec `ebpf:"unused_vip_key"`
+	UnusedCounter       *ebpf.VariableSpec `ebpf:"unused_counter"`
+	UnusedEvent         *ebpf.VariableSpec `ebpf:"unused_event"`
+	UnusedEventKind     *ebpf.VariableSpec `ebpf:"unused_event_kind"`
+	UnusedFamily        *ebpf.VariableSpec `ebpf:"unused_family"`
+	UnusedFlag          *ebpf.VariableSpec `ebpf:"unused_flag"`
+	UnusedInstanceStats *ebpf.VariableSpec `ebpf:"unused_instance_stats"`
+	UnusedReason        *ebpf.VariableSpec `ebpf:"unused_reason"`
+	UnusedState         *ebpf.VariableSpec `ebpf:"unused_state"`
+	UnusedUnicastKey    *ebpf.VariableSpec `ebpf:"unused_unicast_key"`
+	UnusedVipKey        *ebpf.VariableSpec `ebpf:"unused_vip_key"`
 }
 
 // bpfObjects contains all objects after they have been loaded into the kernel.
@@ -263,17 +293,19 @@ func (o *bpfObjects) Close() error {
 //
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfMaps struct {
-	Events       *ebpf.Map `ebpf:"events"`
-	Instances    *ebpf.Map `ebpf:"instances"`
-	Peers        *ebpf.Map `ebpf:"peers"`
-	Stats        *ebpf.Map `ebpf:"stats"`
-	UnicastPeers *ebpf.Map `ebpf:"unicast_peers"`
-	Vips         *ebpf.Map `ebpf:"vips"`
+	Events        *ebpf.Map `ebpf:"events"`
+	InstanceStats *ebpf.Map `ebpf:"instance_stats"`
+	Instances     *ebpf.Map `ebpf:"instances"`
+	Peers         *ebpf.Map `ebpf:"peers"`
+	Stats         *ebpf.Map `ebpf:"stats"`
+	UnicastPeers  *ebpf.Map `ebpf:"unicast_peers"`
+	Vips          *ebpf.Map `ebpf:"vips"`
 }
 
 func (m *bpfMaps) Close() error {
 	return _BpfClose(
 		m.Events,
+		m.InstanceStats,
 		m.Instances,
 		m.Peers,
 		m.Stats,
@@ -286,15 +318,16 @@ func (m *bpfMaps) Close() error {
 //
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfVariables struct {
-	UnusedCounter    *ebpf.Variable `ebpf:"unused_counter"`
-	UnusedEvent      *ebpf.Variable `ebpf:"unused_event"`
-	UnusedEventKind  *ebpf.Variable `ebpf:"unused_event_kind"`
-	UnusedFamily     *ebpf.Variable `ebpf:"unused_family"`
-	UnusedFlag       *ebpf.Variable `ebpf:"unused_flag"`
-	UnusedReason     *ebpf.Variable `ebpf:"unused_reason"`
-	UnusedState      *ebpf.Variable `ebpf:"unused_state"`
-	UnusedUnicastKey *ebpf.Variable `ebpf:"unused_unicast_key"`
-	UnusedVipKey     *ebpf.Variable `ebpf:"unused_vip_key"`
+	UnusedCounter       *ebpf.Variable `ebpf:"unused_counter"`
+	UnusedEvent         *ebpf.Variable `ebpf:"unused_event"`
+	UnusedEventKind     *ebpf.Variable `ebpf:"unused_event_kind"`
+	UnusedFamily        *ebpf.Variable `ebpf:"unused_family"`
+	UnusedFlag          *ebpf.Variable `ebpf:"unused_flag"`
+	UnusedInstanceStats *ebpf.Variable `ebpf:"unused_instance_stats"`
+	UnusedReason        *ebpf.Variable `ebpf:"unused_reason"`
+	UnusedState         *ebpf.Variable `ebpf:"unused_state"`
+	UnusedUnicastKey    *ebpf.Variable `ebpf:"unused_unicast_key"`
+	UnusedVipKey        *ebpf.Variable `ebpf:"unused_vip_key"`
 }
 
 // bpfPrograms contains all programs after they have been loaded into the kernel.

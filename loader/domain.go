@@ -153,7 +153,7 @@ func (d *Datapath) LastAdvert(k Key) (vrrp.Heard, error) {
 // peers: what a re-created interface leaves under its old index.
 func (d *Datapath) Forget(k Key, peers []netip.Addr) error {
 	kk := k.kernel()
-	errs := []error{d.objs.Instances.Delete(kk), d.objs.Peers.Delete(kk)}
+	errs := []error{d.objs.Instances.Delete(kk), d.objs.Peers.Delete(kk), d.objs.InstanceStats.Delete(kk)}
 	for _, p := range peers {
 		errs = append(errs, d.objs.UnicastPeers.Delete(unicastKey(kk, p)))
 	}

@@ -73,6 +73,12 @@ func replaceIncompatible(spec *ebpf.CollectionSpec, dir string, observe bool, lo
 		}
 		m, err := ebpf.LoadPinnedMap(path, nil)
 		if errors.Is(err, os.ErrNotExist) {
+			if observe {
+				// A map the daemon's build has not (an older one's: no
+				// instance_stats): an empty one of the observer's own,
+				// not pinned into the daemon's directory.
+				ms.Pinning = ebpf.PinNone
+			}
 			continue
 		}
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"github.com/xvrrp/xvrrp/bench/lab"
 	"github.com/xvrrp/xvrrp/loader"
 	"github.com/xvrrp/xvrrp/tests/labtest"
@@ -164,5 +165,38 @@ func TestForgedAdverts(t *testing.T) {
 			}
 		}
 		t.Logf("%s counters: %v", h.name, c)
+	}
+
+	// And for the instance each names, under keepalived's names where
+	// keepalived has them.
+	var eth0 int
+	if err := h1.Netlink(func(nl *netlink.Handle) error {
+		l, err := nl.LinkByName("eth0")
+		if err == nil {
+			eth0 = l.Attrs().Index
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	dp, err := loader.Load(loader.Options{PinDir: x1.PinDir, Observe: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dp.Close()
+	per := map[uint8]loader.Counters{}
+	for _, vrid := range []uint8{51, 52, 53} {
+		if per[vrid], err = dp.InstanceCounters(loader.Key{Ifindex: eth0, VRID: vrid}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c := per[51]; c.IPTTLErr != rounds || c.Dropped[vrrp.ReasonTTL] != rounds || c.Dropped[vrrp.ReasonChecksum] != rounds {
+		t.Errorf("VI_1's counters: %+v, want %d TTL and checksum errors", c, rounds)
+	}
+	if c := per[52]; c.AuthFailure != rounds || c.Dropped[vrrp.ReasonAuthKey] != rounds {
+		t.Errorf("VI_2's counters: %+v, want %d auth failures", c, rounds)
+	}
+	if c := per[53]; c.Dropped[vrrp.ReasonUnicastPeer] != rounds {
+		t.Errorf("VI_3's counters: %+v, want %d from no unicast peer", c, rounds)
 	}
 }

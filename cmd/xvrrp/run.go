@@ -41,6 +41,7 @@ Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF).`,
 		&cli.StringFlag{Name: "tc", Value: "auto", Usage: "how to attach the fence: auto, tcx or clsact"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
+		&cli.StringFlag{Name: "metrics-listen", Usage: "serve Prometheus metrics at http://`ADDR`/metrics (e.g. 127.0.0.1:9650); off when empty"},
 		// For tests that overflow the link-update socket.
 		&cli.IntFlag{Name: "netlink-rcvbuf", Hidden: true},
 	),
@@ -91,6 +92,11 @@ Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF).`,
 			return &exitError{code: exitFailure, err: err}
 		}
 		defer unlock()
+		ms, err := listenMetrics(c.String("metrics-listen"))
+		if err != nil {
+			return &exitError{code: exitFailure, err: err}
+		}
+		defer ms.close()
 
 		a, err := agent.New(cfg, agent.Options{
 			PinDir:       c.String("pin-dir"),
@@ -107,6 +113,7 @@ Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF).`,
 		if err != nil {
 			return &exitError{code: exitFailure, err: err}
 		}
+		ms.serve(a, log)
 		log.Info("xvrrp running", "config", file, "instances", len(cfg.Instances), "pin_dir", c.String("pin-dir"))
 		setReload(func() { reload(log, a, file, config.Options{ConfigID: c.String("config-id")}) })
 		if err := a.Run(c.Context); err != nil {

@@ -114,6 +114,7 @@ func printStatus(w io.Writer, st agent.Status, source string) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\n", orDash(in.Name), in.Interface, in.VRID, in.Family, state, prio, last, lease, strings.Join(vips, " "))
 	}
 	tw.Flush()
+	printCounters(w, st)
 }
 
 func orDash(s string) string {

@@ -57,6 +57,7 @@ func stateName(s vrrp.State) string {
 }
 
 func (a *Agent) transition(in *instance, act vrrp.Action, now time.Duration) {
+	in.counts.transition(act.From, act.To)
 	switch act.To {
 	case vrrp.Master:
 		// The lease first: the fence lets the VIPs' traffic and our
@@ -210,8 +211,10 @@ func (a *Agent) flush() {
 		in.flushing = false
 		_, ok, failures := in.sender.outcome()
 		a.sendOutcome(in, ok, failures, now)
+		in.counts.flushed(ok, in.advert.Priority)
 		if ok && in.renew && in.m.State() == vrrp.Master {
 			a.putKernel(in, vrrp.Master, in.queuedAt)
+			in.counts.leaseRenewals++
 		}
 		in.renew = false
 	}

@@ -102,7 +102,8 @@ func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
 	a := &Agent{cfg: cfg, opt: opt, log: opt.Logger, now: Monotonic,
 		byKey: map[loader.Key]*instance{}, groups: map[string][]*instance{},
 		socks: map[sockKey]*rawSocket{}, groupState: map[string]vrrp.State{},
-		fenceOnly: map[int]bool{}, reloadReq: make(chan reloadReq), loopDone: make(chan struct{})}
+		fenceOnly: map[int]bool{}, reloadReq: make(chan reloadReq), loopDone: make(chan struct{}),
+		statusReq: make(chan chan Status)}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}
@@ -256,7 +257,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	tune.rt = a.opt.Tuning.RTPriority > 0
 	defer func() { tune.undo() }()
 
-	a.started, a.statusReq = time.Now(), make(chan chan Status)
+	a.started = time.Now()
 	if a.opt.StatusSocket != "" {
 		stCtx, stopStatus := context.WithCancel(context.Background())
 		defer stopStatus()

@@ -48,6 +48,7 @@ type instance struct {
 	sendFaultUntil time.Duration
 	sendFailRun    int
 	sendErrors     uint64        // refused sends, all told
+	counts         agentCounts   // what only the agent counts (counters.go)
 	sendLogAt      time.Duration // no send error logged before this
 	sendLogMuted   int           // send errors not logged since the last one
 

@@ -24,6 +24,8 @@ type Status struct {
 	Config    string           `json:"config"`
 	Started   time.Time        `json:"started"`
 	Instances []InstanceStatus `json:"instances"`
+	// Kernel is what the kernel counted on every interface together.
+	Kernel *KernelCounterStatus `json:"kernel_counters,omitempty"`
 }
 
 // InstanceStatus is one vrrp_instance.
@@ -48,6 +50,9 @@ type InstanceStatus struct {
 	Trackers  []TrackerStatus `json:"trackers,omitempty"`
 	// SendErrors counts adverts the kernel refused to send.
 	SendErrors uint64 `json:"send_errors"`
+	// LastTransition is when the instance last changed state, if it has.
+	LastTransition *time.Time     `json:"last_transition,omitempty"`
+	Counters       *CounterStatus `json:"counters,omitempty"`
 }
 
 // AdvertStatus is an advert as the kernel recorded it.
@@ -102,6 +107,7 @@ func (a *Agent) status() Status {
 		is.Trackers = a.trackerStatus(in)
 		st.Instances = append(st.Instances, is)
 	}
+	a.counters(&st)
 	return st
 }
 
@@ -211,8 +217,10 @@ func KernelStatus(dp *loader.Datapath) (Status, error) {
 			}
 		}
 		slices.SortFunc(is.VIPs, func(a, b VIPStatus) int { return cmp.Compare(a.Address, b.Address) })
+		is.Counters = kernelOnlyCounters(dp, key)
 		st.Instances = append(st.Instances, is)
 	}
+	st.Kernel = kernelCounterStatus(dp)
 	slices.SortFunc(st.Instances, func(a, b InstanceStatus) int {
 		return cmp.Or(cmp.Compare(a.Interface, b.Interface), cmp.Compare(a.VRID, b.VRID), cmp.Compare(a.Family, b.Family))
 	})
