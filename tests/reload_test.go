@@ -76,8 +76,10 @@ func TestReload(t *testing.T) {
 	if !hasVIP(t, h1, vip4.Next()) {
 		t.Error("the added instance's VIP 192.0.2.2 is not on its master")
 	}
-	reloadWith(t, x1, nodeConfig(n1), "configuration reloaded", 22)
+	// The backup first: removed from the master first, the instance's
+	// priority 0 would rightly make the backup take it over.
 	reloadWith(t, x2, nodeConfig(n2), "configuration reloaded", 22)
+	reloadWith(t, x1, nodeConfig(n1), "configuration reloaded", 22)
 	waitLog(t, x1, "(VI_2) removed from the configuration: resigning")
 	if hasVIP(t, h1, vip4.Next()) {
 		t.Error("the removed instance's VIP 192.0.2.2 is still on h1")
