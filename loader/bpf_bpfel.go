@@ -64,10 +64,11 @@ type bpfXvrrpInstance struct {
 	Flags         uint32
 	_             [4]byte
 	LeaseUntilNs  uint64
+	RenewedNs     uint64
 	Group         [16]uint8
 	Local         [16]uint8
 	Mac           [6]uint8
-	Pad           [2]uint8
+	IntervalCs    uint16
 }
 
 type bpfXvrrpInstanceKey struct {

@@ -103,7 +103,8 @@ func leaseFor(in *instance) time.Duration {
 func (a *Agent) putKernel(in *instance, state vrrp.State, now time.Duration) {
 	in.kstate = loader.InstanceState{State: state, Priority: in.m.Priority()}
 	if state == vrrp.Master {
-		in.kstate.LeaseUntil = now + leaseFor(in)
+		// Renewed tells the kernel our daemon is alive (let_go).
+		in.kstate.LeaseUntil, in.kstate.Renewed = now+leaseFor(in), now
 	}
 	if err := a.dp.SetInstance(in.key, in.spec, in.kstate); err != nil {
 		a.log.Error(fmt.Sprintf("(%s) update kernel instance: %v", in.cfg.Name, err))
