@@ -68,6 +68,12 @@ func (a *Agent) transition(in *instance, act vrrp.Action, now time.Duration) {
 			}
 		}
 	default:
+		// Leaving MASTER other than for FAULT, while the kernel still holds
+		// our lease: make before break (handover.go).
+		if act.From == vrrp.Master && act.To != vrrp.Fault && a.handOver(in, now) {
+			in.garpAt = 0
+			return
+		}
 		// Fence first, then remove the addresses.
 		a.putKernel(in, act.To, now)
 		if act.From == vrrp.Master {
@@ -101,12 +107,21 @@ func leaseFor(in *instance) time.Duration {
 }
 
 func (a *Agent) putKernel(in *instance, state vrrp.State, now time.Duration) {
-	in.kstate = loader.InstanceState{State: state, Priority: in.m.Priority()}
-	if state == vrrp.Master {
-		// Renewed tells the kernel our daemon is alive (let_go).
+	in.kstate = loader.InstanceState{State: state, Priority: in.m.Priority(), Renewed: in.kstate.Renewed}
+	k := in.kstate
+	switch {
+	case state == vrrp.Master:
+		// Renewed tells the kernel our daemon is alive (let_go); a master
+		// again ends any hand-over.
+		in.handoverUntil = 0
 		in.kstate.LeaseUntil, in.kstate.Renewed = now+leaseFor(in), now
+		k = in.kstate
+	case in.handoverUntil != 0:
+		// Still the lease it had, in the kernel, until the successor's
+		// advert ends it there.
+		k = handingOver(in)
 	}
-	if err := a.dp.SetInstance(in.key, in.spec, in.kstate); err != nil {
+	if err := a.dp.SetInstance(in.key, in.spec, k); err != nil {
 		a.log.Error(fmt.Sprintf("(%s) update kernel instance: %v", in.cfg.Name, err))
 	}
 }

@@ -52,6 +52,9 @@ func (k fakeKernel) SetInstance(key loader.Key, _ loader.Spec, st loader.Instanc
 	if st.LeaseUntil > 0 {
 		lease = "lease " + st.LeaseUntil.String()
 	}
+	if st.HandingOver {
+		lease += " handing over"
+	}
 	k.w.do("kernel VRID %d %v prio %d %s", key.VRID, st.State, st.Priority, lease)
 	k.w.states[key] = st
 	return nil
@@ -209,6 +212,11 @@ func (r *rig) hear(vrid uint8, from string, prio uint8) {
 	h := vrrp.Heard{Addr: netip.MustParseAddr(from), Priority: prio, Interval: 100 * time.Millisecond, At: r.clock}
 	key := loader.Key{Ifindex: 2, VRID: vrid}
 	r.w.heard[key] = h
+	// The kernel's let_go, before the agent hears of the advert: a master
+	// handing over, or beaten, loses its lease (priorities only, here).
+	if st, ok := r.w.states[key]; ok && st.State == vrrp.Master && prio != 0 && (st.HandingOver || prio > st.Priority) {
+		r.w.states[key] = loader.InstanceState{State: vrrp.Backup, Priority: st.Priority}
+	}
 	r.event(loader.Heard{Key: key, Heard: h})
 	r.loop()
 }
