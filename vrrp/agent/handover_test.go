@@ -58,3 +58,60 @@ func TestStopHandOverEndsWithLease(t *testing.T) {
 		t.Errorf("lease ended (-want +got):\n%s", diff)
 	}
 }
+
+// A sync group steps down: the member beaten by a higher priority is fenced at
+// once (the kernel let go on that advert), the member that follows it hands
+// over and keeps its VIP until its own successor's first advert.
+func TestSyncGroupFollowerHandsOver(t *testing.T) {
+	r := newRig(t, `vrrp_sync_group G {
+    group {
+        VI_1
+        VI_2
+    }
+}
+vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    priority 100
+    version 3
+    advert_int 0.1
+    virtual_ipaddress {
+        192.0.2.1/24
+    }
+}
+vrrp_instance VI_2 {
+    interface eth0
+    virtual_router_id 52
+    priority 100
+    version 3
+    advert_int 0.1
+    virtual_ipaddress {
+        192.0.2.2/24
+    }
+}
+`)
+	r.start()
+	r.running = true
+	r.at(2 * time.Second)
+	if r.state("VI_1") != vrrp.Master || r.state("VI_2") != vrrp.Master {
+		t.Fatalf("states %v %v, want both MASTER", r.state("VI_1"), r.state("VI_2"))
+	}
+	r.w.take()
+	lease := 2*time.Second + vrrp.Lease(3, 100*time.Millisecond, 0)
+	r.hear(51, "192.0.2.13", 150)
+	want := []string{
+		"kernel VRID 51 BACKUP prio 100 no lease", "del 192.0.2.1/24 dev eth0",
+		"kernel VRID 52 MASTER prio 100 lease " + lease.String() + " handing over",
+	}
+	if diff := cmp.Diff(want, r.w.take()); diff != "" {
+		t.Fatalf("VI_1 beaten (-want +got):\n%s", diff)
+	}
+	if r.state("VI_2") != vrrp.Backup || !r.w.vips["192.0.2.2/24 dev eth0"] {
+		t.Fatalf("VI_2 %v, VIPs %v: want BACKUP keeping its VIP", r.state("VI_2"), r.w.vips)
+	}
+	r.hear(52, "192.0.2.13", 150)
+	want = []string{"kernel VRID 52 BACKUP prio 100 no lease", "del 192.0.2.2/24 dev eth0"}
+	if diff := cmp.Diff(want, r.w.take()); diff != "" {
+		t.Errorf("VI_2's successor heard (-want +got):\n%s", diff)
+	}
+}
