@@ -74,9 +74,14 @@ func (a *Agent) transition(in *instance, act vrrp.Action, now time.Duration) {
 			in.garpAt = 0
 			return
 		}
+		// A fault ends a hand-over under way: this node may no longer serve.
+		handing := in.handoverUntil != 0 && act.To == vrrp.Fault
+		if handing {
+			in.handoverUntil = 0
+		}
 		// Fence first, then remove the addresses.
 		a.putKernel(in, act.To, now)
-		if act.From == vrrp.Master {
+		if act.From == vrrp.Master || handing {
 			for _, v := range in.vips {
 				if err := a.addrs.del(v); err != nil {
 					a.log.Error(fmt.Sprintf("(%s) %v", in.cfg.Name, err))

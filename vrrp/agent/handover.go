@@ -74,6 +74,8 @@ func (a *Agent) awaitHandovers() {
 		if until == 0 {
 			return
 		}
+		// No WATCHDOG=1 here: STOPPING=1, sent before, ends systemd's
+		// watchdog for the service, and STOPPING=1 stays the last word.
 		time.Sleep(min(time.Millisecond, until-now))
 	}
 }

@@ -115,3 +115,21 @@ vrrp_instance VI_2 {
 		t.Errorf("VI_2's successor heard (-want +got):\n%s", diff)
 	}
 }
+
+// A fault during a hand-over ends it: fenced at once, the VIP removed.
+func TestFaultEndsHandOver(t *testing.T) {
+	r := newRig(t, oneInstance(150, ""))
+	r.start()
+	r.running = true
+	r.at(2 * time.Second)
+	in := r.insts[0]
+	r.apply(in, in.m.Force(r.clock, vrrp.Backup, "test"))
+	r.loop()
+	r.w.take()
+	r.apply(in, in.m.SetFault(r.clock, true, "test"))
+	r.loop()
+	want := []string{"kernel VRID 51 FAULT prio 150 no lease", "del 192.0.2.1/24 dev eth0"}
+	if diff := cmp.Diff(want, r.w.take()); diff != "" {
+		t.Errorf("fault while handing over (-want +got):\n%s", diff)
+	}
+}
