@@ -185,6 +185,12 @@ func (a *Agent) lowerPrioGarp(in *instance, e loader.Heard, now time.Duration) {
 		return
 	}
 	in.lowerGarpNext = now + in.cfg.Interval
+	// The advert first, and the lease it renews: a master that was frozen
+	// woke with its lease run out (or ended by the kernel), and the fence
+	// would drop ARPs sent before — the client would stay with the other
+	// node, which our advert is about to fence, until its ARP entry went
+	// stale, seconds later.
+	a.flush()
 	for range g.LowerPrioRepeat {
 		for _, v := range in.vips {
 			if err := a.addrs.announce(v); err != nil {

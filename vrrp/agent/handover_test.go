@@ -1,10 +1,12 @@
 package agent
 
 import (
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/xvrrp/xvrrp/loader"
 	"github.com/xvrrp/xvrrp/vrrp"
 )
 
@@ -131,5 +133,25 @@ func TestFaultEndsHandOver(t *testing.T) {
 	want := []string{"kernel VRID 51 FAULT prio 150 no lease", "del 192.0.2.1/24 dev eth0"}
 	if diff := cmp.Diff(want, r.w.take()); diff != "" {
 		t.Errorf("fault while handing over (-want +got):\n%s", diff)
+	}
+}
+
+// A master that was frozen wakes with its lease gone (the kernel let go when
+// the backup took over) and hears the backup's lower priority: its advert
+// leaves and renews the lease before its gratuitous ARPs, which the fence
+// would drop otherwise.
+func TestWokenMasterRenewsBeforeARP(t *testing.T) {
+	r := newRig(t, oneInstance(150, ""))
+	r.start()
+	r.at(2 * time.Second)
+	in := r.insts[0]
+	r.w.states[in.key] = loader.InstanceState{State: vrrp.Backup, Priority: 150} // let go while frozen
+	r.clock += time.Second
+	r.w.take()
+	r.hear(51, "192.0.2.13", 100)
+	ops := r.w.take()
+	renewed, announced := slices.Index(ops, "kernel VRID 51 MASTER prio 150 lease "+(r.clock+vrrp.Lease(3, 100*time.Millisecond, 0)).String()), slices.Index(ops, "announce 192.0.2.1")
+	if renewed < 0 || announced < 0 || announced < renewed {
+		t.Errorf("want the lease renewed, then gratuitous ARPs: %q", ops)
 	}
 }
