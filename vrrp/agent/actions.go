@@ -30,7 +30,7 @@ func (a *Agent) apply(in *instance, acts []vrrp.Action) {
 		}
 	}
 	if moved != nil && moved.To == vrrp.Master {
-		// After the advert: the VIPs are up and the lease is fresh.
+		// The advert leaves, then the lease opens the fence.
 		a.flush()
 		in.garpLeft = max(1, in.cfg.Garp.MasterRepeat)
 		in.garpBurst = 0
@@ -59,9 +59,13 @@ func stateName(s vrrp.State) string {
 func (a *Agent) transition(in *instance, act vrrp.Action, now time.Duration) {
 	switch act.To {
 	case vrrp.Master:
-		// The lease first: the fence lets the VIPs' traffic and our
-		// gratuitous ARPs through only for a MASTER with a lease.
-		a.putKernel(in, vrrp.Master, now)
+		// The VIPs now, the lease once our first advert has left (flush,
+		// which apply calls next): until then the fence keeps the VIPs'
+		// traffic from us, and the old master, which lets go in its kernel
+		// when that advert reaches it, answers alone. The fence lets our
+		// gratuitous ARPs through only for a MASTER with a lease: they
+		// follow the flush.
+		in.handoverUntil = 0
 		for _, v := range in.vips {
 			if err := a.addrs.add(v); err != nil {
 				a.log.Error(fmt.Sprintf("(%s) %v", in.cfg.Name, err))

@@ -245,10 +245,11 @@ const twoNodes = `vrrp_instance VI_1 {
 
 func oneInstance(prio int, extra string) string { return fmt.Sprintf(twoNodes, prio, extra) }
 
-// Taking over: the kernel's instance becomes MASTER with a lease first, so
-// that the fence lets the VIP through; then the VIP, the advert, the
-// gratuitous ARPs; and once the advert has left, the lease is renewed from the
-// time before it was sent.
+// Taking over: the VIP, fenced still, then the advert; once it has left, the
+// kernel's instance becomes MASTER with a lease from the time before it was
+// sent, so that the fence lets the VIP through, and the old master, which
+// lets go on that advert, and we never answer together; then the gratuitous
+// ARPs, which the fence passes only for a MASTER with a lease.
 func TestTakeoverOrder(t *testing.T) {
 	r := newRig(t, oneInstance(100, "garp_master_repeat 2"))
 	r.start()
@@ -265,7 +266,6 @@ func TestTakeoverOrder(t *testing.T) {
 	lease := at + vrrp.Lease(3, 100*time.Millisecond, 0)
 	r.at(at)
 	want := []string{
-		"kernel VRID 51 MASTER prio 100 lease " + lease.String(),
 		"add 192.0.2.1/24 dev eth0",
 		"advert VRID 51 prio 100",
 		"kernel VRID 51 MASTER prio 100 lease " + lease.String(),
