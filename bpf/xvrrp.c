@@ -398,10 +398,54 @@ static __always_inline void announce(const struct xvrrp_instance_key *key, __u32
 	bpf_ringbuf_submit(e, 0);
 }
 
-/* record keeps a valid advert and tells the agent when something it must react
- * to changed. */
+/* beats says whether an advert from addr with priority prio wins over ours
+ * (RFC 5798 6.4.3, vrrp.Machine's beats): a higher priority, or an equal one
+ * from a higher address. Without our address (local all zero) a tie is ours. */
+static __always_inline int beats(const struct xvrrp_instance *inst, const __u8 *addr, __u8 prio)
+{
+	if (prio != inst->priority)
+		return prio > inst->priority;
+	if (zero16(inst->local))
+		return 0;
+#pragma unroll
+	for (int i = 0; i < 16; i++) {
+		if (addr[i] != inst->local[i])
+			return addr[i] > inst->local[i];
+	}
+	return 0;
+}
+
+/* let_go ends a master's lease the moment another master announces itself,
+ * rather than when our daemon reacts: the overlap of two masters is then the
+ * advert's flight, and the outgoing one answers until then. It lets go on a
+ * valid advert of non-zero priority from another router (instance_checks
+ * refused our own) when
+ * - the instance is handing over (the daemon stops or steps down and waits
+ *   for its successor: make-before-break);
+ * - the advert beats ours: RFC 5798 has a master step down on it, and the
+ *   daemon would a little later;
+ * - the daemon has not renewed the lease for more than an interval: it is
+ *   frozen or dead, and whoever advertises took over from it. A live master
+ *   renews every interval; one that misses by more and hears a contest in that
+ *   instant loses its lease until its next renewal restores it.
+ * The daemon learns of it from the CONTEST event and from the instance. */
+static __always_inline void let_go(struct xvrrp_instance *inst, const __u8 *addr, __u8 prio,
+				   __u64 now)
+{
+	if (inst->state != XVRRP_STATE_MASTER || prio == 0)
+		return;
+	__u64 interval = (__u64)inst->interval_cs * 10000000;
+	int stalled = interval != 0 && now > inst->renewed_ns + interval;
+	if (!(inst->flags & XVRRP_F_HANDING_OVER) && !stalled && !beats(inst, addr, prio))
+		return;
+	inst->state = XVRRP_STATE_BACKUP;
+	inst->lease_until_ns = 0;
+}
+
+/* record keeps a valid advert, tells the agent when something it must react
+ * to changed, and ends a master's lease when the advert says it must end. */
 static __always_inline void record(const struct xvrrp_instance_key *key,
-				   const struct xvrrp_instance *inst, const __u8 *addr, __u8 prio,
+				   struct xvrrp_instance *inst, const __u8 *addr, __u8 prio,
 				   __u8 version, __u16 interval_cs, __u64 now)
 {
 	__u8 prev = 0;
@@ -415,6 +459,7 @@ static __always_inline void record(const struct xvrrp_instance_key *key,
 	__u32 kind = remember(key, inst, addr, prio, version, interval_cs, now, &prev);
 	if (kind)
 		announce(key, kind, addr, prio, prev, interval_cs, now);
+	let_go(inst, addr, prio, now);
 }
 
 /* A valid advert, as xdp_vrrp hands it to tc_fence_ingress in the XDP metadata

@@ -77,6 +77,10 @@ struct xvrrp_instance {
 	__u16 max_interval_cs;
 	__u32 flags;         /* XVRRP_F_* */
 	__u64 lease_until_ns; /* CLOCK_MONOTONIC; the VIP passes the fence until then */
+	/* When the daemon last renewed the lease (CLOCK_MONOTONIC). A master
+	 * whose daemon has not renewed it for more than an interval is stalled:
+	 * the first valid advert from another router ends its lease (let_go). */
+	__u64 renewed_ns;
 	/* The destination of a multicast instance's adverts (IPv4 in the first 4
 	 * bytes); all zero means the standard group, 224.0.0.18 or ff02::12. */
 	__u8 group[16];
@@ -86,7 +90,7 @@ struct xvrrp_instance {
 	/* The interface's MAC. A unicast advert must be sent to it, and no advert
 	 * may come from it. All zero: neither is checked. */
 	__u8 mac[6];
-	__u8 pad[2];
+	__u16 interval_cs;   /* our own advert interval: how often the lease is renewed */
 };
 
 /* Flags of an instance (xvrrp_instance.flags), exported to Go with bpf2go's
@@ -100,6 +104,10 @@ enum xvrrp_flag {
 					 * than hand them to tc_fence_ingress:
 					 * for prog.Run tests, which run XDP
 					 * alone */
+	XVRRP_F_HANDING_OVER = 1 << 3, /* a master stepping down (stop, sync
+					* group): the next valid advert from
+					* another router ends its lease, the
+					* incoming master's first */
 };
 
 /* The last valid advert heard for an instance. The kernel rewrites it field by

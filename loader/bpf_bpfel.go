@@ -58,6 +58,7 @@ const (
 	bpfXvrrpFlagXVRRP_F_UNICAST       bpfXvrrpFlag = 1
 	bpfXvrrpFlagXVRRP_F_NO_ACCEPT     bpfXvrrpFlag = 2
 	bpfXvrrpFlagXVRRP_F_RECORD_IN_XDP bpfXvrrpFlag = 4
+	bpfXvrrpFlagXVRRP_F_HANDING_OVER  bpfXvrrpFlag = 8
 )
 
 type bpfXvrrpInstance struct {
@@ -72,10 +73,11 @@ type bpfXvrrpInstance struct {
 	Flags         uint32
 	_             [4]byte
 	LeaseUntilNs  uint64
+	RenewedNs     uint64
 	Group         [16]uint8
 	Local         [16]uint8
 	Mac           [6]uint8
-	Pad           [2]uint8
+	IntervalCs    uint16
 }
 
 type bpfXvrrpInstanceKey struct {

@@ -68,6 +68,14 @@ type InstanceState struct {
 	State      vrrp.State
 	Priority   uint8
 	LeaseUntil time.Duration
+	// Renewed is when the daemon last renewed a master's lease: a master
+	// not renewed for more than an interval lets go in the kernel on the
+	// next valid advert from another router.
+	Renewed time.Duration
+	// HandingOver: a master stepping down keeps its lease until the next
+	// valid advert from another router, its successor's, ends it in the
+	// kernel (or the lease runs out).
+	HandingOver bool
 }
 
 func (st InstanceState) kernelState() uint8 {
@@ -83,7 +91,8 @@ func (st InstanceState) kernelState() uint8 {
 }
 
 func stateOf(v bpfXvrrpInstance) InstanceState {
-	st := InstanceState{Priority: v.Priority, LeaseUntil: time.Duration(v.LeaseUntilNs)}
+	st := InstanceState{Priority: v.Priority, LeaseUntil: time.Duration(v.LeaseUntilNs),
+		Renewed: time.Duration(v.RenewedNs), HandingOver: v.Flags&FlagHandingOver != 0}
 	switch v.State {
 	case StateBackup:
 		st.State = vrrp.Backup
@@ -107,6 +116,11 @@ func (d *Datapath) SetInstance(k Key, s Spec, st InstanceState) error {
 		MinIntervalCs: 1,
 		MaxIntervalCs: 4095,
 		LeaseUntilNs:  uint64(max(st.LeaseUntil, 0)),
+		RenewedNs:     uint64(max(st.Renewed, 0)),
+		IntervalCs:    uint16(s.Interval / vrrp.IntervalUnitV3),
+	}
+	if st.HandingOver {
+		v.Flags |= FlagHandingOver
 	}
 	if s.Version == 2 {
 		cs := uint16(s.Interval / vrrp.IntervalUnitV3)

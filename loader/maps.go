@@ -38,6 +38,10 @@ const (
 	// was not VLAN-tagged out of band. For prog.Run tests, which run XDP alone;
 	// an agent never sets it.
 	FlagRecordInXDP = uint32(bpfXvrrpFlagXVRRP_F_RECORD_IN_XDP)
+	// FlagHandingOver marks a master that steps down and waits for its
+	// successor: the next valid advert from another router ends its lease
+	// (InstanceState.HandingOver).
+	FlagHandingOver = uint32(bpfXvrrpFlagXVRRP_F_HANDING_OVER)
 
 	// CounterVLANTagged counts adverts XDP found valid that the fence's ingress
 	// then found tagged out of band (skb->vlan_tci), and did not record.

@@ -133,7 +133,11 @@ func MasterDownInterval(version, priority uint8, masterInterval time.Duration, a
 // Master_Down_Interval of a backup of priority 255, which would beat every real
 // backup (1–254) to it, so the lease always ends before any backup that heard
 // that advert can take over — whatever its priority, with the same
-// down_timer_adverts and the master's interval (VRRPv3 backups adopt it).
+// down_timer_adverts and the master's interval (VRRPv3 backups adopt it). The
+// kernel also ends a stalled master's lease on its successor's first advert,
+// but the lease is no longer for that: a master cut off from its backups hears
+// no advert, and must still be fenced before any of them takes over
+// (docs/architecture.md, "Why the lease is no longer than that").
 func Lease(version uint8, interval time.Duration, adverts int) time.Duration {
 	return MasterDownInterval(version, 255, interval, adverts)
 }

@@ -43,7 +43,7 @@ takeovers and the gaps between the master's adverts as the backup received them.
 	Flags: []cli.Flag{
 		&cli.IntFlag{Name: "trials", Value: 2, Usage: "trials per mode and interval"},
 		&cli.StringFlag{Name: "intervals", Value: "1s/v2,100ms,20ms,10ms", Usage: "advert intervals: DURATION[/v2|/v3] (v3 unless /v2)"},
-		&cli.StringFlag{Name: "modes", Value: "linkcut,sigstop", Usage: "failure modes, or all: " + strings.Join(bench.Modes, ",")},
+		&cli.StringFlag{Name: "modes", Value: "graceful,health,failback,sigkill,sigstop", Usage: "failure modes, or all: " + strings.Join(bench.Modes, ",")},
 		&cli.StringFlag{Name: "impls", Value: "xvrrp,keepalived", Usage: "implementations (keepalived is skipped when not installed)"},
 		&cli.IntFlag{Name: "backups", Value: 0, Usage: "backups besides the first"},
 		&cli.DurationFlag{Name: "hold", Value: 300 * time.Millisecond, Usage: "how long a failure lasts after the new master answers"},

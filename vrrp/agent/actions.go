@@ -30,7 +30,7 @@ func (a *Agent) apply(in *instance, acts []vrrp.Action) {
 		}
 	}
 	if moved != nil && moved.To == vrrp.Master {
-		// After the advert: the VIPs are up and the lease is fresh.
+		// The advert leaves, then the lease opens the fence.
 		a.flush()
 		in.garpLeft = max(1, in.cfg.Garp.MasterRepeat)
 		in.garpBurst = 0
@@ -60,18 +60,33 @@ func (a *Agent) transition(in *instance, act vrrp.Action, now time.Duration) {
 	in.counts.transition(act.From, act.To)
 	switch act.To {
 	case vrrp.Master:
-		// The lease first: the fence lets the VIPs' traffic and our
-		// gratuitous ARPs through only for a MASTER with a lease.
-		a.putKernel(in, vrrp.Master, now)
+		// The VIPs now, the lease once our first advert has left (flush,
+		// which apply calls next): until then the fence keeps the VIPs'
+		// traffic from us, and the old master, which lets go in its kernel
+		// when that advert reaches it, answers alone. The fence lets our
+		// gratuitous ARPs through only for a MASTER with a lease: they
+		// follow the flush.
+		in.handoverUntil = 0
 		for _, v := range in.vips {
 			if err := a.addrs.add(v); err != nil {
 				a.log.Error(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
 			}
 		}
 	default:
+		// Leaving MASTER other than for FAULT, while the kernel still holds
+		// our lease: make before break (handover.go).
+		if act.From == vrrp.Master && act.To != vrrp.Fault && a.handOver(in, now) {
+			in.garpAt = 0
+			return
+		}
+		// A fault ends a hand-over under way: this node may no longer serve.
+		handing := in.handoverUntil != 0 && act.To == vrrp.Fault
+		if handing {
+			in.handoverUntil = 0
+		}
 		// Fence first, then remove the addresses.
 		a.putKernel(in, act.To, now)
-		if act.From == vrrp.Master {
+		if act.From == vrrp.Master || handing {
 			for _, v := range in.vips {
 				if err := a.addrs.del(v); err != nil {
 					a.log.Error(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
@@ -102,11 +117,21 @@ func leaseFor(in *instance) time.Duration {
 }
 
 func (a *Agent) putKernel(in *instance, state vrrp.State, now time.Duration) {
-	in.kstate = loader.InstanceState{State: state, Priority: in.m.Priority()}
-	if state == vrrp.Master {
-		in.kstate.LeaseUntil = now + leaseFor(in)
+	in.kstate = loader.InstanceState{State: state, Priority: in.m.Priority(), Renewed: in.kstate.Renewed}
+	k := in.kstate
+	switch {
+	case state == vrrp.Master:
+		// Renewed tells the kernel our daemon is alive (let_go); a master
+		// again ends any hand-over.
+		in.handoverUntil = 0
+		in.kstate.LeaseUntil, in.kstate.Renewed = now+leaseFor(in), now
+		k = in.kstate
+	case in.handoverUntil != 0:
+		// Still the lease it had, in the kernel, until the successor's
+		// advert ends it there.
+		k = handingOver(in)
 	}
-	if err := a.dp.SetInstance(in.key, in.spec, in.kstate); err != nil {
+	if err := a.dp.SetInstance(in.key, in.spec, k); err != nil {
 		a.log.Error(fmt.Sprintf("(%s) update kernel instance: %v", in.cfg.Name, err))
 	}
 }
@@ -165,10 +190,11 @@ func (a *Agent) lowerPrioGarp(in *instance, e loader.Heard, now time.Duration) {
 		return
 	}
 	in.lowerGarpNext = now + in.cfg.Interval
-	// The advert that answers first: once it has left, the lease is fresh and
-	// the fence lets the gratuitous ARPs out. A master that was frozen past
-	// its lease would have its only burst dropped, and the hosts it took over
-	// would keep sending to the backup's MAC until their ARP entries go stale.
+	// The advert first, and the lease it renews: a master that was frozen
+	// woke with its lease run out (or ended by the kernel), and the fence
+	// would drop ARPs sent before — the client would stay with the other
+	// node, which our advert is about to fence, until its ARP entry went
+	// stale, seconds later.
 	a.flush()
 	for range g.LowerPrioRepeat {
 		for _, v := range in.vips {

@@ -327,7 +327,7 @@ func linkUp(attrs *netlink.LinkAttrs) bool {
 func (a *Agent) arm(t *timer) {
 	next := a.watchdogAt
 	for _, in := range a.insts {
-		for _, d := range []time.Duration{in.m.Deadline(), in.garpAt, in.sendFaultUntil, in.rebindAt} {
+		for _, d := range []time.Duration{in.m.Deadline(), in.garpAt, in.sendFaultUntil, in.rebindAt, in.handoverUntil} {
 			if d != 0 && (next == 0 || d < next) {
 				next = d
 			}
@@ -386,12 +386,17 @@ func (a *Agent) stop() error {
 	}
 	for _, in := range a.insts {
 		a.apply(in, in.m.Stop(now))
+	}
+	a.flush()
+	// The masters' priority-0 adverts are out: their VIPs stay until their
+	// successors announce themselves, or their leases run out.
+	a.awaitHandovers()
+	for _, in := range a.insts {
 		// Whatever the state, no VIP of ours stays behind.
 		for _, v := range in.vips {
 			errs = append(errs, a.addrs.del(v))
 		}
 	}
-	a.flush()
 	a.closeAll()
 	errs = append(errs, a.dp.Remove())
 	return errors.Join(errs...)
@@ -410,6 +415,7 @@ func (a *Agent) event(e loader.Heard) {
 		}
 	}
 	a.apply(in, in.m.Advert(now, e.Heard))
+	a.handedOver(in, now)
 	if lower && in.m.State() == vrrp.Master {
 		a.lowerPrioGarp(in, e, now)
 	}
@@ -428,6 +434,7 @@ func (a *Agent) expire() {
 		if in.garpAt != 0 && in.garpAt <= now {
 			a.garpDue(in, now)
 		}
+		a.handedOver(in, now)
 		if in.rebindAt != 0 && in.rebindAt <= now {
 			a.rebind(in, now)
 			a.reassess("interface " + in.cfg.Interface + " re-created")

@@ -54,6 +54,9 @@ func (k fakeKernel) SetInstance(key loader.Key, _ loader.Spec, st loader.Instanc
 	if st.LeaseUntil > 0 {
 		lease = "lease " + st.LeaseUntil.String()
 	}
+	if st.HandingOver {
+		lease += " handing over"
+	}
 	k.w.do("kernel VRID %d %v prio %d %s", key.VRID, st.State, st.Priority, lease)
 	k.w.states[key] = st
 	return nil
@@ -212,6 +215,11 @@ func (r *rig) hear(vrid uint8, from string, prio uint8) {
 	h := vrrp.Heard{Addr: netip.MustParseAddr(from), Priority: prio, Interval: 100 * time.Millisecond, At: r.clock}
 	key := loader.Key{Ifindex: 2, VRID: vrid}
 	r.w.heard[key] = h
+	// The kernel's let_go, before the agent hears of the advert: a master
+	// handing over, or beaten, loses its lease (priorities only, here).
+	if st, ok := r.w.states[key]; ok && st.State == vrrp.Master && prio != 0 && (st.HandingOver || prio > st.Priority) {
+		r.w.states[key] = loader.InstanceState{State: vrrp.Backup, Priority: st.Priority}
+	}
 	r.event(loader.Heard{Key: key, Heard: h})
 	r.loop()
 }
@@ -240,10 +248,11 @@ const twoNodes = `vrrp_instance VI_1 {
 
 func oneInstance(prio int, extra string) string { return fmt.Sprintf(twoNodes, prio, extra) }
 
-// Taking over: the kernel's instance becomes MASTER with a lease first, so
-// that the fence lets the VIP through; then the VIP, the advert, the
-// gratuitous ARPs; and once the advert has left, the lease is renewed from the
-// time before it was sent.
+// Taking over: the VIP, fenced still, then the advert; once it has left, the
+// kernel's instance becomes MASTER with a lease from the time before it was
+// sent, so that the fence lets the VIP through, and the old master, which
+// lets go on that advert, and we never answer together; then the gratuitous
+// ARPs, which the fence passes only for a MASTER with a lease.
 func TestTakeoverOrder(t *testing.T) {
 	r := newRig(t, oneInstance(100, "garp_master_repeat 2"))
 	r.start()
@@ -260,7 +269,6 @@ func TestTakeoverOrder(t *testing.T) {
 	lease := at + vrrp.Lease(3, 100*time.Millisecond, 0)
 	r.at(at)
 	want := []string{
-		"kernel VRID 51 MASTER prio 100 lease " + lease.String(),
 		"add 192.0.2.1/24 dev eth0",
 		"advert VRID 51 prio 100",
 		"kernel VRID 51 MASTER prio 100 lease " + lease.String(),

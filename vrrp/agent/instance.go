@@ -57,6 +57,11 @@ type instance struct {
 	gone      bool
 	rebindErr string
 	rebindAt  time.Duration
+
+	// handoverUntil: the instance left MASTER and the kernel keeps its
+	// lease, which ends then, until its successor announces itself
+	// (handover.go); 0: no hand-over under way.
+	handoverUntil time.Duration
 }
 
 // newInstance makes an instance on the host: bound to its interface (bind),
