@@ -72,7 +72,7 @@ func TestHostsReachEachOther(t *testing.T) {
 		{client, h1, h1.IPv4.Addr()},
 		{client, h2, h2.IPv6.Addr()},
 	} {
-		if !reach(t, tc.from, tc.to, tc.addr, time.Second) {
+		if !reach(t, tc.from, tc.to, tc.addr, 5*time.Second) { // bounded; a loaded machine may take more than a second for the first ARP
 			t.Errorf("%s cannot reach %s at %v", tc.from.Name, tc.to.Name, tc.addr)
 		}
 	}
