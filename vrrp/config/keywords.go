@@ -57,6 +57,13 @@ var otherParts = []struct {
 	{"nftables_ifindex", "firewall (xvrrp fences VIP traffic in TC)"},
 	{"nftables_counters", "firewall (xvrrp fences VIP traffic in TC)"},
 	{"disable_local_igmp", "firewall (xvrrp fences VIP traffic in TC)"},
+	// keepalived raises its own real-time priority when its timers run late;
+	// xvrrp's scheduling is vrrp_rt_priority / vrrp_priority alone.
+	{"max_auto_priority", "process tuning"},
+	{"min_auto_priority_delay", "process tuning"},
+	// Only what keepalived logs: xvrrp counts adverts of unknown VRIDs as
+	// foreign in its status whatever this says.
+	{"log_unknown_vrids", "logging (xvrrp counts foreign VRIDs in status)"},
 }
 
 func otherPart(key string) (string, bool) {
@@ -84,18 +91,74 @@ var notImplemented = map[string]string{
 	"static_routes":             "not implemented: configure static routes with your network setup",
 	"static_rules":              "not implemented: configure static rules with your network setup",
 	"track_group":               "not implemented (it tracks static addresses)",
-	"garp_group":                "not implemented: use vrrp_garp_interval / vrrp_gna_interval",
+	"garp_group":                "not implemented",
 	"track_bfd":                 "not implemented: xvrrp has no BFD",
 	"use_ipvlan":                "not implemented",
 	"use_vmac_addr":             "not implemented",
 	"vrf":                       "not implemented",
-	"virtual_rules":             "not implemented: use virtual_routes, or policy rules outside xvrrp",
+	"virtual_rules":             "not implemented yet: policy rules are not installed with mastership",
 	"old_unicast_checksum":      "not implemented: xvrrp uses the RFC 5798 checksum",
 	"vmac_addr_prefix":          "not implemented",
 	"dynamic_interfaces_ignore": "not implemented",
+
+	// Read before issue 17 and not honoured by run: refused until they are,
+	// each moving back to the parser with its behaviour test.
+	"virtual_ipaddress_excluded":   "not implemented yet: list the addresses in virtual_ipaddress, or manage them outside xvrrp",
+	"virtual_routes":               "not implemented yet: routes are not installed with mastership",
+	"use_vmac":                     "not implemented yet: no VMAC interface is created",
+	"vmac_xmit_base":               "not implemented yet (it only means something with use_vmac)",
+	"vmac_prefix":                  "not implemented yet (it only means something with use_vmac)",
+	"higher_prio_send_advert":      "not implemented yet: a master hearing a higher priority does not send an advert first",
+	"vrrp_higher_prio_send_advert": "not implemented yet: a master hearing a higher priority does not send an advert first",
+	"lower_prio_no_advert":         "not implemented yet: a master hearing a lower priority always answers with an advert",
+	"vrrp_lower_prio_no_advert":    "not implemented yet: a master hearing a lower priority always answers with an advert",
+	"unicast_fault_no_peer":        "not implemented yet: an instance without unicast peers runs multicast",
+	"unicast_ttl":                  "not implemented yet: unicast adverts are sent with TTL 255",
+	"check_unicast_src":            "not implemented yet: with unicast peers, adverts from other sources are dropped anyway",
+	"vrrp_check_unicast_src":       "not implemented yet: with unicast peers, adverts from other sources are dropped anyway",
+	"garp_extra_if":                "not implemented yet: no gratuitous ARP is sent on other interfaces",
+	"vrrp_garp_extra_if":           "not implemented yet: no gratuitous ARP is sent on other interfaces",
+	"vrrp_garp_interval":           "not implemented yet: gratuitous ARPs of a burst are sent back to back",
+	"vrrp_gna_interval":            "not implemented yet: unsolicited NAs of a burst are sent back to back",
+	"garp_lower_prio_delay":        "not implemented yet: one burst is sent on a lower priority advert, no delayed second one",
+	"vrrp_garp_lower_prio_delay":   "not implemented yet: one burst is sent on a lower priority advert, no delayed second one",
+	"skip_check_adv_addr":          "not implemented yet: the addresses in adverts are never checked, as if it were set",
+	"vrrp_skip_check_adv_addr":     "not implemented yet: the addresses in adverts are never checked, as if it were set",
+	"dont_track_primary":           "not implemented yet: the instance's interface going down always puts it in FAULT",
+	"dynamic_interfaces":           "not implemented yet: an instance whose interface is missing at start is an error",
+	"track_src_ip":                 "not implemented yet: the advert source address is not tracked",
+	"promote_secondaries":          "not implemented yet: the interface's promote_secondaries sysctl is left as it is",
 }
 
 func unsupported(key string) (string, bool) {
 	why, ok := notImplemented[key]
 	return why, ok
+}
+
+// Address options keepalived takes on a virtual_ipaddress line and xvrrp does
+// not apply to the address it adds: refused, as a keyword would be.
+var vipOptionRefused = map[string]string{
+	"brd":           "not implemented yet: the address is added without a broadcast address",
+	"broadcast":     "not implemented yet: the address is added without a broadcast address",
+	"peer":          "not implemented yet: the address is added without a peer",
+	"preferred_lft": "not implemented yet: the address is added with the kernel's default lifetime",
+	"home":          "not implemented yet: the address is added without the home flag",
+	"mngtmpaddr":    "not implemented yet: the address is added without mngtmpaddr",
+	"autojoin":      "not implemented yet: the address is added without autojoin",
+	"no_track":      "not implemented yet: the VIP's interface going down always puts the instance in FAULT",
+	"use_vmac":      "not implemented yet: no VMAC interface is created",
+}
+
+func vipOptionTakesValue(opt string) bool {
+	switch opt {
+	case "brd", "broadcast", "peer", "preferred_lft":
+		return true
+	}
+	return false
+}
+
+// Options of a unicast_peer line keepalived takes and xvrrp refuses.
+var peerOptionRefused = map[string]string{
+	"min_ttl": "not implemented yet: adverts from unicast peers are taken at TTL 255 only",
+	"max_ttl": "not implemented yet: adverts from unicast peers are taken at TTL 255 only",
 }

@@ -1,0 +1,127 @@
+package agent
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/xvrrp/xvrrp/vrrp"
+)
+
+// announces counts the gratuitous ARPs in ops.
+func announces(ops []string) int {
+	n := 0
+	for _, op := range ops {
+		if strings.HasPrefix(op, "announce ") {
+			n++
+		}
+	}
+	return n
+}
+
+func withGlobal(global, instanceExtra string) string {
+	return "global_defs {\n" + global + "\n}\n" + oneInstance(100, instanceExtra)
+}
+
+// The gratuitous ARP schedule of a new master, keyword by keyword, as
+// keepalived.conf(5) has it: garp_master_repeat at takeover, as many again
+// garp_master_delay later, garp_master_refresh_repeat every
+// garp_master_refresh; the global vrrp_garp_* set the defaults; vrrp_min_garp
+// is one ARP and nothing after it.
+func TestGarpKeywords(t *testing.T) {
+	// GARPs at takeover, then in the windows ending 1 s, 2 s, 3 s, 5 s, 7 s
+	// and 10 s after it.
+	after := []time.Duration{time.Second, 2 * time.Second, 3 * time.Second, 5 * time.Second, 7 * time.Second, 10 * time.Second}
+	for _, tc := range []struct {
+		name, conf string
+		want       []int
+	}{
+		{"defaults", oneInstance(100, ""), []int{5, 0, 0, 0, 5, 0, 0}},
+		{"garp_master_repeat and garp_master_delay", oneInstance(100, "garp_master_repeat 2\ngarp_master_delay 1"), []int{2, 2, 0, 0, 0, 0, 0}},
+		{"garp_master_delay 0", oneInstance(100, "garp_master_delay 0"), []int{5, 0, 0, 0, 0, 0, 0}},
+		{"garp_master_refresh", oneInstance(100, "garp_master_repeat 1\ngarp_master_delay 1\ngarp_master_refresh 2\ngarp_master_refresh_repeat 3"),
+			[]int{1, 1, 0, 3, 3, 3, 3}},
+		{"global vrrp_garp_master_*", withGlobal("vrrp_garp_master_repeat 2\nvrrp_garp_master_delay 1\nvrrp_garp_master_refresh 2\nvrrp_garp_master_refresh_repeat 3", ""),
+			[]int{2, 2, 0, 3, 3, 3, 3}},
+		{"instance over global", withGlobal("vrrp_garp_master_repeat 2", "garp_master_repeat 3"), []int{3, 0, 0, 0, 3, 0, 0}},
+		{"vrrp_min_garp", withGlobal("vrrp_min_garp", ""), []int{1, 0, 0, 0, 0, 0, 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, tc.conf)
+			r.start()
+			r.at(2 * time.Second)
+			if r.state("VI_1") != vrrp.Master {
+				t.Fatalf("state %v, want MASTER", r.state("VI_1"))
+			}
+			got := []int{announces(r.w.take())}
+			// The master's adverts move the clock in 100 ms steps, as the
+			// event loop would.
+			now := 2 * time.Second
+			for _, end := range after {
+				n := 0
+				for ; now < 2*time.Second+end; now += 100 * time.Millisecond {
+					r.at(now + 100*time.Millisecond)
+					n += announces(r.w.take())
+				}
+				got = append(got, n)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("GARPs at takeover, then by 1, 2, 3, 5, 7, 10 s (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// garp_lower_prio_repeat (and the global vrrp_garp_lower_prio_repeat): a master
+// hearing a master of lower priority sends that many GARPs per VIP; vrrp_min_garp
+// makes it one.
+func TestGarpLowerPrio(t *testing.T) {
+	for _, tc := range []struct {
+		name, conf string
+		want       int
+	}{
+		{"default", oneInstance(100, ""), 5},
+		{"garp_lower_prio_repeat", oneInstance(100, "garp_lower_prio_repeat 2"), 2},
+		{"vrrp_garp_lower_prio_repeat", withGlobal("vrrp_garp_lower_prio_repeat 3", ""), 3},
+		{"vrrp_min_garp", withGlobal("vrrp_min_garp", ""), 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, tc.conf)
+			r.start()
+			r.at(2 * time.Second)
+			r.w.take()
+			r.hear(51, "192.0.2.11", 50)
+			if got := announces(r.w.take()); got != tc.want {
+				t.Errorf("GARPs on hearing a lower priority master: %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// down_timer_adverts (and the global vrrp_down_timer_adverts): a backup takes
+// over after that many advert intervals plus the skew, not three.
+func TestDownTimerAdverts(t *testing.T) {
+	for _, tc := range []struct {
+		name, conf string
+		adverts    int
+	}{
+		{"default", oneInstance(100, ""), 3},
+		{"down_timer_adverts", oneInstance(100, "down_timer_adverts 7"), 7},
+		{"vrrp_down_timer_adverts", withGlobal("vrrp_down_timer_adverts 5", ""), 5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, tc.conf)
+			r.start()
+			mdi := vrrp.MasterDownInterval(3, 100, 100*time.Millisecond, tc.adverts)
+			r.at(time.Second + mdi - time.Millisecond)
+			if s := r.state("VI_1"); s != vrrp.Backup {
+				t.Fatalf("%v before %d adverts' Master_Down_Interval (%v), want BACKUP", s, tc.adverts, mdi)
+			}
+			r.at(time.Second + mdi)
+			if s := r.state("VI_1"); s != vrrp.Master {
+				t.Errorf("%v at %d adverts' Master_Down_Interval (%v), want MASTER", s, tc.adverts, mdi)
+			}
+		})
+	}
+}
