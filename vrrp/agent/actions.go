@@ -62,7 +62,7 @@ func (a *Agent) transition(in *instance, act vrrp.Action, now time.Duration) {
 		// The lease first: the fence lets the VIPs' traffic and our
 		// gratuitous ARPs through only for a MASTER with a lease.
 		a.putKernel(in, vrrp.Master, now)
-		for _, v := range in.vips {
+		for _, v := range in.held() {
 			if err := a.addrs.add(v); err != nil {
 				a.log.Error(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
 			}
@@ -71,7 +71,7 @@ func (a *Agent) transition(in *instance, act vrrp.Action, now time.Duration) {
 		// Fence first, then remove the addresses.
 		a.putKernel(in, act.To, now)
 		if act.From == vrrp.Master {
-			for _, v := range in.vips {
+			for _, v := range in.held() {
 				if err := a.addrs.del(v); err != nil {
 					a.log.Error(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
 				}
@@ -137,7 +137,7 @@ func (a *Agent) garpDue(in *instance, now time.Duration) {
 	}
 	g := in.cfg.Garp
 	for range in.garpLeft {
-		for _, v := range in.vips {
+		for _, v := range in.held() {
 			if err := a.addrs.announce(v); err != nil {
 				a.log.Warn(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
 			}
@@ -165,7 +165,7 @@ func (a *Agent) lowerPrioGarp(in *instance, e loader.Heard, now time.Duration) {
 	}
 	in.lowerGarpNext = now + in.cfg.Interval
 	for range g.LowerPrioRepeat {
-		for _, v := range in.vips {
+		for _, v := range in.held() {
 			if err := a.addrs.announce(v); err != nil {
 				a.log.Warn(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
 			}

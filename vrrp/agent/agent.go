@@ -119,7 +119,7 @@ func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
 			// A failed start leaves nothing behind: no VIP it kept from an
 			// earlier run, no program attached, no pin.
 			for _, in := range a.insts {
-				for _, v := range in.vips {
+				for _, v := range in.held() {
 					a.addrs.del(v)
 				}
 			}
@@ -142,7 +142,7 @@ func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
 			}
 			attached[inst.ifi.Index] = true
 		}
-		for _, v := range inst.vips {
+		for _, v := range inst.held() {
 			if err := a.addrs.prepare(v); err != nil {
 				// Not fatal: announce retries when the time comes.
 				a.log.Warn(fmt.Sprintf("(%s) %v", in.Name, err))
@@ -241,6 +241,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := watchLinks(linkDone, links, a.log, a.opt.LinkRcvBuf); err != nil {
 		return err
 	}
+	gone := make(chan addrGone, 64)
+	if err := watchAddrs(linkDone, gone, a.log); err != nil {
+		return err
+	}
 
 	// After loading: the verifier's work would count against RLIMIT_RTTIME.
 	defer applyTuning(a.opt.Tuning, a.log)()
@@ -289,6 +293,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		case l := <-links:
 			a.link(l)
+		case g := <-gone:
+			a.addrRemoved(g)
 		case u := <-a.trackers.C:
 			a.track(u)
 		case reply := <-a.statusReq:
@@ -369,7 +375,7 @@ func (a *Agent) stop() error {
 	for _, in := range a.insts {
 		a.apply(in, in.m.Stop(now))
 		// Whatever the state, no VIP of ours stays behind.
-		for _, v := range in.vips {
+		for _, v := range in.held() {
 			errs = append(errs, a.addrs.del(v))
 		}
 	}

@@ -56,6 +56,13 @@ type instance struct {
 	gone      bool
 	rebindErr string
 	rebindAt  time.Duration
+
+	// excluded are the addresses of virtual_ipaddress_excluded: held while
+	// master like the VIPs, never advertised.
+	excluded []vip
+	// restored counts addresses put back after something else removed them
+	// while master.
+	restored uint64
 }
 
 // newInstance makes an instance on the host: bound to its interface (bind),
@@ -130,7 +137,7 @@ func (a *Agent) adopt(inst *instance) error {
 		a.log.Info(fmt.Sprintf("(%s) adopting mastership within the previous run's lease", in.Name),
 			"lease_left", prev.LeaseUntil-a.now())
 	} else {
-		for _, v := range inst.vips {
+		for _, v := range inst.held() {
 			if a.addrs.present(v) {
 				a.log.Warn(fmt.Sprintf("(%s) removing VIP %v left by an earlier run", in.Name, v))
 				if err := a.addrs.del(v); err != nil {
@@ -199,6 +206,9 @@ func (a *Agent) bind(inst *instance) error {
 		}
 	}
 	inst.ifi, inst.up, inst.vips = ifi, linkUp(lnk.Attrs()), vips
+	if err := a.bindExcluded(inst, lnk); err != nil {
+		return err
+	}
 	inst.group = netip.Addr{}
 	if len(in.UnicastPeers) == 0 {
 		inst.group = group
@@ -221,7 +231,7 @@ func (a *Agent) putKernelEntries(inst *instance) error {
 	if err := a.dp.SetInstance(inst.key, inst.spec, inst.kstate); err != nil {
 		return fmt.Errorf("kernel instance: %w", err)
 	}
-	for _, v := range inst.vips {
+	for _, v := range inst.held() {
 		if err := a.dp.PutVIPOf(inst.key, v.ip()); err != nil {
 			return fmt.Errorf("kernel VIP %v: %w", v, err)
 		}

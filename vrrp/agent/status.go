@@ -48,6 +48,9 @@ type InstanceStatus struct {
 	Trackers  []TrackerStatus `json:"trackers,omitempty"`
 	// SendErrors counts adverts the kernel refused to send.
 	SendErrors uint64 `json:"send_errors"`
+	// Restored counts addresses put back after something else removed them
+	// while master.
+	Restored uint64 `json:"restored"`
 }
 
 // AdvertStatus is an advert as the kernel recorded it.
@@ -86,7 +89,7 @@ func (a *Agent) status() Status {
 		is := InstanceStatus{
 			Name: in.cfg.Name, Interface: in.cfg.Interface, VRID: in.cfg.VRID, Family: in.cfg.Family.String(),
 			Version: in.cfg.Version, State: in.m.State().String(), BasePriority: in.cfg.Priority,
-			EffectivePriority: in.m.Priority(), SendErrors: in.sendErrors,
+			EffectivePriority: in.m.Priority(), SendErrors: in.sendErrors, Restored: in.restored,
 		}
 		if in.m.State() == vrrp.Fault {
 			is.Fault = a.groupFault(in)

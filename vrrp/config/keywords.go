@@ -103,7 +103,6 @@ var notImplemented = map[string]string{
 
 	// Read before issue 17 and not honoured by run: refused until they are,
 	// each moving back to the parser with its behaviour test.
-	"virtual_ipaddress_excluded":   "not implemented yet: list the addresses in virtual_ipaddress, or manage them outside xvrrp",
 	"virtual_routes":               "not implemented yet: routes are not installed with mastership",
 	"use_vmac":                     "not implemented yet: no VMAC interface is created",
 	"vmac_xmit_base":               "not implemented yet (it only means something with use_vmac)",

@@ -717,6 +717,9 @@ func (p *parser) instance(n *node) {
 			}
 			in.VIPs = append(in.VIPs, vips...)
 		}),
+		"virtual_ipaddress_excluded": set(func(n *node) {
+			in.ExcludedVIPs = append(in.ExcludedVIPs, p.vips(n)...)
+		}),
 		"nopreempt":  set(func(n *node) { in.Preempt = !p.args(n, 0, 0) && in.Preempt }),
 		"no_preempt": set(func(n *node) { in.Preempt = !p.args(n, 0, 0) && in.Preempt }),
 		"preempt": set(func(n *node) {

@@ -87,8 +87,7 @@ func TestDebianSamples(t *testing.T) {
 // real keepalived -t over the same files.
 func TestCorpus(t *testing.T) {
 	refused := map[string][]string{
-		"testdata/compat/03-v3-subsecond.conf": {"virtual_ipaddress_excluded"},
-		"testdata/compat/06-trackers-2x.conf":  {"vrrp_skip_check_adv_addr", "virtual_routes"},
+		"testdata/compat/06-trackers-2x.conf": {"vrrp_skip_check_adv_addr", "virtual_routes"},
 	}
 	keyword := regexp.MustCompile(`^(\w+): not implemented`)
 	for dir, wantValid := range map[string]bool{"testdata/compat": true, "testdata/invalid": false} {
