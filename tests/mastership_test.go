@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -118,5 +119,102 @@ func TestRemovedVIPIsPutBack(t *testing.T) {
 	}
 	if strings.Count(x.Output(), "Entering") != 2 || strings.Contains(x.Output(), "Entering FAULT") {
 		t.Errorf("the instance changed state:\n%s", x.Output())
+	}
+}
+
+const routesBlock = `    virtual_routes {
+        198.51.100.0/25 via 192.0.2.254 dev eth0
+        src 192.0.2.1 to 198.51.100.128/26 dev eth0
+        blackhole 198.51.100.192/26 table 100
+        2001:db8:5::/48 via 2001:db8::fe
+    }
+    virtual_rules {
+        from 192.0.2.0/24 table 100 preference 1000
+    }`
+
+var virtualRoutes = []struct {
+	dst   string
+	table int
+}{{"198.51.100.0/25", 254}, {"198.51.100.128/26", 254}, {"198.51.100.192/26", 100}, {"2001:db8:5::/48", 254}}
+
+// hasRoute reports whether the host has a route to dst in table.
+func hasRoute(t *testing.T, h *lab.Host, dst string, table int) bool {
+	t.Helper()
+	p := netip.MustParsePrefix(dst)
+	fam := netlink.FAMILY_V4
+	if p.Addr().Is6() {
+		fam = netlink.FAMILY_V6
+	}
+	var n int
+	err := h.Netlink(func(nh *netlink.Handle) error {
+		_, ipn, _ := net.ParseCIDR(dst)
+		rs, err := nh.RouteListFiltered(fam, &netlink.Route{Dst: ipn, Table: table}, netlink.RT_FILTER_DST|netlink.RT_FILTER_TABLE)
+		n = len(rs)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
+}
+
+// hasRule reports whether the host has the policy rule from 192.0.2.0/24 to
+// table 100 at preference 1000.
+func hasRule(t *testing.T, h *lab.Host) bool {
+	t.Helper()
+	found := false
+	err := h.Netlink(func(nh *netlink.Handle) error {
+		rules, err := nh.RuleList(netlink.FAMILY_V4)
+		for _, r := range rules {
+			if r.Table == 100 && r.Priority == 1000 && r.Src != nil && r.Src.String() == "192.0.2.0/24" {
+				found = true
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+// virtual_routes and virtual_rules: installed on the master only, removed when
+// it leaves MASTER, and a route removed behind the master's back is put back.
+func TestVirtualRoutesAndRules(t *testing.T) {
+	l, x1, x2 := pair(t, node{prio: 150, extra: routesBlock}, node{prio: 100, extra: routesBlock})
+	h1, h2 := l.Hosts[0], l.Hosts[1]
+	waitLog(t, x1, "(VI_1) Entering MASTER STATE")
+	waitLog(t, x2, "(VI_1) Entering BACKUP STATE (init)")
+	only := func(master, backup *lab.Host) {
+		t.Helper()
+		for _, r := range virtualRoutes {
+			if !hasRoute(t, master, r.dst, r.table) || hasRoute(t, backup, r.dst, r.table) {
+				t.Errorf("route %s table %d: on %s %v, on %s %v; want only on the master, %s", r.dst, r.table,
+					master.Name, hasRoute(t, master, r.dst, r.table), backup.Name, hasRoute(t, backup, r.dst, r.table), master.Name)
+			}
+		}
+		if !hasRule(t, master) || hasRule(t, backup) {
+			t.Errorf("rule: on %s %v, on %s %v; want only on the master, %s", master.Name, hasRule(t, master), backup.Name, hasRule(t, backup), master.Name)
+		}
+	}
+	only(h1, h2)
+
+	if err := x1.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x2, "(VI_1) Entering MASTER STATE")
+	<-x1.Done()
+	only(h2, h1)
+
+	err := h2.Netlink(func(nh *netlink.Handle) error {
+		_, ipn, _ := net.ParseCIDR("198.51.100.0/25")
+		return nh.RouteDel(&netlink.Route{Dst: ipn, Table: 254})
+	})
+	if err != nil {
+		t.Fatalf("remove the route by hand: %v", err)
+	}
+	waitLog(t, x2, "(VI_1) route 198.51.100.0/25 was removed by something else while master: put back")
+	if !hasRoute(t, h2, "198.51.100.0/25", 254) {
+		t.Error("route not back after the log says so")
 	}
 }

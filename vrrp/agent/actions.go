@@ -67,10 +67,12 @@ func (a *Agent) transition(in *instance, act vrrp.Action, now time.Duration) {
 				a.log.Error(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
 			}
 		}
+		a.addRoutes(in)
 	default:
 		// Fence first, then remove the addresses.
 		a.putKernel(in, act.To, now)
 		if act.From == vrrp.Master {
+			a.delRoutes(in)
 			for _, v := range in.held() {
 				if err := a.addrs.del(v); err != nil {
 					a.log.Error(fmt.Sprintf("(%s) %v", in.cfg.Name, err))

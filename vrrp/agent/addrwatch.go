@@ -3,54 +3,76 @@ package agent
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
-// addrGone is an address removed from an interface, or (resync) word that
-// removals may have been lost.
+// addrGone is an address or a route removed, or (resync) word that removals
+// may have been lost.
 type addrGone struct {
-	addr   netip.Addr
-	index  int
+	route  bool
 	resync bool
+	// An address: which, and on which interface.
+	addr  netip.Addr
+	index int
+	// A route: its destination and table.
+	dst   *net.IPNet
+	table int
 }
 
-// watchAddrs sends every address removal to out until done is closed. Like
-// watchLinks, it subscribes again when the subscription ends (ENOBUFS: the
-// kernel dropped notifications) and then sends a resync, since a removal may
-// have been among those lost.
+// watchAddrs sends every removal of an address or a route to out until done
+// is closed. Like watchLinks, it subscribes again when a subscription ends
+// (ENOBUFS: the kernel dropped notifications) and then sends a resync, since
+// a removal may have been among those lost.
 func watchAddrs(done <-chan struct{}, out chan<- addrGone, log *slog.Logger) error {
-	subscribe := func() (chan netlink.AddrUpdate, error) {
-		updates := make(chan netlink.AddrUpdate, 64)
-		err := netlink.AddrSubscribeWithOptions(updates, done, netlink.AddrSubscribeOptions{
-			ErrorCallback: func(err error) {
-				select {
-				case <-done:
-				default:
-					log.Warn("address updates", "error", err)
-				}
-			},
-		})
-		return updates, err
+	onErr := func(what string) func(error) {
+		return func(err error) {
+			select {
+			case <-done: // the socket was closed to stop
+			default:
+				log.Warn(what, "error", err)
+			}
+		}
 	}
+	err := watch(done, out, log, "address updates", func() (chan netlink.AddrUpdate, error) {
+		ch := make(chan netlink.AddrUpdate, 64)
+		return ch, netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{ErrorCallback: onErr("address updates")})
+	}, func(u netlink.AddrUpdate) (addrGone, bool) {
+		ip, ok := netip.AddrFromSlice(u.LinkAddress.IP)
+		return addrGone{addr: ip.Unmap(), index: u.LinkIndex}, ok && !u.NewAddr
+	}, addrGone{resync: true})
+	if err != nil {
+		return err
+	}
+	return watch(done, out, log, "route updates", func() (chan netlink.RouteUpdate, error) {
+		ch := make(chan netlink.RouteUpdate, 64)
+		return ch, netlink.RouteSubscribeWithOptions(ch, done, netlink.RouteSubscribeOptions{ErrorCallback: onErr("route updates")})
+	}, func(u netlink.RouteUpdate) (addrGone, bool) {
+		return addrGone{route: true, dst: u.Dst, table: u.Table}, u.Type == unix.RTM_DELROUTE
+	}, addrGone{route: true, resync: true})
+}
+
+// watch runs a netlink subscription, sending what conv keeps to out, and
+// subscribes again, then sends resync, whenever the subscription ends.
+func watch[U any](done <-chan struct{}, out chan<- addrGone, log *slog.Logger, what string,
+	subscribe func() (chan U, error), conv func(U) (addrGone, bool), resync addrGone) error {
 	updates, err := subscribe()
 	if err != nil {
-		return fmt.Errorf("subscribe to address updates: %w", err)
+		return fmt.Errorf("subscribe to %s: %w", what, err)
 	}
 	go func() {
 		for {
 			for u := range updates {
-				if u.NewAddr {
-					continue
-				}
-				ip, ok := netip.AddrFromSlice(u.LinkAddress.IP)
-				if !ok {
+				g, keep := conv(u)
+				if !keep {
 					continue
 				}
 				select {
-				case out <- addrGone{addr: ip.Unmap(), index: u.LinkIndex}:
+				case out <- g:
 				case <-done:
 					return
 				}
@@ -59,22 +81,31 @@ func watchAddrs(done <-chan struct{}, out chan<- addrGone, log *slog.Logger) err
 				select {
 				case <-done:
 					return
-				case <-time.After(50 * time.Millisecond):
+				case <-time.After(50 * time.Millisecond): // no busy loop if subscribing fails
 				}
 				if updates, err = subscribe(); err == nil {
-					log.Info("address updates resubscribed; checking every master's addresses")
+					log.Info(what + " resubscribed; checking what every master holds")
 					select {
-					case out <- addrGone{resync: true}:
+					case out <- resync:
 					case <-done:
 						return
 					}
 					break
 				}
-				log.Warn("address updates", "error", err)
+				log.Warn(what, "error", err)
 			}
 		}
 	}()
 	return nil
+}
+
+// removed dispatches a removal to addrRemoved or routeRemoved.
+func (a *Agent) removed(g addrGone) {
+	if g.route {
+		a.routeRemoved(g)
+		return
+	}
+	a.addrRemoved(g)
 }
 
 // addrRemoved puts back an address a master holds that something else —
@@ -108,4 +139,6 @@ func (a *Agent) addrRemoved(g addrGone) {
 			}
 		}
 	}
+	// A route through an address goes with it.
+	a.routeRemoved(addrGone{route: true, resync: true})
 }

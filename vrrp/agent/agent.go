@@ -294,7 +294,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		case l := <-links:
 			a.link(l)
 		case g := <-gone:
-			a.addrRemoved(g)
+			a.removed(g)
 		case u := <-a.trackers.C:
 			a.track(u)
 		case reply := <-a.statusReq:

@@ -60,8 +60,12 @@ type instance struct {
 	// excluded are the addresses of virtual_ipaddress_excluded: held while
 	// master like the VIPs, never advertised.
 	excluded []vip
-	// restored counts addresses put back after something else removed them
-	// while master.
+	// routes and rules are virtual_routes and virtual_rules, installed while
+	// master.
+	routes []*netlink.Route
+	rules  []*netlink.Rule
+	// restored counts addresses and routes put back after something else
+	// removed them while master.
 	restored uint64
 }
 
@@ -137,6 +141,7 @@ func (a *Agent) adopt(inst *instance) error {
 		a.log.Info(fmt.Sprintf("(%s) adopting mastership within the previous run's lease", in.Name),
 			"lease_left", prev.LeaseUntil-a.now())
 	} else {
+		a.delRoutes(inst) // a crash's leftovers, if any
 		for _, v := range inst.held() {
 			if a.addrs.present(v) {
 				a.log.Warn(fmt.Sprintf("(%s) removing VIP %v left by an earlier run", in.Name, v))

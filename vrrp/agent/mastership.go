@@ -1,18 +1,25 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
+	"net"
+	"net/netip"
 
 	"github.com/vishvananda/netlink"
 	"github.com/xvrrp/xvrrp/vrrp"
+	"github.com/xvrrp/xvrrp/vrrp/config"
+	"golang.org/x/sys/unix"
 )
 
 // What a master holds besides the VIPs its adverts carry: the addresses of
-// virtual_ipaddress_excluded. They come and go with mastership like the VIPs,
-// are fenced like them, and are announced like them, but never advertised.
+// virtual_ipaddress_excluded, the routes of virtual_routes and the policy
+// rules of virtual_rules. They come and go with mastership like the VIPs; the
+// excluded addresses are fenced and announced like them, but never advertised.
 
-// bindExcluded resolves the instance's excluded VIPs on the host, as bind does
-// its VIPs.
+// bindExcluded resolves the instance's excluded VIPs, routes and rules on the
+// host, as bind does its VIPs: names to links, once, so that a takeover pays
+// for none of it.
 func (a *Agent) bindExcluded(inst *instance, lnk netlink.Link) error {
 	var ex []vip
 	for _, v := range inst.cfg.ExcludedVIPs {
@@ -22,8 +29,94 @@ func (a *Agent) bindExcluded(inst *instance, lnk netlink.Link) error {
 		}
 		ex = append(ex, vv)
 	}
-	inst.excluded = ex
+	var routes []*netlink.Route
+	for _, r := range inst.cfg.Routes {
+		nr, err := a.routeOf(r)
+		if err != nil {
+			return fmt.Errorf("%v: virtual_routes %v: %w", r.Pos, r.Dst, err)
+		}
+		routes = append(routes, nr)
+	}
+	var rules []*netlink.Rule
+	for _, r := range inst.cfg.Rules {
+		rules = append(rules, ruleOf(r))
+	}
+	inst.excluded, inst.routes, inst.rules = ex, routes, rules
 	return nil
+}
+
+var routeTypes = map[string]int{"blackhole": unix.RTN_BLACKHOLE, "unreachable": unix.RTN_UNREACHABLE, "prohibit": unix.RTN_PROHIBIT, "throw": unix.RTN_THROW}
+
+var scopes = map[string]netlink.Scope{"host": netlink.SCOPE_HOST, "link": netlink.SCOPE_LINK, "global": netlink.SCOPE_UNIVERSE,
+	"universe": netlink.SCOPE_UNIVERSE, "site": netlink.SCOPE_SITE, "nowhere": netlink.SCOPE_NOWHERE}
+
+// routeOf is a virtual_routes line as netlink adds it, with `ip route`'s
+// defaults: a route with a device and no gateway has scope link.
+func (a *Agent) routeOf(r config.Route) (*netlink.Route, error) {
+	nr := &netlink.Route{Dst: ipNet(r.Dst), Table: r.Table, Priority: r.Metric, Family: unix.AF_INET}
+	if r.Dst.Addr().Is6() {
+		nr.Family = unix.AF_INET6
+	}
+	if r.Type != "" {
+		nr.Type = routeTypes[r.Type]
+	}
+	if r.Via.IsValid() {
+		nr.Gw = r.Via.AsSlice()
+	}
+	if r.Src.IsValid() {
+		nr.Src = r.Src.AsSlice()
+	}
+	if r.Dev != "" {
+		l, err := a.nl.LinkByName(r.Dev)
+		if err != nil {
+			return nil, fmt.Errorf("dev %s: %w", r.Dev, err)
+		}
+		nr.LinkIndex = l.Attrs().Index
+	}
+	switch s, named := scopes[r.Scope]; {
+	case named:
+		nr.Scope = s
+	case r.Scope != "":
+		var n int
+		fmt.Sscan(r.Scope, &n)
+		nr.Scope = netlink.Scope(n)
+	case r.Type == "" && !r.Via.IsValid() && r.Dev != "":
+		nr.Scope = netlink.SCOPE_LINK
+	}
+	if r.OnLink {
+		nr.Flags |= int(netlink.FLAG_ONLINK)
+	}
+	return nr, nil
+}
+
+func ruleOf(r config.Rule) *netlink.Rule {
+	nr := netlink.NewRule()
+	nr.Table, nr.Priority, nr.IifName, nr.OifName = r.Table, r.Priority, r.IIf, r.OIf
+	if r.Priority == 0 {
+		nr.Priority = -1 // the kernel chooses
+	}
+	nr.Family = unix.AF_INET
+	if r.Family == config.IPv6 {
+		nr.Family = unix.AF_INET6
+	}
+	if r.From.IsValid() {
+		nr.Src = ipNet(r.From)
+	}
+	if r.To.IsValid() {
+		nr.Dst = ipNet(r.To)
+	}
+	if r.HasFwMark {
+		nr.Mark = r.FwMark
+		if r.FwMask != 0 {
+			mask := r.FwMask
+			nr.Mask = &mask
+		}
+	}
+	return nr
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
 }
 
 // held is every address the instance holds while master: its VIPs, then its
@@ -33,6 +126,95 @@ func (in *instance) held() []vip {
 		return in.vips
 	}
 	return append(append(make([]vip, 0, len(in.vips)+len(in.excluded)), in.vips...), in.excluded...)
+}
+
+// addRoutes installs a new master's rules and routes, once its addresses are
+// up (a route may take a VIP as its source).
+func (a *Agent) addRoutes(in *instance) {
+	if a.nl == nil {
+		return
+	}
+	for _, r := range in.rules {
+		if err := a.nl.RuleAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
+			a.log.Error(fmt.Sprintf("(%s) add rule %v: %v", in.cfg.Name, r, err))
+		}
+	}
+	for _, r := range in.routes {
+		if err := a.nl.RouteReplace(r); err != nil {
+			a.log.Error(fmt.Sprintf("(%s) add route %v: %v", in.cfg.Name, r, err))
+		}
+	}
+}
+
+// delRoutes removes what addRoutes installed, before the addresses go.
+func (a *Agent) delRoutes(in *instance) {
+	if a.nl == nil {
+		return
+	}
+	for _, r := range in.routes {
+		if err := a.nl.RouteDel(r); err != nil && !errors.Is(err, unix.ESRCH) && !errors.Is(err, unix.ENODEV) {
+			a.log.Error(fmt.Sprintf("(%s) remove route %v: %v", in.cfg.Name, r, err))
+		}
+	}
+	for _, r := range in.rules {
+		if err := a.nl.RuleDel(r); err != nil && !errors.Is(err, unix.ENOENT) {
+			a.log.Error(fmt.Sprintf("(%s) remove rule %v: %v", in.cfg.Name, r, err))
+		}
+	}
+}
+
+// routeRemoved puts back a master's route that something else removed, as
+// addrRemoved does its addresses. Its own removals, after leaving MASTER, are
+// not a master's.
+func (a *Agent) routeRemoved(g addrGone) {
+	for _, in := range a.insts {
+		if !in.isMaster() {
+			continue
+		}
+		for _, r := range in.routes {
+			if !g.resync && (r.Table != g.table && !(r.Table == 0 && g.table == unix.RT_TABLE_MAIN) || !samePrefix(r.Dst, g.dst)) {
+				continue
+			}
+			if routePresent(a.nl, r) {
+				continue
+			}
+			if err := a.nl.RouteReplace(r); err != nil {
+				a.log.Error(fmt.Sprintf("(%s) put back route %v: %v", in.cfg.Name, r.Dst, err))
+				continue
+			}
+			in.restored++
+			a.log.Warn(fmt.Sprintf("(%s) route %v was removed by something else while master: put back", in.cfg.Name, r.Dst),
+				"restored", in.restored)
+		}
+	}
+}
+
+// samePrefix compares destinations; netlink reports a default route's as nil.
+func samePrefix(a, b *net.IPNet) bool {
+	if a == nil || b == nil {
+		other := a
+		if a == nil {
+			other = b
+		}
+		if other == nil {
+			return true
+		}
+		ones, _ := other.Mask.Size()
+		return ones == 0
+	}
+	ao, _ := a.Mask.Size()
+	bo, _ := b.Mask.Size()
+	return a.IP.Equal(b.IP) && ao == bo
+}
+
+func routePresent(nl *netlink.Handle, r *netlink.Route) bool {
+	filter := &netlink.Route{Dst: r.Dst, Table: r.Table}
+	mask := netlink.RT_FILTER_DST | netlink.RT_FILTER_TABLE
+	if r.Table == 0 {
+		filter.Table = unix.RT_TABLE_MAIN
+	}
+	found, err := nl.RouteListFiltered(r.Family, filter, mask)
+	return err == nil && len(found) > 0
 }
 
 // isMaster says whether the instance holds its addresses now.

@@ -158,6 +158,7 @@ type Instance struct {
 	VIPs         []VIP
 	ExcludedVIPs []VIP
 	Routes       []Route
+	Rules        []Rule
 
 	Preempt      bool
 	PreemptDelay time.Duration
@@ -222,11 +223,37 @@ type VIP struct {
 	PreferredLFT string
 }
 
-// Route is one line of virtual_routes, kept as words for `ip route`-like parsing
-// by the runtime.
+// Route is one line of virtual_routes: keepalived's `ip route`-like syntax,
+// as written (Words) and as read.
 type Route struct {
 	Pos   Pos
 	Words []string
+
+	Type   string       // "" (unicast), blackhole, unreachable, prohibit or throw
+	Dst    netip.Prefix // to
+	Src    netip.Addr   // src: the preferred source
+	Via    netip.Addr   // via or gw
+	Dev    string
+	Scope  string // host, link, global, nowhere, site or a number
+	Table  int    // 0: main
+	Metric int    // metric, preference or priority
+	OnLink bool
+}
+
+// Rule is one line of virtual_rules: a policy routing rule, as `ip rule`
+// takes it.
+type Rule struct {
+	Pos   Pos
+	Words []string
+
+	From, To  netip.Prefix
+	Table     int
+	Priority  int // preference, priority or pref; 0: the kernel chooses
+	IIf, OIf  string
+	FwMark    uint32
+	FwMask    uint32 // 0: all bits
+	HasFwMark bool
+	Family    Family
 }
 
 // UnicastPeer is one unicast_peer entry.

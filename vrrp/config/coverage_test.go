@@ -81,6 +81,8 @@ var behaviourTests = map[string]string{
 	"vrrp_instance authentication":             "tests/TestInteropWithKeepalived",
 	"vrrp_instance virtual_ipaddress":          "tests/TestElectionAndLinkCut",
 	"vrrp_instance virtual_ipaddress_excluded": "tests/TestExcludedVIPs",
+	"vrrp_instance virtual_routes":             "tests/TestVirtualRoutesAndRules",
+	"vrrp_instance virtual_rules":              "tests/TestVirtualRoutesAndRules",
 	"vrrp_instance nopreempt":                  "vrrp/agent/TestPreemption",
 	"vrrp_instance no_preempt":                 "vrrp/config/TestKeywordResolution",
 	"vrrp_instance preempt":                    "tests/TestReturnOfTheMaster",

@@ -96,14 +96,12 @@ var notImplemented = map[string]string{
 	"use_ipvlan":                "not implemented",
 	"use_vmac_addr":             "not implemented",
 	"vrf":                       "not implemented",
-	"virtual_rules":             "not implemented yet: policy rules are not installed with mastership",
 	"old_unicast_checksum":      "not implemented: xvrrp uses the RFC 5798 checksum",
 	"vmac_addr_prefix":          "not implemented",
 	"dynamic_interfaces_ignore": "not implemented",
 
 	// Read before issue 17 and not honoured by run: refused until they are,
 	// each moving back to the parser with its behaviour test.
-	"virtual_routes":               "not implemented yet: routes are not installed with mastership",
 	"use_vmac":                     "not implemented yet: no VMAC interface is created",
 	"vmac_xmit_base":               "not implemented yet (it only means something with use_vmac)",
 	"vmac_prefix":                  "not implemented yet (it only means something with use_vmac)",

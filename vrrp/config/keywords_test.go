@@ -2,6 +2,7 @@ package config
 
 import (
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -117,4 +118,70 @@ global_tracking
 			t.Error("a sync group tracking an undefined file was accepted")
 		}
 	})
+}
+
+// virtual_routes and virtual_rules lines: what xvrrp reads from each, and the
+// parts it refuses at file:line.
+func TestRouteAndRuleSyntax(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		want Route
+		err  string
+	}{
+		{line: "198.51.100.0/24 via 192.0.2.254 dev eth0", want: Route{Dst: netip.MustParsePrefix("198.51.100.0/24"), Via: netip.MustParseAddr("192.0.2.254"), Dev: "eth0"}},
+		{line: "src 192.0.2.1 to 198.51.100.7 gw 192.0.2.254 table 100 metric 5 onlink",
+			want: Route{Src: netip.MustParseAddr("192.0.2.1"), Dst: netip.MustParsePrefix("198.51.100.7/32"), Via: netip.MustParseAddr("192.0.2.254"), Table: 100, Metric: 5, OnLink: true}},
+		{line: "blackhole 198.51.100.128/25", want: Route{Type: "blackhole", Dst: netip.MustParsePrefix("198.51.100.128/25")}},
+		{line: "2001:db8:1::/48 via 2001:db8::fe scope global", want: Route{Dst: netip.MustParsePrefix("2001:db8:1::/48"), Via: netip.MustParseAddr("2001:db8::fe"), Scope: "global"}},
+		{line: "198.51.100.0/24 via 192.0.2.1 or 192.0.2.2", err: "k.conf:8: virtual_routes: not implemented: 'or' in a route"},
+		{line: "198.51.100.0/24", err: "k.conf:8: virtual_routes: a route needs via/gw or dev"},
+		{line: "198.51.100.0/24 via 2001:db8::1", err: "of different families"},
+		{line: "via 192.0.2.1", err: "no destination prefix"},
+	} {
+		c, err := Parse("k.conf", instance(base+"\nvirtual_routes {\n"+tc.line+"\n}"))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want %q", tc.line, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.line, err)
+			continue
+		}
+		got := c.Instances[0].Routes[0]
+		got.Pos, got.Words = Pos{}, nil
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%q: %+v, want %+v", tc.line, got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		line string
+		want Rule
+		err  string
+	}{
+		{line: "from 192.0.2.0/24 table 100", want: Rule{From: netip.MustParsePrefix("192.0.2.0/24"), Table: 100, Family: IPv4}},
+		{line: "from all to 2001:db8::/64 iif eth0 fwmark 0x10/0xff preference 50 lookup main",
+			want: Rule{To: netip.MustParsePrefix("2001:db8::/64"), IIf: "eth0", FwMark: 16, FwMask: 255, HasFwMark: true, Priority: 50, Table: 254, Family: IPv6}},
+		{line: "from 192.0.2.0/24", err: "k.conf:8: virtual_rules: a rule needs a table"},
+		{line: "from 192.0.2.0/24 table 1 not", err: "not needs a value"},
+		{line: "from 192.0.2.0/24 table 1 uidrange 1-2", err: "not implemented: 'uidrange' in a rule"},
+	} {
+		c, err := Parse("k.conf", instance(base+"\nvirtual_rules {\n"+tc.line+"\n}"))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%q: error %v, want %q", tc.line, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tc.line, err)
+			continue
+		}
+		got := c.Instances[0].Rules[0]
+		got.Pos, got.Words = Pos{}, nil
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%q: %+v, want %+v", tc.line, got, tc.want)
+		}
+	}
 }

@@ -717,6 +717,42 @@ func (p *parser) instance(n *node) {
 			}
 			in.VIPs = append(in.VIPs, vips...)
 		}),
+		"virtual_routes": set(func(n *node) {
+			if !p.block(n) {
+				return
+			}
+			for _, l := range n.block {
+				if l.hasBlock {
+					p.diags.errorf(l.pos, "virtual_routes: a route takes no block")
+					continue
+				}
+				r, err := parseRoute(l.words)
+				if err != nil {
+					p.diags.errorf(l.pos, "virtual_routes: %v", err)
+					continue
+				}
+				r.Pos = l.pos
+				in.Routes = append(in.Routes, r)
+			}
+		}),
+		"virtual_rules": set(func(n *node) {
+			if !p.block(n) {
+				return
+			}
+			for _, l := range n.block {
+				if l.hasBlock {
+					p.diags.errorf(l.pos, "virtual_rules: a rule takes no block")
+					continue
+				}
+				r, err := parseRule(l.words)
+				if err != nil {
+					p.diags.errorf(l.pos, "virtual_rules: %v", err)
+					continue
+				}
+				r.Pos = l.pos
+				in.Rules = append(in.Rules, r)
+			}
+		}),
 		"virtual_ipaddress_excluded": set(func(n *node) {
 			in.ExcludedVIPs = append(in.ExcludedVIPs, p.vips(n)...)
 		}),

@@ -134,10 +134,13 @@ func (c *Config) printInstance(w io.Writer, in *Instance, t Tracking) {
 		fmt.Fprintf(w, "  VIP %s\n", v)
 	}
 	for _, v := range in.ExcludedVIPs {
-		fmt.Fprintf(w, "  VIP %s (not advertised)\n", v)
+		fmt.Fprintf(w, "  VIP %s (not advertised; held while master, put back if removed)\n", v)
 	}
 	for _, r := range in.Routes {
-		fmt.Fprintf(w, "  route %s\n", strings.Join(r.Words, " "))
+		fmt.Fprintf(w, "  route %s (installed while master, put back if removed)\n", strings.Join(r.Words, " "))
+	}
+	for _, r := range in.Rules {
+		fmt.Fprintf(w, "  rule %s (installed while master)\n", strings.Join(r.Words, " "))
 	}
 	printTrackers(w, t.InstanceTrackers(in))
 	printNotify(w, in.Notify)

@@ -1,0 +1,40 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// check says, per instance, what the keywords held with mastership will do.
+func TestCheckPrintsMastershipExtras(t *testing.T) {
+	p := writeConf(t, `vrrp_instance VI_1 {
+  interface eth0
+  virtual_router_id 51
+  virtual_ipaddress {
+    192.0.2.1/24
+  }
+  virtual_ipaddress_excluded {
+    2001:db8::7/64
+  }
+  virtual_routes {
+    198.51.100.0/24 via 192.0.2.254
+  }
+  virtual_rules {
+    from 192.0.2.0/24 table 100
+  }
+}
+`)
+	code, out, errOut := runCLI(t, "check", "-f", p)
+	if code != 0 {
+		t.Fatalf("check exit %d:\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"  VIP 2001:db8::7/64 (not advertised; held while master, put back if removed)\n",
+		"  route 198.51.100.0/24 via 192.0.2.254 (installed while master, put back if removed)\n",
+		"  rule from 192.0.2.0/24 table 100 (installed while master)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+}
