@@ -126,7 +126,7 @@ func (c *Config) printInstance(w io.Writer, in *Instance, t Tracking) {
 		if in.UnicastSrcIP.IsValid() {
 			src = in.UnicastSrcIP.String()
 		}
-		fmt.Fprintf(w, "  unicast from %s to %s\n", src, strings.Join(peers, ", "))
+		fmt.Fprintf(w, "  unicast from %s to %s, sent at TTL 255, peers' adverts taken at any TTL\n", src, strings.Join(peers, ", "))
 	} else {
 		fmt.Fprintf(w, "  multicast to %v\n", in.McastDstIP)
 	}
