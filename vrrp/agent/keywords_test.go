@@ -125,3 +125,29 @@ func TestDownTimerAdverts(t *testing.T) {
 		})
 	}
 }
+
+// unicast_fault_no_peer: an instance without unicast peers stays in FAULT
+// instead of running multicast, as keepalived's; without it, it runs.
+func TestUnicastFaultNoPeer(t *testing.T) {
+	for _, tc := range []struct {
+		extra string
+		want  vrrp.State
+	}{{"", vrrp.Master}, {"unicast_fault_no_peer", vrrp.Fault}} {
+		t.Run(tc.want.String(), func(t *testing.T) {
+			r := newRig(t, oneInstance(100, tc.extra))
+			r.start()
+			r.running = true
+			r.at(3 * time.Second)
+			if got := r.state("VI_1"); got != tc.want {
+				t.Errorf("%q: %v, want %v", tc.extra, got, tc.want)
+			}
+			if tc.want == vrrp.Fault {
+				for _, op := range r.w.take() {
+					if strings.HasPrefix(op, "advert") || strings.HasPrefix(op, "add") {
+						t.Errorf("in FAULT, yet %q", op)
+					}
+				}
+			}
+		})
+	}
+}

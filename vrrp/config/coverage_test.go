@@ -91,6 +91,7 @@ var behaviourTests = map[string]string{
 	"vrrp_instance no_accept":                  "tests/TestAcceptMode",
 	"vrrp_instance mcast_src_ip":               "vrrp/config/TestKeywordResolution",
 	"vrrp_instance mcast_dst_ip":               "vrrp/config/TestResolved",
+	"vrrp_instance unicast_fault_no_peer":      "vrrp/agent/TestUnicastFaultNoPeer",
 	"vrrp_instance unicast_src_ip":             "tests/TestInteropWithKeepalived",
 	"vrrp_instance unicast_peer":               "tests/TestInteropWithKeepalived",
 	"vrrp_instance track_interface":            "tests/TestTrackInterface",

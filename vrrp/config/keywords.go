@@ -109,7 +109,6 @@ var notImplemented = map[string]string{
 	"vrrp_higher_prio_send_advert": "not implemented yet: a master hearing a higher priority does not send an advert first",
 	"lower_prio_no_advert":         "not implemented yet: a master hearing a lower priority always answers with an advert",
 	"vrrp_lower_prio_no_advert":    "not implemented yet: a master hearing a lower priority always answers with an advert",
-	"unicast_fault_no_peer":        "not implemented yet: an instance without unicast peers runs multicast",
 	"unicast_ttl":                  "not implemented yet: unicast adverts are sent with TTL 255",
 	"check_unicast_src":            "not implemented yet: with unicast peers, adverts from other sources are dropped anyway",
 	"vrrp_check_unicast_src":       "not implemented yet: with unicast peers, adverts from other sources are dropped anyway",

@@ -753,6 +753,11 @@ func (p *parser) instance(n *node) {
 				in.Rules = append(in.Rules, r)
 			}
 		}),
+		"unicast_fault_no_peer": set(func(n *node) {
+			if p.args(n, 0, 0) {
+				in.UnicastFaultNoPeer = true
+			}
+		}),
 		"virtual_ipaddress_excluded": set(func(n *node) {
 			in.ExcludedVIPs = append(in.ExcludedVIPs, p.vips(n)...)
 		}),
