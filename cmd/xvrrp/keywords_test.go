@@ -22,6 +22,8 @@ func TestCheckPrintsMastershipExtras(t *testing.T) {
   virtual_rules {
     from 192.0.2.0/24 table 100
   }
+  lower_prio_no_advert
+  higher_prio_send_advert
 }
 `)
 	code, out, errOut := runCLI(t, "check", "-f", p)
@@ -37,6 +39,8 @@ func TestCheckPrintsMastershipExtras(t *testing.T) {
 		"  VIP 2001:db8::7/64 (not advertised; held while master, put back if removed)\n",
 		"  route 198.51.100.0/24 via 192.0.2.254 (installed while master, put back if removed)\n",
 		"  rule from 192.0.2.0/24 table 100 (installed while master)\n",
+		"  as master, no advert in answer to a lower priority master's (lower_prio_no_advert)\n",
+		"  as master, one advert before stepping down for a higher priority (higher_prio_send_advert)\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)

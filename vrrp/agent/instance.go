@@ -110,6 +110,9 @@ func build(inst *instance) error {
 		NoPreempt:    !in.Preempt,
 		PreemptDelay: in.PreemptDelay,
 		DownAdverts:  in.DownTimerAdverts,
+
+		LowerPrioNoAdvert:    in.LowerPrioNoAdvert,
+		HigherPrioSendAdvert: in.HigherPrioSendAdvert,
 	})
 
 	// What the kernel checks adverts against.

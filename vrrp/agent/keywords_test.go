@@ -151,3 +151,52 @@ func TestUnicastFaultNoPeer(t *testing.T) {
 		})
 	}
 }
+
+// lower_prio_no_advert: a master hearing a lower priority does not answer with
+// an advert (RFC 5798), where by default it does at once, as keepalived; on
+// in strict mode. higher_prio_send_advert: a master beaten by a higher
+// priority sends one advert of its own before it steps down.
+func TestAdvertKeywords(t *testing.T) {
+	hasAdvert := func(ops []string) bool {
+		for _, op := range ops {
+			if op == "advert VRID 51 prio 100" {
+				return true
+			}
+		}
+		return false
+	}
+	for _, tc := range []struct {
+		name, conf string
+		from       uint8 // the other master's priority
+		advert     bool
+		after      vrrp.State
+	}{
+		{"lower, default", oneInstance(100, ""), 50, true, vrrp.Master},
+		{"lower, lower_prio_no_advert", oneInstance(100, "lower_prio_no_advert"), 50, false, vrrp.Master},
+		{"lower, vrrp_lower_prio_no_advert", withGlobal("vrrp_lower_prio_no_advert", ""), 50, false, vrrp.Master},
+		{"lower, strict_mode", oneInstance(100, "strict_mode"), 50, false, vrrp.Master},
+		{"lower, strict_mode, lower_prio_no_advert off", oneInstance(100, "strict_mode\nlower_prio_no_advert false"), 50, true, vrrp.Master},
+		{"higher, default", oneInstance(100, ""), 200, false, vrrp.Backup},
+		{"higher, higher_prio_send_advert", oneInstance(100, "higher_prio_send_advert"), 200, true, vrrp.Backup},
+		{"higher, vrrp_higher_prio_send_advert", withGlobal("vrrp_higher_prio_send_advert", ""), 200, true, vrrp.Backup},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, tc.conf)
+			r.start()
+			r.at(2 * time.Second)
+			if r.state("VI_1") != vrrp.Master {
+				t.Fatalf("state %v, want MASTER", r.state("VI_1"))
+			}
+			r.w.take()
+			r.clock += 10 * time.Millisecond // between our own adverts
+			r.hear(51, "192.0.2.11", tc.from)
+			ops := r.w.take()
+			if got := hasAdvert(ops); got != tc.advert {
+				t.Errorf("advert on hearing priority %d: %v, want %v (%q)", tc.from, got, tc.advert, ops)
+			}
+			if got := r.state("VI_1"); got != tc.after {
+				t.Errorf("state %v, want %v", got, tc.after)
+			}
+		})
+	}
+}

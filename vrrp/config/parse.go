@@ -454,6 +454,8 @@ func (p *parser) global(n *node) {
 		},
 		"vrrp_strict":                  flag(&g.Strict),
 		"vrrp_down_timer_adverts":      num(&g.DownTimerAdverts, 1, 100),
+		"vrrp_lower_prio_no_advert":    flag(&g.LowerPrioNoAdvert),
+		"vrrp_higher_prio_send_advert": flag(&g.HigherPrioSendAdvert),
 		"notify_fifo":                  fifo(&g.NotifyFifo),
 		"notify_fifo_script":           fifoScript(&g.NotifyFifo),
 		"vrrp_notify_fifo":             fifo(&g.VRRPNotifyFifo),
@@ -809,6 +811,8 @@ func (p *parser) instance(n *node) {
 		"garp_lower_prio_repeat":     num(&in.Garp.LowerPrioRepeat, 0, 255),
 		"strict_mode":                flag(&in.Strict),
 		"down_timer_adverts":         num(&in.DownTimerAdverts, 1, 100),
+		"lower_prio_no_advert":       flag(&in.LowerPrioNoAdvert),
+		"higher_prio_send_advert":    flag(&in.HigherPrioSendAdvert),
 		"native_ipv6": set(func(n *node) {
 			if p.args(n, 0, 0) {
 				p.diags.warnf(n.pos, "native_ipv6 is deprecated: the VIPs' family decides")

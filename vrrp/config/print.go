@@ -130,6 +130,12 @@ func (c *Config) printInstance(w io.Writer, in *Instance, t Tracking) {
 	} else {
 		fmt.Fprintf(w, "  multicast to %v\n", in.McastDstIP)
 	}
+	if in.LowerPrioNoAdvert {
+		fmt.Fprintln(w, "  as master, no advert in answer to a lower priority master's (lower_prio_no_advert)")
+	}
+	if in.HigherPrioSendAdvert {
+		fmt.Fprintln(w, "  as master, one advert before stepping down for a higher priority (higher_prio_send_advert)")
+	}
 	for _, v := range in.VIPs {
 		fmt.Fprintf(w, "  VIP %s\n", v)
 	}

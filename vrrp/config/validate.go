@@ -161,7 +161,9 @@ func (p *parser) validateInstance(in *Instance) {
 		in.CheckUnicastSrc = g.CheckUnicastSrc
 	}
 	if !in.LowerPrioNoAdvert {
-		in.LowerPrioNoAdvert = g.LowerPrioNoAdvert
+		// keepalived: on by default in strict mode.
+		_, given := seen["lower_prio_no_advert"]
+		in.LowerPrioNoAdvert = g.LowerPrioNoAdvert || in.Strict && !given
 	}
 	if !in.HigherPrioSendAdvert {
 		in.HigherPrioSendAdvert = g.HigherPrioSendAdvert
