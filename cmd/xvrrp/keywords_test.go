@@ -27,9 +27,9 @@ func TestCheckPrintsMastershipExtras(t *testing.T) {
 }
 `)
 	code, out, errOut := runCLI(t, "check", "-f", p)
-	unicast := writeConf(t, "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  unicast_peer {\n    192.0.2.12\n  }\n  virtual_ipaddress {\n    192.0.2.1/24\n  }\n}\n")
+	unicast := writeConf(t, "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  unicast_ttl 64\n  unicast_peer {\n    192.0.2.12\n  }\n  virtual_ipaddress {\n    192.0.2.1/24\n  }\n}\n")
 	_, uout, _ := runCLI(t, "check", "-f", unicast)
-	if !strings.Contains(uout, "  unicast from the interface's address to 192.0.2.12, sent at TTL 255, peers' adverts taken at any TTL\n") {
+	if !strings.Contains(uout, "  unicast from the interface's address to 192.0.2.12, sent at TTL 64, peers' adverts taken at any TTL, from them only\n") {
 		t.Errorf("check does not say how unicast adverts are sent and taken:\n%s", uout)
 	}
 	if code != 0 {

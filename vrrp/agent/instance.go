@@ -223,6 +223,9 @@ func (a *Agent) bind(inst *instance) error {
 	}
 	inst.key = loader.Key{Ifindex: ifi.Index, VRID: in.VRID, IPv6: in.Family == config.IPv6}
 	inst.sender = &sender{sock: sock, src: src, dsts: dsts}
+	if len(in.UnicastPeers) > 0 {
+		inst.sender.unicastTTL(in.UnicastTTL)
+	}
 	return nil
 }
 

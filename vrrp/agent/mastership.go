@@ -9,6 +9,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/xvrrp/xvrrp/vrrp"
 	"github.com/xvrrp/xvrrp/vrrp/config"
+	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 )
 
@@ -219,3 +220,23 @@ func routePresent(nl *netlink.Handle, r *netlink.Route) bool {
 
 // isMaster says whether the instance holds its addresses now.
 func (in *instance) isMaster() bool { return in.m != nil && in.m.State() == vrrp.Master }
+
+// unicastTTL sets what unicast adverts leave with: unicast_ttl, else 255.
+// keepalived's unicast peers take any TTL, so a peer routers away can be
+// reached; multicast adverts keep 255.
+func (s *sender) unicastTTL(ttl int) {
+	if ttl == 0 || ttl == vrrp.TTL {
+		return
+	}
+	s.ttl = uint8(ttl)
+	if s.src.Is6() {
+		s.hopLimit = (&ipv6.ControlMessage{HopLimit: ttl}).Marshal()
+	}
+}
+
+func (s *sender) ttlTo(dst netip.Addr) uint8 {
+	if s.ttl == 0 || dst.IsMulticast() {
+		return vrrp.TTL
+	}
+	return s.ttl
+}

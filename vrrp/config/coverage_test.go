@@ -49,6 +49,7 @@ var behaviourTests = map[string]string{
 	"global_defs default_interface":               "vrrp/config/TestKeywordResolution",
 	"global_defs vrrp_lower_prio_no_advert":       "vrrp/agent/TestAdvertKeywords",
 	"global_defs vrrp_higher_prio_send_advert":    "vrrp/agent/TestAdvertKeywords",
+	"global_defs vrrp_check_unicast_src":          "loader/TestXDPMatchesDecoder", // always on: XDP takes unicast peers' adverts only
 	"global_defs vrrp_rt_priority":                "cmd/xvrrp/TestCheckProcessTuning",
 	"global_defs vrrp_priority":                   "cmd/xvrrp/TestCheckProcessTuning",
 	"global_defs vrrp_rlimit_rttime":              "cmd/xvrrp/TestCheckProcessTuning",
@@ -94,6 +95,8 @@ var behaviourTests = map[string]string{
 	"vrrp_instance mcast_src_ip":               "vrrp/config/TestKeywordResolution",
 	"vrrp_instance mcast_dst_ip":               "vrrp/config/TestResolved",
 	"vrrp_instance unicast_fault_no_peer":      "vrrp/agent/TestUnicastFaultNoPeer",
+	"vrrp_instance unicast_ttl":                "tests/TestUnicastTTLSent",
+	"vrrp_instance check_unicast_src":          "loader/TestXDPMatchesDecoder",
 	"vrrp_instance unicast_src_ip":             "tests/TestInteropWithKeepalived",
 	"vrrp_instance unicast_peer":               "tests/TestInteropWithKeepalived",
 	"vrrp_instance track_interface":            "tests/TestTrackInterface",

@@ -454,6 +454,7 @@ func (p *parser) global(n *node) {
 		},
 		"vrrp_strict":                  flag(&g.Strict),
 		"vrrp_down_timer_adverts":      num(&g.DownTimerAdverts, 1, 100),
+		"vrrp_check_unicast_src":       flag(&g.CheckUnicastSrc),
 		"vrrp_lower_prio_no_advert":    flag(&g.LowerPrioNoAdvert),
 		"vrrp_higher_prio_send_advert": flag(&g.HigherPrioSendAdvert),
 		"notify_fifo":                  fifo(&g.NotifyFifo),
@@ -755,6 +756,8 @@ func (p *parser) instance(n *node) {
 				in.Rules = append(in.Rules, r)
 			}
 		}),
+		"unicast_ttl":       num(&in.UnicastTTL, 1, 255),
+		"check_unicast_src": flag(&in.CheckUnicastSrc),
 		"unicast_fault_no_peer": set(func(n *node) {
 			if p.args(n, 0, 0) {
 				in.UnicastFaultNoPeer = true

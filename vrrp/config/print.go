@@ -126,7 +126,13 @@ func (c *Config) printInstance(w io.Writer, in *Instance, t Tracking) {
 		if in.UnicastSrcIP.IsValid() {
 			src = in.UnicastSrcIP.String()
 		}
-		fmt.Fprintf(w, "  unicast from %s to %s, sent at TTL 255, peers' adverts taken at any TTL\n", src, strings.Join(peers, ", "))
+		ttl := in.UnicastTTL
+		if ttl == 0 {
+			ttl = 255
+		}
+		// Sources are checked whatever check_unicast_src says: XDP drops
+		// adverts from other sources, as keepalived does with it.
+		fmt.Fprintf(w, "  unicast from %s to %s, sent at TTL %d, peers' adverts taken at any TTL, from them only\n", src, strings.Join(peers, ", "), ttl)
 	} else {
 		fmt.Fprintf(w, "  multicast to %v\n", in.McastDstIP)
 	}
