@@ -113,7 +113,7 @@ var notImplemented = map[string]string{
 	"vrrp_garp_lower_prio_delay": "not implemented yet: one burst is sent on a lower priority advert, no delayed second one",
 	"skip_check_adv_addr":        "not implemented yet: the addresses in adverts are never checked, as if it were set",
 	"vrrp_skip_check_adv_addr":   "not implemented yet: the addresses in adverts are never checked, as if it were set",
-	"dont_track_primary":         "not implemented yet: the instance's interface going down always puts it in FAULT",
+	"dont_track_primary":         "not implemented: a master that cannot advertise on its interface loses its lease, so its fence closes (by design); the interface going down puts the instance in FAULT",
 	"dynamic_interfaces":         "not implemented yet: an instance whose interface is missing at start is an error",
 	"track_src_ip":               "not implemented yet: the advert source address is not tracked",
 	"promote_secondaries":        "not implemented yet: the interface's promote_secondaries sysctl is left as it is",
