@@ -7,7 +7,11 @@ import (
 
 // check says, per instance, what the keywords held with mastership will do.
 func TestCheckPrintsMastershipExtras(t *testing.T) {
-	p := writeConf(t, `vrrp_instance VI_1 {
+	p := writeConf(t, `global_defs {
+  vrrp_garp_interval 0.01
+  vrrp_gna_interval 0.02
+}
+vrrp_instance VI_1 {
   interface eth0
   virtual_router_id 51
   virtual_ipaddress {
@@ -36,6 +40,7 @@ func TestCheckPrintsMastershipExtras(t *testing.T) {
 		t.Fatalf("check exit %d:\n%s%s", code, out, errOut)
 	}
 	for _, want := range []string{
+		", gratuitous ARP rounds 10ms apart, unsolicited NA rounds 20ms apart\n",
 		"  VIP 2001:db8::7/64 (not advertised; held while master, put back if removed)\n",
 		"  route 198.51.100.0/24 via 192.0.2.254 (installed while master, put back if removed)\n",
 		"  rule from 192.0.2.0/24 table 100 (installed while master)\n",

@@ -138,12 +138,15 @@ func (a *Agent) garpDue(in *instance, now time.Duration) {
 		return
 	}
 	g := in.cfg.Garp
+	if sp := a.garpSpacing(in); sp > 0 && in.garpLeft > 1 {
+		// vrrp_garp_interval: the burst goes a round at a time.
+		a.announceRound(in)
+		in.garpLeft--
+		in.garpAt = now + sp
+		return
+	}
 	for range in.garpLeft {
-		for _, v := range in.held() {
-			if err := a.addrs.announce(v); err != nil {
-				a.log.Warn(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
-			}
-		}
+		a.announceRound(in)
 	}
 	in.garpBurst++
 	switch {
@@ -166,11 +169,15 @@ func (a *Agent) lowerPrioGarp(in *instance, e loader.Heard, now time.Duration) {
 		return
 	}
 	in.lowerGarpNext = now + in.cfg.Interval
-	for range g.LowerPrioRepeat {
-		for _, v := range in.held() {
-			if err := a.addrs.announce(v); err != nil {
-				a.log.Warn(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
-			}
+	if sp := a.garpSpacing(in); sp > 0 {
+		a.announceRound(in)
+		in.lowerLeft, in.lowerAt = g.LowerPrioRepeat-1, now+sp
+		if in.lowerLeft == 0 {
+			in.lowerAt = 0
+		}
+	} else {
+		for range g.LowerPrioRepeat {
+			a.announceRound(in)
 		}
 	}
 	a.log.Info(fmt.Sprintf("(%s) Received advert from %v with lower priority %d, ours %d, forcing new election",

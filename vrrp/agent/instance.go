@@ -64,6 +64,10 @@ type instance struct {
 	// master.
 	routes []*netlink.Route
 	rules  []*netlink.Rule
+	// lowerLeft are the rounds of a lower-priority GARP burst still to go,
+	// spaced by vrrp_garp_interval, the next at lowerAt (0: none).
+	lowerLeft int
+	lowerAt   time.Duration
 	// restored counts addresses and routes put back after something else
 	// removed them while master.
 	restored uint64

@@ -200,3 +200,46 @@ func TestAdvertKeywords(t *testing.T) {
 		})
 	}
 }
+
+// vrrp_garp_interval spaces an IPv4 instance's gratuitous ARPs, a round per
+// interval, at takeover and on hearing a lower priority; vrrp_gna_interval is
+// IPv6's and leaves an IPv4 instance's back to back.
+func TestGarpInterval(t *testing.T) {
+	ms := time.Millisecond
+	for _, tc := range []struct {
+		name, global string
+		takeover     []int // GARPs at takeover, then +30, +60, +90, +120 ms
+		lower        []int // the same on hearing a lower priority
+	}{
+		{"vrrp_garp_interval", "vrrp_garp_interval 0.03", []int{1, 1, 1, 0, 0}, []int{1, 1, 0, 0, 0}},
+		{"vrrp_gna_interval", "vrrp_gna_interval 0.03", []int{3, 0, 0, 0, 0}, []int{2, 0, 0, 0, 0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Adverts every second, so that no advert moves the clock
+			// in between.
+			r := newRig(t, "global_defs {\n"+tc.global+"\n}\n"+strings.Replace(
+				oneInstance(100, "garp_master_repeat 3\ngarp_master_delay 0\ngarp_lower_prio_repeat 2"), "advert_int 0.1", "advert_int 1", 1))
+			r.start()
+			r.at(5 * time.Second)
+			if r.state("VI_1") != vrrp.Master {
+				t.Fatalf("state %v, want MASTER", r.state("VI_1"))
+			}
+			run := func(start time.Duration) []int {
+				got := []int{announces(r.w.take())}
+				for _, d := range []time.Duration{30 * ms, 60 * ms, 90 * ms, 120 * ms} {
+					r.at(start + d)
+					got = append(got, announces(r.w.take()))
+				}
+				return got
+			}
+			if diff := cmp.Diff(tc.takeover, run(5*time.Second)); diff != "" {
+				t.Errorf("GARPs from takeover (-want +got):\n%s", diff)
+			}
+			r.clock = 5*time.Second + 300*ms
+			r.hear(51, "192.0.2.11", 50)
+			if diff := cmp.Diff(tc.lower, run(r.clock)); diff != "" {
+				t.Errorf("GARPs from hearing a lower priority (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/xvrrp/xvrrp/vrrp"
@@ -239,4 +240,39 @@ func (s *sender) ttlTo(dst netip.Addr) uint8 {
 		return vrrp.TTL
 	}
 	return s.ttl
+}
+
+// garpSpacing is the time between rounds of gratuitous ARPs (IPv4 instances:
+// vrrp_garp_interval) or unsolicited NAs (IPv6: vrrp_gna_interval), 0 for
+// back to back. keepalived spaces every message on an interface; xvrrp spaces
+// an instance's rounds, one message per address — the same for an instance
+// with one VIP.
+func (a *Agent) garpSpacing(in *instance) time.Duration {
+	if in.cfg.Family == config.IPv6 {
+		return a.cfg.Global.GnaInterval
+	}
+	return a.cfg.Global.GarpInterval
+}
+
+// announceRound sends one gratuitous ARP or NA for every address held.
+func (a *Agent) announceRound(in *instance) {
+	for _, v := range in.held() {
+		if err := a.addrs.announce(v); err != nil {
+			a.log.Warn(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
+		}
+	}
+}
+
+// lowerDue sends the next spaced round of a lower-priority burst.
+func (a *Agent) lowerDue(in *instance, now time.Duration) {
+	in.lowerAt = 0
+	if !in.isMaster() || in.lowerLeft <= 0 {
+		in.lowerLeft = 0
+		return
+	}
+	a.announceRound(in)
+	in.lowerLeft--
+	if in.lowerLeft > 0 {
+		in.lowerAt = now + a.garpSpacing(in)
+	}
 }

@@ -35,6 +35,8 @@ var behaviourTests = map[string]string{
 	"global_defs vrrp_garp_master_refresh":        "vrrp/agent/TestGarpKeywords",
 	"global_defs vrrp_garp_master_refresh_repeat": "vrrp/agent/TestGarpKeywords",
 	"global_defs vrrp_garp_lower_prio_repeat":     "vrrp/agent/TestGarpKeywords",
+	"global_defs vrrp_garp_interval":              "vrrp/agent/TestGarpInterval",
+	"global_defs vrrp_gna_interval":               "vrrp/agent/TestGarpInterval",
 	"global_defs vrrp_min_garp":                   "vrrp/agent/TestGarpKeywords",
 	"global_defs vrrp_startup_delay":              "tests/TestStartupDelay",
 	"global_defs enable_script_security":          "health/TestScriptSecurity",

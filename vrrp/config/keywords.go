@@ -107,8 +107,6 @@ var notImplemented = map[string]string{
 	"vmac_prefix":                "not implemented yet (it only means something with use_vmac)",
 	"garp_extra_if":              "not implemented yet: no gratuitous ARP is sent on other interfaces",
 	"vrrp_garp_extra_if":         "not implemented yet: no gratuitous ARP is sent on other interfaces",
-	"vrrp_garp_interval":         "not implemented yet: gratuitous ARPs of a burst are sent back to back",
-	"vrrp_gna_interval":          "not implemented yet: unsolicited NAs of a burst are sent back to back",
 	"garp_lower_prio_delay":      "not implemented yet: one burst is sent on a lower priority advert, no delayed second one",
 	"vrrp_garp_lower_prio_delay": "not implemented yet: one burst is sent on a lower priority advert, no delayed second one",
 	"skip_check_adv_addr":        "not implemented yet: the addresses in adverts are never checked, as if it were set",

@@ -455,6 +455,8 @@ func (p *parser) global(n *node) {
 		"vrrp_strict":                  flag(&g.Strict),
 		"vrrp_down_timer_adverts":      num(&g.DownTimerAdverts, 1, 100),
 		"vrrp_check_unicast_src":       flag(&g.CheckUnicastSrc),
+		"vrrp_garp_interval":           dur(&g.GarpInterval, time.Second),
+		"vrrp_gna_interval":            dur(&g.GnaInterval, time.Second),
 		"vrrp_lower_prio_no_advert":    flag(&g.LowerPrioNoAdvert),
 		"vrrp_higher_prio_send_advert": flag(&g.HigherPrioSendAdvert),
 		"notify_fifo":                  fifo(&g.NotifyFifo),

@@ -46,6 +46,12 @@ func (c *Config) Print(w io.Writer, t Tracking) {
 	if g.StartupDelay > 0 {
 		fmt.Fprintf(w, ", startup delay %v", g.StartupDelay)
 	}
+	if g.GarpInterval > 0 {
+		fmt.Fprintf(w, ", gratuitous ARP rounds %v apart", g.GarpInterval)
+	}
+	if g.GnaInterval > 0 {
+		fmt.Fprintf(w, ", unsolicited NA rounds %v apart", g.GnaInterval)
+	}
 	fmt.Fprintln(w)
 	for _, in := range c.Instances {
 		c.printInstance(w, in, t)
