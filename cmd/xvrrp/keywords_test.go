@@ -41,6 +41,7 @@ vrrp_instance VI_1 {
 	}
 	for _, want := range []string{
 		", gratuitous ARP rounds 10ms apart, unsolicited NA rounds 20ms apart\n",
+		"  gratuitous ARPs: 5 on becoming master, 5 after 5s; 5 on hearing a lower priority master, 5 after 5s\n",
 		"  VIP 2001:db8::7/64 (not advertised; held while master, put back if removed)\n",
 		"  route 198.51.100.0/24 via 192.0.2.254 (installed while master, put back if removed)\n",
 		"  rule from 192.0.2.0/24 table 100 (installed while master)\n",

@@ -169,17 +169,8 @@ func (a *Agent) lowerPrioGarp(in *instance, e loader.Heard, now time.Duration) {
 		return
 	}
 	in.lowerGarpNext = now + in.cfg.Interval
-	if sp := a.garpSpacing(in); sp > 0 {
-		a.announceRound(in)
-		in.lowerLeft, in.lowerAt = g.LowerPrioRepeat-1, now+sp
-		if in.lowerLeft == 0 {
-			in.lowerAt = 0
-		}
-	} else {
-		for range g.LowerPrioRepeat {
-			a.announceRound(in)
-		}
-	}
+	in.lowerLeft, in.lowerSecond = g.LowerPrioRepeat, g.LowerPrioDelay > 0
+	a.lowerRounds(in, now)
 	a.log.Info(fmt.Sprintf("(%s) Received advert from %v with lower priority %d, ours %d, forcing new election",
 		in.cfg.Name, e.Addr, e.Priority, in.m.Priority()))
 }

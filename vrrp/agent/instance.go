@@ -66,8 +66,10 @@ type instance struct {
 	rules  []*netlink.Rule
 	// lowerLeft are the rounds of a lower-priority GARP burst still to go,
 	// spaced by vrrp_garp_interval, the next at lowerAt (0: none).
-	lowerLeft int
-	lowerAt   time.Duration
+	// lowerSecond: a second burst follows, garp_lower_prio_delay after.
+	lowerLeft   int
+	lowerAt     time.Duration
+	lowerSecond bool
 	// restored counts addresses and routes put back after something else
 	// removed them while master.
 	restored uint64

@@ -73,27 +73,47 @@ func TestGarpKeywords(t *testing.T) {
 	}
 }
 
-// garp_lower_prio_repeat (and the global vrrp_garp_lower_prio_repeat): a master
-// hearing a master of lower priority sends that many GARPs per VIP; vrrp_min_garp
-// makes it one.
+// garp_lower_prio_repeat and garp_lower_prio_delay (and their global
+// vrrp_garp_lower_prio_*): a master hearing a master of lower priority sends
+// that many GARPs per VIP at once, and as many again after the delay, which
+// follows garp_master_delay unless given, as keepalived's; vrrp_min_garp makes
+// it one, once.
 func TestGarpLowerPrio(t *testing.T) {
+	ms := time.Millisecond
 	for _, tc := range []struct {
 		name, conf string
-		want       int
+		want       map[time.Duration]int // GARPs by time after hearing it (0: at once), in 100 ms steps
 	}{
-		{"default", oneInstance(100, ""), 5},
-		{"garp_lower_prio_repeat", oneInstance(100, "garp_lower_prio_repeat 2"), 2},
-		{"vrrp_garp_lower_prio_repeat", withGlobal("vrrp_garp_lower_prio_repeat 3", ""), 3},
-		{"vrrp_min_garp", withGlobal("vrrp_min_garp", ""), 1},
+		{"default", oneInstance(100, ""), map[time.Duration]int{0: 5, 4500 * ms: 5, 5000 * ms: 5}},
+		{"garp_lower_prio_repeat", oneInstance(100, "garp_master_delay 0\ngarp_lower_prio_repeat 2"), map[time.Duration]int{0: 2}},
+		{"garp_lower_prio_delay", oneInstance(100, "garp_master_delay 0\ngarp_lower_prio_repeat 2\ngarp_lower_prio_delay 2"),
+			map[time.Duration]int{0: 2, 2000 * ms: 2}},
+		{"follows garp_master_delay", oneInstance(100, "garp_master_delay 3\ngarp_lower_prio_repeat 2"),
+			map[time.Duration]int{0: 2, 2500 * ms: 5, 3000 * ms: 2}},
+		{"vrrp_garp_lower_prio_*", withGlobal("vrrp_garp_lower_prio_repeat 3\nvrrp_garp_lower_prio_delay 1", "garp_master_delay 0"),
+			map[time.Duration]int{0: 3, 1000 * ms: 3}},
+		{"vrrp_min_garp", withGlobal("vrrp_min_garp", ""), map[time.Duration]int{0: 1}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, tc.conf)
 			r.start()
 			r.at(2 * time.Second)
 			r.w.take()
+			heard := 2*time.Second + 500*ms
+			r.clock = heard
 			r.hear(51, "192.0.2.11", 50)
-			if got := announces(r.w.take()); got != tc.want {
-				t.Errorf("GARPs on hearing a lower priority master: %d, want %d", got, tc.want)
+			got := map[time.Duration]int{}
+			if n := announces(r.w.take()); n > 0 {
+				got[0] = n
+			}
+			for d := 100 * ms; d <= 8*time.Second; d += 100 * ms {
+				r.at(heard + d)
+				if n := announces(r.w.take()); n > 0 {
+					got[d] = n
+				}
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("GARPs by time after hearing priority 50 (-want +got; the takeover's second burst is 5 s after it, 500 ms before hearing):\n%s", diff)
 			}
 		})
 	}

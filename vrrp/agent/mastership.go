@@ -263,16 +263,36 @@ func (a *Agent) announceRound(in *instance) {
 	}
 }
 
-// lowerDue sends the next spaced round of a lower-priority burst.
+// lowerRounds sends what is due of a lower-priority burst: all its rounds,
+// or one when vrrp_garp_interval spaces them; then schedules the rest, or the
+// second burst garp_lower_prio_delay later, as keepalived.
+func (a *Agent) lowerRounds(in *instance, now time.Duration) {
+	sp := a.garpSpacing(in)
+	n := in.lowerLeft
+	if sp > 0 {
+		n = min(n, 1)
+	}
+	for range n {
+		a.announceRound(in)
+	}
+	in.lowerLeft -= n
+	switch {
+	case in.lowerLeft > 0:
+		in.lowerAt = now + sp
+	case in.lowerSecond:
+		g := in.cfg.Garp
+		in.lowerLeft, in.lowerSecond, in.lowerAt = g.LowerPrioRepeat, false, now+g.LowerPrioDelay
+	default:
+		in.lowerAt = 0
+	}
+}
+
+// lowerDue runs lowerRounds when its time comes, for a master only.
 func (a *Agent) lowerDue(in *instance, now time.Duration) {
 	in.lowerAt = 0
 	if !in.isMaster() || in.lowerLeft <= 0 {
-		in.lowerLeft = 0
+		in.lowerLeft, in.lowerSecond = 0, false
 		return
 	}
-	a.announceRound(in)
-	in.lowerLeft--
-	if in.lowerLeft > 0 {
-		in.lowerAt = now + a.garpSpacing(in)
-	}
+	a.lowerRounds(in, now)
 }

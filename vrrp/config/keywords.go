@@ -102,19 +102,17 @@ var notImplemented = map[string]string{
 
 	// Read before issue 17 and not honoured by run: refused until they are,
 	// each moving back to the parser with its behaviour test.
-	"use_vmac":                   "not implemented yet: no VMAC interface is created",
-	"vmac_xmit_base":             "not implemented yet (it only means something with use_vmac)",
-	"vmac_prefix":                "not implemented yet (it only means something with use_vmac)",
-	"garp_extra_if":              "not implemented yet: no gratuitous ARP is sent on other interfaces",
-	"vrrp_garp_extra_if":         "not implemented yet: no gratuitous ARP is sent on other interfaces",
-	"garp_lower_prio_delay":      "not implemented yet: one burst is sent on a lower priority advert, no delayed second one",
-	"vrrp_garp_lower_prio_delay": "not implemented yet: one burst is sent on a lower priority advert, no delayed second one",
-	"skip_check_adv_addr":        "not implemented yet: the addresses in adverts are never checked, as if it were set",
-	"vrrp_skip_check_adv_addr":   "not implemented yet: the addresses in adverts are never checked, as if it were set",
-	"dont_track_primary":         "not implemented: a master that cannot advertise on its interface loses its lease, so its fence closes (by design); the interface going down puts the instance in FAULT",
-	"dynamic_interfaces":         "not implemented yet: an instance whose interface is missing at start is an error",
-	"track_src_ip":               "not implemented yet: the advert source address is not tracked",
-	"promote_secondaries":        "not implemented yet: the interface's promote_secondaries sysctl is left as it is",
+	"use_vmac":                 "not implemented yet: no VMAC interface is created",
+	"vmac_xmit_base":           "not implemented yet (it only means something with use_vmac)",
+	"vmac_prefix":              "not implemented yet (it only means something with use_vmac)",
+	"garp_extra_if":            "not implemented yet: no gratuitous ARP is sent on other interfaces",
+	"vrrp_garp_extra_if":       "not implemented yet: no gratuitous ARP is sent on other interfaces",
+	"skip_check_adv_addr":      "not implemented yet: the addresses in adverts are never checked, as if it were set",
+	"vrrp_skip_check_adv_addr": "not implemented yet: the addresses in adverts are never checked, as if it were set",
+	"dont_track_primary":       "not implemented: a master that cannot advertise on its interface loses its lease, so its fence closes (by design); the interface going down puts the instance in FAULT",
+	"dynamic_interfaces":       "not implemented yet: an instance whose interface is missing at start is an error",
+	"track_src_ip":             "not implemented yet: the advert source address is not tracked",
+	"promote_secondaries":      "not implemented yet: the interface's promote_secondaries sysctl is left as it is",
 }
 
 func unsupported(key string) (string, bool) {

@@ -140,6 +140,8 @@ type parser struct {
 	// onTable, when set, sees every keyword table walk dispatches on, so that a
 	// test can list every keyword the parser accepts.
 	onTable func(ctx string, table map[string]handler)
+	// lowerPrioDelaySet: global_defs gave vrrp_garp_lower_prio_delay.
+	lowerPrioDelaySet bool
 }
 
 type keyedCommand struct {
@@ -432,6 +434,10 @@ func (p *parser) global(n *node) {
 		"vrrp_garp_master_refresh":        dur(&g.Garp.MasterRefresh, 1<<31*time.Second),
 		"vrrp_garp_master_refresh_repeat": num(&g.Garp.MasterRefreshRepeat, 1, 255),
 		"vrrp_garp_lower_prio_repeat":     num(&g.Garp.LowerPrioRepeat, 0, 255),
+		"vrrp_garp_lower_prio_delay": func(n *node) {
+			dur(&g.Garp.LowerPrioDelay, 255*time.Second)(n)
+			p.lowerPrioDelaySet = true
+		},
 		"vrrp_min_garp": func(n *node) {
 			p.flag(n, &g.MinGarp)
 			if g.MinGarp {
@@ -814,6 +820,7 @@ func (p *parser) instance(n *node) {
 		"garp_master_refresh":        dur(&in.Garp.MasterRefresh, 1<<31*time.Second),
 		"garp_master_refresh_repeat": num(&in.Garp.MasterRefreshRepeat, 1, 255),
 		"garp_lower_prio_repeat":     num(&in.Garp.LowerPrioRepeat, 0, 255),
+		"garp_lower_prio_delay":      dur(&in.Garp.LowerPrioDelay, 255*time.Second),
 		"strict_mode":                flag(&in.Strict),
 		"down_timer_adverts":         num(&in.DownTimerAdverts, 1, 100),
 		"lower_prio_no_advert":       flag(&in.LowerPrioNoAdvert),

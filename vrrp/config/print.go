@@ -142,6 +142,7 @@ func (c *Config) printInstance(w io.Writer, in *Instance, t Tracking) {
 	} else {
 		fmt.Fprintf(w, "  multicast to %v\n", in.McastDstIP)
 	}
+	printGarp(w, in.Garp)
 	if in.LowerPrioNoAdvert {
 		fmt.Fprintln(w, "  as master, no advert in answer to a lower priority master's (lower_prio_no_advert)")
 	}
@@ -241,4 +242,22 @@ func (in *Instance) SkewTime(priority uint8) time.Duration {
 // down_timer_adverts (vrrp.MasterDownInterval).
 func (in *Instance) MasterDown(priority uint8) time.Duration {
 	return vrrp.MasterDownInterval(in.Version, priority, in.Interval, in.DownTimerAdverts)
+}
+
+// printGarp says when a master sends gratuitous ARPs (unsolicited NAs).
+func printGarp(w io.Writer, g Garp) {
+	fmt.Fprintf(w, "  gratuitous ARPs: %d on becoming master", max(1, g.MasterRepeat))
+	if g.MasterDelay > 0 {
+		fmt.Fprintf(w, ", %d after %v", max(1, g.MasterRepeat), g.MasterDelay)
+	}
+	if g.MasterRefresh > 0 {
+		fmt.Fprintf(w, ", %d every %v", max(1, g.MasterRefreshRepeat), g.MasterRefresh)
+	}
+	if g.LowerPrioRepeat > 0 {
+		fmt.Fprintf(w, "; %d on hearing a lower priority master", g.LowerPrioRepeat)
+		if g.LowerPrioDelay > 0 {
+			fmt.Fprintf(w, ", %d after %v", g.LowerPrioRepeat, g.LowerPrioDelay)
+		}
+	}
+	fmt.Fprintln(w)
 }

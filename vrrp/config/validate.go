@@ -157,6 +157,11 @@ func (p *parser) validateInstance(in *Instance) {
 	if !in.SkipCheckAdvAddr {
 		in.SkipCheckAdvAddr = g.SkipCheckAdvAddr
 	}
+	if _, given := seen["garp_lower_prio_delay"]; !given && !p.lowerPrioDelaySet {
+		// keepalived: the second lower-priority burst follows the
+		// instance's garp_master_delay unless told otherwise.
+		in.Garp.LowerPrioDelay = in.Garp.MasterDelay
+	}
 	if !in.CheckUnicastSrc {
 		in.CheckUnicastSrc = g.CheckUnicastSrc
 	}
