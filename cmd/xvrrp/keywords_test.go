@@ -28,6 +28,7 @@ vrrp_instance VI_1 {
   }
   lower_prio_no_advert
   higher_prio_send_advert
+  garp_extra_if 60
 }
 `)
 	code, out, errOut := runCLI(t, "check", "-f", p)
@@ -41,6 +42,7 @@ vrrp_instance VI_1 {
 	}
 	for _, want := range []string{
 		", gratuitous ARP rounds 10ms apart, unsolicited NA rounds 20ms apart\n",
+		"  while master, a gratuitous ARP every 1m0s on interfaces other than eth0 (garp_extra_if)\n",
 		"  gratuitous ARPs: 5 on becoming master, 5 after 5s; 5 on hearing a lower priority master, 5 after 5s\n",
 		"  VIP 2001:db8::7/64 (not advertised; held while master, put back if removed)\n",
 		"  route 198.51.100.0/24 via 192.0.2.254 (installed while master, put back if removed)\n",

@@ -67,7 +67,7 @@ func (a *Agent) transition(in *instance, act vrrp.Action, now time.Duration) {
 				a.log.Error(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
 			}
 		}
-		a.addRoutes(in)
+		a.becameMaster(in, now)
 	default:
 		// Fence first, then remove the addresses.
 		a.putKernel(in, act.To, now)

@@ -315,7 +315,7 @@ func linkUp(attrs *netlink.LinkAttrs) bool {
 func (a *Agent) arm(t *timer) {
 	next := a.watchdogAt
 	for _, in := range a.insts {
-		for _, d := range []time.Duration{in.m.Deadline(), in.garpAt, in.sendFaultUntil, in.rebindAt, in.lowerAt} {
+		for _, d := range []time.Duration{in.m.Deadline(), in.garpAt, in.sendFaultUntil, in.rebindAt, in.extrasAt()} {
 			if d != 0 && (next == 0 || d < next) {
 				next = d
 			}
@@ -416,9 +416,7 @@ func (a *Agent) expire() {
 		if in.garpAt != 0 && in.garpAt <= now {
 			a.garpDue(in, now)
 		}
-		if in.lowerAt != 0 && in.lowerAt <= now {
-			a.lowerDue(in, now)
-		}
+		a.extrasDue(in, now)
 		if in.rebindAt != 0 && in.rebindAt <= now {
 			a.rebind(in, now)
 			a.reassess("interface " + in.cfg.Interface + " re-created")

@@ -70,6 +70,8 @@ type instance struct {
 	lowerLeft   int
 	lowerAt     time.Duration
 	lowerSecond bool
+	// extraAt is the next garp_extra_if round (0: none).
+	extraAt time.Duration
 	// restored counts addresses and routes put back after something else
 	// removed them while master.
 	restored uint64

@@ -1,11 +1,13 @@
 package agent
 
 import (
+	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/vishvananda/netlink"
 	"github.com/xvrrp/xvrrp/vrrp"
 )
 
@@ -259,6 +261,53 @@ func TestGarpInterval(t *testing.T) {
 			r.hear(51, "192.0.2.11", 50)
 			if diff := cmp.Diff(tc.lower, run(r.clock)); diff != "" {
 				t.Errorf("GARPs from hearing a lower priority (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// garp_extra_if N (and the global vrrp_garp_extra_if): while master, a
+// gratuitous ARP every N for each address on an interface other than the
+// instance's; with all, for every address.
+func TestGarpExtraIf(t *testing.T) {
+	for _, tc := range []struct {
+		name, conf string
+		want       map[string][]time.Duration // address → when announced after the takeover's burst
+	}{
+		{"garp_extra_if 2", oneInstance(100, "garp_master_delay 0\ngarp_extra_if 2"),
+			map[string][]time.Duration{"198.51.100.1": {4 * time.Second, 6 * time.Second, 8 * time.Second}}},
+		{"garp_extra_if all 2", oneInstance(100, "garp_master_delay 0\ngarp_extra_if all 2"),
+			map[string][]time.Duration{"198.51.100.1": {4 * time.Second, 6 * time.Second, 8 * time.Second},
+				"192.0.2.1": {4 * time.Second, 6 * time.Second, 8 * time.Second}}},
+		{"vrrp_garp_extra_if 3", withGlobal("vrrp_garp_extra_if 3", "garp_master_delay 0"),
+			map[string][]time.Duration{"198.51.100.1": {5 * time.Second, 8 * time.Second}}},
+		{"none", oneInstance(100, "garp_master_delay 0"), map[string][]time.Duration{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, tc.conf)
+			// An excluded address on eth1, as bindExcluded would make it.
+			in := r.insts[0]
+			in.excluded = append(in.excluded, vip{
+				link: &netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: "eth1", Index: 3}},
+				addr: &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(198, 51, 100, 1).To4(), Mask: net.CIDRMask(24, 32)}},
+			})
+			r.start()
+			r.at(2 * time.Second)
+			if r.state("VI_1") != vrrp.Master {
+				t.Fatalf("state %v, want MASTER", r.state("VI_1"))
+			}
+			r.w.take()
+			got := map[string][]time.Duration{}
+			for now := 2*time.Second + 100*time.Millisecond; now <= 8*time.Second; now += 100 * time.Millisecond {
+				r.at(now)
+				for _, op := range r.w.take() {
+					if a, ok := strings.CutPrefix(op, "announce "); ok {
+						got[a] = append(got[a], now)
+					}
+				}
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("announced after the takeover (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -296,3 +296,44 @@ func (a *Agent) lowerDue(in *instance, now time.Duration) {
 	}
 	a.lowerRounds(in, now)
 }
+
+// becameMaster installs what a new master holds besides its addresses, and
+// starts its periodic gratuitous ARPs on other interfaces.
+func (a *Agent) becameMaster(in *instance, now time.Duration) {
+	a.addRoutes(in)
+	in.extraAt = 0
+	if in.cfg.GarpExtraIf > 0 {
+		in.extraAt = now + in.cfg.GarpExtraIf
+	}
+}
+
+// extrasAt is the earliest of the instance's own timers here (0: none).
+func (in *instance) extrasAt() time.Duration {
+	next := in.lowerAt
+	if in.extraAt != 0 && (next == 0 || in.extraAt < next) {
+		next = in.extraAt
+	}
+	return next
+}
+
+// extrasDue runs what is due of those timers.
+func (a *Agent) extrasDue(in *instance, now time.Duration) {
+	if in.lowerAt != 0 && in.lowerAt <= now {
+		a.lowerDue(in, now)
+	}
+	if in.extraAt != 0 && in.extraAt <= now {
+		in.extraAt = 0
+		if !in.isMaster() {
+			return
+		}
+		// garp_extra_if: switches age out MACs they only see in these.
+		for _, v := range in.held() {
+			if in.cfg.GarpExtraIfAll || v.link.Attrs().Index != in.ifi.Index {
+				if err := a.addrs.announce(v); err != nil {
+					a.log.Warn(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
+				}
+			}
+		}
+		in.extraAt = now + in.cfg.GarpExtraIf
+	}
+}

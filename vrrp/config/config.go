@@ -34,6 +34,10 @@ type Global struct {
 	// GarpInterval and GnaInterval space out gratuitous ARPs and NAs.
 	GarpInterval time.Duration
 	GnaInterval  time.Duration
+	// GarpExtraIf and GarpExtraIfAll are vrrp_garp_extra_if, the default of
+	// the instances' garp_extra_if.
+	GarpExtraIf    time.Duration
+	GarpExtraIfAll bool
 	// MinGarp sends one GARP on becoming master and no refresh (vrrp_min_garp).
 	MinGarp              bool
 	StartupDelay         time.Duration
@@ -183,8 +187,12 @@ type Instance struct {
 
 	Notify Notify
 
-	Garp                 Garp
+	Garp Garp
+	// GarpExtraIf: while master, gratuitous ARPs every GarpExtraIf for the
+	// addresses on interfaces other than the instance's, or on all of them
+	// with GarpExtraIfAll (garp_extra_if [all] N); 0: none.
 	GarpExtraIf          time.Duration
+	GarpExtraIfAll       bool
 	UseVMAC              bool
 	VMACName             string
 	VMACAddr             string

@@ -105,8 +105,6 @@ var notImplemented = map[string]string{
 	"use_vmac":                 "not implemented yet: no VMAC interface is created",
 	"vmac_xmit_base":           "not implemented yet (it only means something with use_vmac)",
 	"vmac_prefix":              "not implemented yet (it only means something with use_vmac)",
-	"garp_extra_if":            "not implemented yet: no gratuitous ARP is sent on other interfaces",
-	"vrrp_garp_extra_if":       "not implemented yet: no gratuitous ARP is sent on other interfaces",
 	"skip_check_adv_addr":      "not implemented yet: the addresses in adverts are never checked, as if it were set",
 	"vrrp_skip_check_adv_addr": "not implemented yet: the addresses in adverts are never checked, as if it were set",
 	"dont_track_primary":       "not implemented: a master that cannot advertise on its interface loses its lease, so its fence closes (by design); the interface going down puts the instance in FAULT",

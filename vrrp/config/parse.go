@@ -458,10 +458,13 @@ func (p *parser) global(n *node) {
 				}
 			}
 		},
-		"vrrp_strict":                  flag(&g.Strict),
-		"vrrp_down_timer_adverts":      num(&g.DownTimerAdverts, 1, 100),
-		"vrrp_check_unicast_src":       flag(&g.CheckUnicastSrc),
-		"vrrp_garp_interval":           dur(&g.GarpInterval, time.Second),
+		"vrrp_strict":             flag(&g.Strict),
+		"vrrp_down_timer_adverts": num(&g.DownTimerAdverts, 1, 100),
+		"vrrp_check_unicast_src":  flag(&g.CheckUnicastSrc),
+		"vrrp_garp_interval":      dur(&g.GarpInterval, time.Second),
+		"vrrp_garp_extra_if": func(n *node) {
+			g.GarpExtraIf, g.GarpExtraIfAll, _ = p.extraIf(n)
+		},
 		"vrrp_gna_interval":            dur(&g.GnaInterval, time.Second),
 		"vrrp_lower_prio_no_advert":    flag(&g.LowerPrioNoAdvert),
 		"vrrp_higher_prio_send_advert": flag(&g.HigherPrioSendAdvert),
@@ -503,6 +506,20 @@ func (p *parser) global(n *node) {
 			}
 		},
 	})
+}
+
+// extraIf reads garp_extra_if [all] N: seconds, at most a day, as keepalived.
+func (p *parser) extraIf(n *node) (time.Duration, bool, bool) {
+	if !p.args(n, 1, 2) {
+		return 0, false, false
+	}
+	all := len(n.words) == 3
+	if all && n.words[1] != "all" {
+		p.diags.errorf(n.pos, "%s: '%s' is not all", n.key(), n.words[1])
+		return 0, false, false
+	}
+	d, ok := p.secondsArg(n, len(n.words)-1, 0, 24*time.Hour)
+	return d, all, ok
 }
 
 func (p *parser) mcast(n *node) (netip.Addr, bool) {
@@ -821,10 +838,13 @@ func (p *parser) instance(n *node) {
 		"garp_master_refresh_repeat": num(&in.Garp.MasterRefreshRepeat, 1, 255),
 		"garp_lower_prio_repeat":     num(&in.Garp.LowerPrioRepeat, 0, 255),
 		"garp_lower_prio_delay":      dur(&in.Garp.LowerPrioDelay, 255*time.Second),
-		"strict_mode":                flag(&in.Strict),
-		"down_timer_adverts":         num(&in.DownTimerAdverts, 1, 100),
-		"lower_prio_no_advert":       flag(&in.LowerPrioNoAdvert),
-		"higher_prio_send_advert":    flag(&in.HigherPrioSendAdvert),
+		"garp_extra_if": set(func(n *node) {
+			in.GarpExtraIf, in.GarpExtraIfAll, _ = p.extraIf(n)
+		}),
+		"strict_mode":             flag(&in.Strict),
+		"down_timer_adverts":      num(&in.DownTimerAdverts, 1, 100),
+		"lower_prio_no_advert":    flag(&in.LowerPrioNoAdvert),
+		"higher_prio_send_advert": flag(&in.HigherPrioSendAdvert),
 		"native_ipv6": set(func(n *node) {
 			if p.args(n, 0, 0) {
 				p.diags.warnf(n.pos, "native_ipv6 is deprecated: the VIPs' family decides")

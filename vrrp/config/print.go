@@ -143,6 +143,13 @@ func (c *Config) printInstance(w io.Writer, in *Instance, t Tracking) {
 		fmt.Fprintf(w, "  multicast to %v\n", in.McastDstIP)
 	}
 	printGarp(w, in.Garp)
+	if in.GarpExtraIf > 0 {
+		which := "on interfaces other than " + in.Interface
+		if in.GarpExtraIfAll {
+			which = "for every address"
+		}
+		fmt.Fprintf(w, "  while master, a gratuitous ARP every %v %s (garp_extra_if)\n", in.GarpExtraIf, which)
+	}
 	if in.LowerPrioNoAdvert {
 		fmt.Fprintln(w, "  as master, no advert in answer to a lower priority master's (lower_prio_no_advert)")
 	}

@@ -157,6 +157,9 @@ func (p *parser) validateInstance(in *Instance) {
 	if !in.SkipCheckAdvAddr {
 		in.SkipCheckAdvAddr = g.SkipCheckAdvAddr
 	}
+	if _, given := seen["garp_extra_if"]; !given {
+		in.GarpExtraIf, in.GarpExtraIfAll = g.GarpExtraIf, g.GarpExtraIfAll
+	}
 	if _, given := seen["garp_lower_prio_delay"]; !given && !p.lowerPrioDelaySet {
 		// keepalived: the second lower-priority burst follows the
 		// instance's garp_master_delay unless told otherwise.
