@@ -13,6 +13,7 @@ import (
 	"github.com/xvrrp/xvrrp/bench/lab"
 	"github.com/xvrrp/xvrrp/tests/labtest"
 	"github.com/xvrrp/xvrrp/vrrp"
+	"golang.org/x/sys/unix"
 )
 
 var (
@@ -216,5 +217,51 @@ func TestVirtualRoutesAndRules(t *testing.T) {
 	waitLog(t, x2, "(VI_1) route 198.51.100.0/25 was removed by something else while master: put back")
 	if !hasRoute(t, h2, "198.51.100.0/25", 254) {
 		t.Error("route not back after the log says so")
+	}
+}
+
+// The address options of virtual_ipaddress lines, as `ip address add` takes
+// them, on the addresses the master adds.
+func TestAddressOptions(t *testing.T) {
+	l := labtest.New(t, lab.Options{Hosts: 1})
+	h := l.Hosts[0]
+	x, err := h.StartXvrrp(xvrrpBin, nodeConfig(node{prio: 100, extra: `    virtual_ipaddress_excluded {
+        192.0.2.52/24 brd 192.0.2.127
+        192.0.2.53 peer 192.0.2.54
+        2001:db8::51/64 home mngtmpaddr preferred_lft 0
+        239.1.2.3/32 autojoin
+    }`}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x, "(VI_1) Entering MASTER STATE")
+	got := map[string]netlink.Addr{}
+	err = h.Netlink(func(nh *netlink.Handle) error {
+		lnk, err := nh.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		addrs, err := nh.AddrList(lnk, netlink.FAMILY_ALL)
+		for _, a := range addrs {
+			got[a.IP.String()] = a
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, ok := got["192.0.2.52"]; !ok || !a.Broadcast.Equal(net.ParseIP("192.0.2.127")) {
+		t.Errorf("192.0.2.52 brd 192.0.2.127: %+v", a)
+	}
+	if a, ok := got["192.0.2.53"]; !ok || a.Peer == nil || !a.Peer.IP.Equal(net.ParseIP("192.0.2.54")) {
+		t.Errorf("192.0.2.53 peer 192.0.2.54: %+v", a)
+	}
+	a, ok := got["2001:db8::51"]
+	const want6 = unix.IFA_F_HOMEADDRESS | unix.IFA_F_MANAGETEMPADDR | unix.IFA_F_DEPRECATED
+	if !ok || a.Flags&want6 != want6 || a.PreferedLft != 0 {
+		t.Errorf("2001:db8::51 home mngtmpaddr preferred_lft 0: flags %#x preferred %d (%v)", a.Flags, a.PreferedLft, ok)
+	}
+	if a, ok := got["239.1.2.3"]; !ok || a.Flags&unix.IFA_F_MCAUTOJOIN == 0 {
+		t.Errorf("239.1.2.3 autojoin: flags %#x (%v)", a.Flags, ok)
 	}
 }

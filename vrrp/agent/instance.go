@@ -313,6 +313,7 @@ func (a *Agent) vipOf(in *config.Instance, v config.VIP, lnk netlink.Link) (vip,
 	if v.NoPrefixRt {
 		addr.Flags |= unix.IFA_F_NOPREFIXROUTE
 	}
+	vipOptions(v, addr)
 	return vip{link: lnk, addr: addr}, nil
 }
 

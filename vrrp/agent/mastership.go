@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -335,5 +336,30 @@ func (a *Agent) extrasDue(in *instance, now time.Duration) {
 			}
 		}
 		in.extraAt = now + in.cfg.GarpExtraIf
+	}
+}
+
+// vipOptions applies the address options of a virtual_ipaddress line that
+// `ip address add` takes: brd, peer, home, mngtmpaddr, autojoin and
+// preferred_lft (0 keeps an IPv6 VIP from being chosen as a source).
+func vipOptions(v config.VIP, addr *netlink.Addr) {
+	if b, err := netip.ParseAddr(v.Broadcast); err == nil {
+		addr.Broadcast = b.AsSlice()
+	}
+	if v.Peer.IsValid() {
+		addr.Peer = &net.IPNet{IP: v.Peer.AsSlice(), Mask: net.CIDRMask(v.Peer.BitLen(), v.Peer.BitLen())}
+	}
+	if v.Home {
+		addr.Flags |= unix.IFA_F_HOMEADDRESS
+	}
+	if v.MngTmpAddr {
+		addr.Flags |= unix.IFA_F_MANAGETEMPADDR
+	}
+	if v.AutoJoin {
+		addr.Flags |= unix.IFA_F_MCAUTOJOIN
+	}
+	if v.PreferredLFT != "" && v.PreferredLFT != "forever" {
+		n, _ := strconv.ParseUint(v.PreferredLFT, 10, 32)
+		addr.PreferedLft, addr.ValidLft = int(n), 1<<32-1 // valid forever
 	}
 }

@@ -121,23 +121,8 @@ func unsupported(key string) (string, bool) {
 // Address options keepalived takes on a virtual_ipaddress line and xvrrp does
 // not apply to the address it adds: refused, as a keyword would be.
 var vipOptionRefused = map[string]string{
-	"brd":           "not implemented yet: the address is added without a broadcast address",
-	"broadcast":     "not implemented yet: the address is added without a broadcast address",
-	"peer":          "not implemented yet: the address is added without a peer",
-	"preferred_lft": "not implemented yet: the address is added with the kernel's default lifetime",
-	"home":          "not implemented yet: the address is added without the home flag",
-	"mngtmpaddr":    "not implemented yet: the address is added without mngtmpaddr",
-	"autojoin":      "not implemented yet: the address is added without autojoin",
-	"no_track":      "not implemented yet: the VIP's interface going down always puts the instance in FAULT",
-	"use_vmac":      "not implemented yet: no VMAC interface is created",
-}
-
-func vipOptionTakesValue(opt string) bool {
-	switch opt {
-	case "brd", "broadcast", "peer", "preferred_lft":
-		return true
-	}
-	return false
+	"no_track": "not implemented yet: the VIP's interface going down always puts the instance in FAULT",
+	"use_vmac": "not implemented yet: no VMAC interface is created",
 }
 
 // Options of a unicast_peer line keepalived takes and xvrrp refuses.

@@ -955,19 +955,35 @@ func (p *parser) vip(l *node) (VIP, bool) {
 		if why, refused := vipOptionRefused[w[i]]; refused {
 			p.diags.errorf(l.pos, "%s: address option %s: %s", w[0], w[i], why)
 			ok = false
-			if vipOptionTakesValue(w[i]) {
-				i++
-			}
 			continue
 		}
 		switch w[i] {
-		case "dev", "label", "scope":
+		case "dev", "label", "scope", "brd", "broadcast", "peer", "preferred_lft":
 			val, has := value(i)
 			if !has {
 				return v, false
 			}
 			i++
 			switch w[i-1] {
+			case "brd", "broadcast":
+				if a, err := netip.ParseAddr(val); err != nil || !a.Is4() || !pfx.Addr().Is4() {
+					p.diags.errorf(l.pos, "%s: brd '%s' is not an IPv4 address for an IPv4 address", w[0], val)
+					ok = false
+				}
+				v.Broadcast = val
+			case "peer":
+				if v.Peer, has = p.addrArg(l, val); !has {
+					ok = false
+				} else if v.Peer.Is4() != pfx.Addr().Is4() {
+					p.diags.errorf(l.pos, "%s: peer %v is of another family", w[0], v.Peer)
+					ok = false
+				}
+			case "preferred_lft":
+				if n, err := strconv.ParseUint(val, 10, 32); val != "forever" && (err != nil || n == 1<<32-1) {
+					p.diags.errorf(l.pos, "%s: preferred_lft '%s' is not forever or a number of seconds", w[0], val)
+					ok = false
+				}
+				v.PreferredLFT = val
 			case "dev":
 				v.Dev = val
 			case "label":
@@ -983,6 +999,12 @@ func (p *parser) vip(l *node) (VIP, bool) {
 			}
 		case "-nodad", "nodad":
 			v.NoDAD = true
+		case "home":
+			v.Home = true
+		case "mngtmpaddr":
+			v.MngTmpAddr = true
+		case "autojoin":
+			v.AutoJoin = true
 		case "noprefixroute":
 			v.NoPrefixRt = true
 		case "track_group":

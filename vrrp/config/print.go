@@ -213,8 +213,16 @@ func (v VIP) String() string {
 	if v.Peer.IsValid() {
 		fmt.Fprintf(&b, " peer %v", v.Peer)
 	}
-	if v.NoTrack {
-		b.WriteString(" no_track")
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{v.Home, "home"}, {v.MngTmpAddr, "mngtmpaddr"}, {v.AutoJoin, "autojoin"}, {v.NoPrefixRt, "noprefixroute"}, {v.NoTrack, "no_track"}} {
+		if f.on {
+			b.WriteString(" " + f.name)
+		}
+	}
+	if v.PreferredLFT != "" {
+		b.WriteString(" preferred_lft " + v.PreferredLFT)
 	}
 	return b.String()
 }
