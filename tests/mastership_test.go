@@ -265,3 +265,52 @@ func TestAddressOptions(t *testing.T) {
 		t.Errorf("239.1.2.3 autojoin: flags %#x (%v)", a.Flags, ok)
 	}
 }
+
+// track_src_ip: the configured source address removed, the instance goes to
+// FAULT (and gives up the VIP); back, it leaves FAULT.
+func TestTrackSrcIP(t *testing.T) {
+	l := labtest.New(t, lab.Options{Hosts: 1})
+	h := l.Hosts[0]
+	src := "192.0.2.60/24"
+	addr := func(add bool) {
+		t.Helper()
+		err := h.Netlink(func(nh *netlink.Handle) error {
+			lnk, err := nh.LinkByName("eth0")
+			if err != nil {
+				return err
+			}
+			a, _ := netlink.ParseAddr(src)
+			if add {
+				return nh.AddrAdd(lnk, a)
+			}
+			return nh.AddrDel(lnk, a)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	addr(true)
+	x, err := h.StartXvrrp(xvrrpBin, nodeConfig(node{prio: 100, extra: "mcast_src_ip 192.0.2.60\ntrack_src_ip"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x, "(VI_1) Entering MASTER STATE")
+	addr(false)
+	waitLog(t, x, "(VI_1) Entering FAULT STATE")
+	if hasVIP(t, h, vip4) {
+		t.Error("in FAULT with the VIP")
+	}
+	addr(true)
+	// Out of FAULT: BACKUP a second time (the first was at start), then
+	// MASTER again, alone on the link.
+	deadline := time.Now().Add(10 * time.Second)
+	for strings.Count(x.Output(), "(VI_1) Entering MASTER STATE") < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("not master again after the source address came back:\n%s", x.Output())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if strings.Count(x.Output(), "(VI_1) Entering BACKUP STATE") != 2 {
+		t.Errorf("want BACKUP at start and after FAULT:\n%s", x.Output())
+	}
+}

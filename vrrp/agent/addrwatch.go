@@ -16,6 +16,8 @@ import (
 type addrGone struct {
 	route  bool
 	resync bool
+	// added: an address was added, not removed (for track_src_ip).
+	added bool
 	// An address: which, and on which interface.
 	addr  netip.Addr
 	index int
@@ -43,7 +45,7 @@ func watchAddrs(done <-chan struct{}, out chan<- addrGone, log *slog.Logger) err
 		return ch, netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{ErrorCallback: onErr("address updates")})
 	}, func(u netlink.AddrUpdate) (addrGone, bool) {
 		ip, ok := netip.AddrFromSlice(u.LinkAddress.IP)
-		return addrGone{addr: ip.Unmap(), index: u.LinkIndex}, ok && !u.NewAddr
+		return addrGone{addr: ip.Unmap(), index: u.LinkIndex, added: u.NewAddr}, ok
 	}, addrGone{resync: true})
 	if err != nil {
 		return err
@@ -105,7 +107,10 @@ func (a *Agent) removed(g addrGone) {
 		a.routeRemoved(g)
 		return
 	}
-	a.addrRemoved(g)
+	a.trackSrc(g)
+	if !g.added {
+		a.addrRemoved(g)
+	}
 }
 
 // addrRemoved puts back an address a master holds that something else —

@@ -72,6 +72,8 @@ type instance struct {
 	lowerSecond bool
 	// extraAt is the next garp_extra_if round (0: none).
 	extraAt time.Duration
+	// srcGone: track_src_ip, and the address adverts go from was removed.
+	srcGone bool
 	// restored counts addresses and routes put back after something else
 	// removed them while master.
 	restored uint64

@@ -363,3 +363,51 @@ func vipOptions(v config.VIP, addr *netlink.Addr) {
 		addr.PreferedLft, addr.ValidLft = int(n), 1<<32-1 // valid forever
 	}
 }
+
+// trackSrc follows, for the instances with track_src_ip, the address their
+// adverts go from: removed, the instance goes to FAULT, as keepalived's; back,
+// it leaves it. A resync asks the host.
+func (a *Agent) trackSrc(g addrGone) {
+	changed := false
+	for _, in := range a.insts {
+		// keepalived tracks a configured source only.
+		configured := in.sender != nil && (in.sender.src == in.cfg.McastSrcIP || in.sender.src == in.cfg.UnicastSrcIP)
+		if !in.cfg.TrackSrcIP || !configured || in.sender == nil {
+			continue
+		}
+		gone := in.srcGone
+		switch {
+		case g.resync:
+			gone = !a.hasAddr(in.sender.src)
+		case g.addr == in.sender.src:
+			gone = !g.added
+		}
+		if gone != in.srcGone {
+			in.srcGone, changed = gone, true
+			state := "back"
+			if gone {
+				state = "removed"
+			}
+			a.log.Info(fmt.Sprintf("(%s) source address %v %s", in.cfg.Name, in.sender.src, state))
+		}
+	}
+	if changed {
+		a.reassess("source address back")
+	}
+}
+
+func (a *Agent) hasAddr(ip netip.Addr) bool {
+	if a.nl == nil {
+		return true
+	}
+	addrs, err := a.nl.AddrList(nil, netlink.FAMILY_ALL)
+	if err != nil {
+		return true // no news is not a removal
+	}
+	for _, ad := range addrs {
+		if x, ok := netip.AddrFromSlice(ad.IP); ok && x.Unmap() == ip {
+			return true
+		}
+	}
+	return false
+}

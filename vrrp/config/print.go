@@ -142,6 +142,13 @@ func (c *Config) printInstance(w io.Writer, in *Instance, t Tracking) {
 	} else {
 		fmt.Fprintf(w, "  multicast to %v\n", in.McastDstIP)
 	}
+	src := in.McastSrcIP
+	if len(in.UnicastPeers) > 0 && in.UnicastSrcIP.IsValid() {
+		src = in.UnicastSrcIP
+	}
+	if in.TrackSrcIP && src.IsValid() {
+		fmt.Fprintf(w, "  FAULT while %v is not on the host (track_src_ip)\n", src)
+	}
 	printGarp(w, in.Garp)
 	if in.GarpExtraIf > 0 {
 		which := "on interfaces other than " + in.Interface
