@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"slices"
@@ -312,5 +313,36 @@ func TestTrackSrcIP(t *testing.T) {
 	}
 	if strings.Count(x.Output(), "(VI_1) Entering BACKUP STATE") != 2 {
 		t.Errorf("want BACKUP at start and after FAULT:\n%s", x.Output())
+	}
+}
+
+// promote_secondaries: set on the instance's interface while xvrrp runs, put
+// back as it was at stop.
+func TestPromoteSecondaries(t *testing.T) {
+	l := labtest.New(t, lab.Options{Hosts: 1})
+	h := l.Hosts[0]
+	read := func() string {
+		t.Helper()
+		out, err := h.Run(context.Background(), "cat", "/proc/sys/net/ipv4/conf/eth0/promote_secondaries")
+		if err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	if got := read(); got != "0" {
+		t.Fatalf("promote_secondaries %s before xvrrp, want the kernel's 0", got)
+	}
+	x, err := h.StartXvrrp(xvrrpBin, nodeConfig(node{prio: 100, extra: "promote_secondaries"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x, "(VI_1) Entering MASTER STATE")
+	if got := read(); got != "1" {
+		t.Errorf("promote_secondaries %s while xvrrp runs, want 1", got)
+	}
+	x.Signal(syscall.SIGTERM)
+	<-x.Done()
+	if got := read(); got != "0" {
+		t.Errorf("promote_secondaries %s after xvrrp stopped, want 0 as it was", got)
 	}
 }

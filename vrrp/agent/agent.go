@@ -380,6 +380,7 @@ func (a *Agent) stop() error {
 		}
 	}
 	a.flush()
+	a.restoreSysctls()
 	a.closeAll()
 	errs = append(errs, a.dp.Remove())
 	return errors.Join(errs...)

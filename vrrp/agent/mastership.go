@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"slices"
 	"strconv"
 	"time"
 
@@ -45,7 +47,45 @@ func (a *Agent) bindExcluded(inst *instance, lnk netlink.Link) error {
 		rules = append(rules, ruleOf(r))
 	}
 	inst.excluded, inst.routes, inst.rules = ex, routes, rules
+	a.promoteSecondaries(inst)
 	return nil
+}
+
+// promoteSecondaries sets promote_secondaries on the instance's interface, as
+// keepalived does: removing a VIP that happens to be the primary address of
+// its subnet then promotes another rather than taking every address of that
+// subnet with it. The value found is put back at stop.
+func (a *Agent) promoteSecondaries(inst *instance) {
+	if !inst.cfg.PromoteSecondaries {
+		return
+	}
+	path := "/proc/sys/net/ipv4/conf/" + inst.ifi.Name + "/promote_secondaries"
+	was, err := os.ReadFile(path)
+	if err == nil {
+		err = os.WriteFile(path, []byte("1\n"), 0)
+	}
+	if err != nil {
+		a.log.Warn(fmt.Sprintf("(%s) promote_secondaries: %v", inst.cfg.Name, err))
+		return
+	}
+	if inst.promoteWas == nil {
+		inst.promoteWas = was
+	}
+}
+
+// restoreSysctls puts back what promoteSecondaries changed, last first, so
+// that of two instances on one interface the first's value stays.
+func (a *Agent) restoreSysctls() {
+	for _, in := range slices.Backward(a.insts) {
+		if in.promoteWas == nil {
+			continue
+		}
+		path := "/proc/sys/net/ipv4/conf/" + in.ifi.Name + "/promote_secondaries"
+		if err := os.WriteFile(path, in.promoteWas, 0); err != nil {
+			a.log.Warn(fmt.Sprintf("(%s) put back promote_secondaries: %v", in.cfg.Name, err))
+		}
+		in.promoteWas = nil
+	}
 }
 
 var routeTypes = map[string]int{"blackhole": unix.RTN_BLACKHOLE, "unreachable": unix.RTN_UNREACHABLE, "prohibit": unix.RTN_PROHIBIT, "throw": unix.RTN_THROW}

@@ -116,6 +116,7 @@ var behaviourTests = map[string]string{
 	"vrrp_instance garp_lower_prio_repeat":     "vrrp/agent/TestGarpKeywords",
 	"vrrp_instance lower_prio_no_advert":       "vrrp/agent/TestAdvertKeywords",
 	"vrrp_instance higher_prio_send_advert":    "tests/TestHigherPrioSendAdvert",
+	"vrrp_instance promote_secondaries":        "tests/TestPromoteSecondaries",
 	"vrrp_instance track_src_ip":               "tests/TestTrackSrcIP",
 	"vrrp_instance strict_mode":                "vrrp/config/TestKeywordResolution",
 	"vrrp_instance down_timer_adverts":         "vrrp/agent/TestDownTimerAdverts",

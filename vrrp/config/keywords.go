@@ -109,7 +109,6 @@ var notImplemented = map[string]string{
 	"vrrp_skip_check_adv_addr": "not implemented yet: the addresses in adverts are never checked, as if it were set",
 	"dont_track_primary":       "not implemented: a master that cannot advertise on its interface loses its lease, so its fence closes (by design); the interface going down puts the instance in FAULT",
 	"dynamic_interfaces":       "not implemented yet: an instance whose interface is missing at start is an error",
-	"promote_secondaries":      "not implemented yet: the interface's promote_secondaries sysctl is left as it is",
 }
 
 func unsupported(key string) (string, bool) {

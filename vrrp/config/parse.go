@@ -843,6 +843,7 @@ func (p *parser) instance(n *node) {
 		}),
 		"strict_mode":             flag(&in.Strict),
 		"down_timer_adverts":      num(&in.DownTimerAdverts, 1, 100),
+		"promote_secondaries":     flag(&in.PromoteSecondaries),
 		"track_src_ip":            flag(&in.TrackSrcIP),
 		"lower_prio_no_advert":    flag(&in.LowerPrioNoAdvert),
 		"higher_prio_send_advert": flag(&in.HigherPrioSendAdvert),

@@ -149,6 +149,9 @@ func (c *Config) printInstance(w io.Writer, in *Instance, t Tracking) {
 	if in.TrackSrcIP && src.IsValid() {
 		fmt.Fprintf(w, "  FAULT while %v is not on the host (track_src_ip)\n", src)
 	}
+	if in.PromoteSecondaries {
+		fmt.Fprintf(w, "  promote_secondaries set on %s while running\n", in.Interface)
+	}
 	printGarp(w, in.Garp)
 	if in.GarpExtraIf > 0 {
 		which := "on interfaces other than " + in.Interface
