@@ -119,12 +119,12 @@ func unsupported(key string) (string, bool) {
 // Address options keepalived takes on a virtual_ipaddress line and xvrrp does
 // not apply to the address it adds: refused, as a keyword would be.
 var vipOptionRefused = map[string]string{
-	"no_track": "not implemented yet: the VIP's interface going down always puts the instance in FAULT",
+	"no_track": "not implemented yet: xvrrp does not follow a VIP's own interface, with or without it (keepalived puts the instance in FAULT when it goes down, unless no_track)",
 	"use_vmac": "not implemented yet: no VMAC interface is created",
 }
 
 // Options of a unicast_peer line keepalived takes and xvrrp refuses.
 var peerOptionRefused = map[string]string{
-	"min_ttl": "not implemented yet: adverts from unicast peers are taken at TTL 255 only",
-	"max_ttl": "not implemented yet: adverts from unicast peers are taken at TTL 255 only",
+	"min_ttl": "not implemented yet: a unicast peer's adverts are taken at any TTL",
+	"max_ttl": "not implemented yet: a unicast peer's adverts are taken at any TTL",
 }
