@@ -665,6 +665,22 @@ static __always_inline int hand_over(struct xdp_md *ctx, const struct xvrrp_inst
 	return 1;
 }
 
+/* unicast_ttl_ok: keepalived (2.x) takes a unicast instance's adverts at any
+ * TTL or hop limit: unicast peers may be routers apart, and the peer list
+ * checks who sent it. header_checks found the fixed header in the packet. */
+static __always_inline int unicast_ttl_ok(const struct xdp_md *ctx, const __u8 *v, void *end, __u8 family)
+{
+	if ((void *)(v + VRRP_HDR) > end)
+		return 0;
+	struct xvrrp_instance_key key = {
+		.ifindex = ctx->ingress_ifindex,
+		.vrid = v[1],
+		.family = family,
+	};
+	struct xvrrp_instance *inst = bpf_map_lookup_elem(&instances, &key);
+	return inst && (inst->flags & XVRRP_F_UNICAST);
+}
+
 /* advert judges a VRRP message in vrrp.Classify's order, which both families
  * share, and hands a valid one over (or records it). src and dst point into
  * the packet's IP header. */
@@ -672,6 +688,8 @@ static __always_inline int advert(struct xdp_md *ctx, const struct ethhdr *eth, 
 				  void *end, __u8 family, const __u8 *src, const __u8 *dst, __u8 ttl)
 {
 	int r = header_checks(v, plen, end, family, ttl);
+	if (r == XVRRP_REASON_TTL && unicast_ttl_ok(ctx, v, end, family))
+		r = XVRRP_REASON_VALID;
 	if (r)
 		return drop_advert(ctx, v, end, family, r);
 	r = checksum(v, plen, end, family, src, dst);

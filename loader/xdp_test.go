@@ -330,6 +330,10 @@ func xdpCases(t testing.TB) []xdpCase {
 		{"bad version", mutate(advert(t, v3(), src4, vrrp.Group4, 255), func(m []byte) { m[0] = 0x41 }, false), vrrp.ReasonVersion},
 		{"bad type", mutate(advert(t, v3(), src4, vrrp.Group4, 255), func(m []byte) { m[0] = 0x32 }, false), vrrp.ReasonType},
 		{"TTL 254", advert(t, v3(), src4, vrrp.Group4, 254), vrrp.ReasonTTL},
+		// keepalived takes a unicast instance's adverts at any TTL.
+		{"valid unicast, TTL 64", advert(t, unicast, src4, self, 64), vrrp.ReasonValid},
+		{"unicast TTL 1, bad checksum", mutate(advert(t, unicast, src4, self, 1), func(m []byte) { m[2]++ }, true), vrrp.ReasonChecksum},
+		{"unicast TTL 64, not a peer", advert(t, unicast, other, self, 64), vrrp.ReasonUnicastPeer},
 		{"hop limit 1", advert(t, v6(), src6, vrrp.Group6, 1), vrrp.ReasonTTL},
 		{"bad checksum", mutate(advert(t, v3(), src4, vrrp.Group4, 255), func(m []byte) { m[2]++ }, true), vrrp.ReasonChecksum},
 		{"1 trailing byte", trailing(advert(t, v3(), src4, vrrp.Group4, 255), 1, false), vrrp.ReasonAddrCount},

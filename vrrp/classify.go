@@ -46,6 +46,9 @@ func Classify(frame []byte, lookup func(vrid uint8, ipv6 bool) *Accept) (Reason,
 		return 0, false
 	}
 	p, err := DecodePacket(pkt)
+	if r, _ := ReasonOf(err); r == ReasonTTL {
+		p, err = decodeUnicastTTL(pkt, lookup)
+	}
 	if err != nil {
 		r, _ := ReasonOf(err)
 		return r, true
@@ -97,4 +100,27 @@ func (acc *Accept) toUs(dst netip.Addr, dstMAC []byte) bool {
 		}
 	}
 	return dst == group
+}
+
+// decodeUnicastTTL decodes a packet DecodePacket refused for its TTL (or hop
+// limit) alone: keepalived (2.x) takes a unicast instance's adverts at any
+// TTL, since unicast peers may be routers apart and the peer list checks who
+// sent them. For any other instance, the TTL is the reason.
+func decodeUnicastTTL(pkt []byte, lookup func(vrid uint8, ipv6 bool) *Accept) (*Packet, error) {
+	off, ttlAt := ipv6HeaderLen, 7
+	if pkt[0]>>4 == 4 {
+		off, ttlAt = int(pkt[0]&0x0f)*4, 8
+	}
+	// DecodePacket checked the lengths before the TTL: the VRID is there.
+	if acc := lookup(pkt[off+1], pkt[0]>>4 == 6); acc == nil || len(acc.UnicastPeers) == 0 {
+		return nil, ErrTTL
+	}
+	q := bytes.Clone(pkt)
+	q[ttlAt] = TTL // DecodePacket does not check the IPv4 header checksum
+	p, err := DecodePacket(q)
+	if err != nil {
+		return nil, err
+	}
+	p.TTL = pkt[ttlAt]
+	return p, nil
 }

@@ -45,6 +45,15 @@ type Params struct {
 	PreemptDelay time.Duration
 	// DownAdverts is how many missed adverts make a master down; 3 when zero.
 	DownAdverts int
+	// LowerPrioNoAdvert: a master does not answer a lower-priority master's
+	// advert with one of its own, as RFC 5798 has it (keepalived's
+	// lower_prio_no_advert); it waits for its next advert.
+	LowerPrioNoAdvert bool
+	// HigherPrioSendAdvert: a master beaten by a higher-priority advert sends
+	// one more advert of its own before it steps down, so that the winner,
+	// hearing a lower priority, repeats its gratuitous ARPs (keepalived's
+	// higher_prio_send_advert: two masters after a partition).
+	HigherPrioSendAdvert bool
 }
 
 // Heard is an advert the kernel accepted: its source, priority and interval, and
@@ -217,7 +226,14 @@ func (m *Machine) Advert(now time.Duration, h Heard) []Action {
 			return []Action{{Kind: ActAdvert, Priority: m.p.Priority}}
 		}
 		if m.beats(h) {
-			return m.toBackup(now, &h, fmt.Sprintf("higher priority advert from %v", h.Addr))
+			acts := m.toBackup(now, &h, fmt.Sprintf("higher priority advert from %v", h.Addr))
+			if m.p.HigherPrioSendAdvert {
+				acts = append([]Action{{Kind: ActAdvert, Priority: m.p.Priority}}, acts...)
+			}
+			return acts
+		}
+		if m.p.LowerPrioNoAdvert {
+			return nil
 		}
 		// keepalived answers a lower-priority master at once, so that it steps
 		// down without waiting for our next advert.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -28,7 +29,9 @@ func TestCheckPrintsWhatRunDoes(t *testing.T) {
 	for _, f := range files {
 		cfg, err := config.Load(f, config.Options{})
 		if err != nil {
-			if !strings.Contains(f, "/samples/") {
+			// Keywords not implemented yet are refused; config.TestCorpus
+			// names them file by file.
+			if !strings.Contains(f, "/samples/") && !onlyNotImplemented(err) {
 				t.Errorf("%s: %v", f, err)
 			}
 			continue
@@ -50,6 +53,21 @@ func TestCheckPrintsWhatRunDoes(t *testing.T) {
 	if instances < 10 {
 		t.Errorf("%d instances in the corpus: too few to mean anything", instances)
 	}
+}
+
+// onlyNotImplemented says whether every error is a keyword refused as not
+// implemented.
+func onlyNotImplemented(err error) bool {
+	var ce *config.Error
+	if !errors.As(err, &ce) {
+		return false
+	}
+	for _, d := range ce.Diags {
+		if !strings.Contains(d.Msg, ": not implemented") {
+			return false
+		}
+	}
+	return true
 }
 
 // reach is what an instance's trackers can do to it.

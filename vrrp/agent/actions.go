@@ -67,11 +67,12 @@ func (a *Agent) transition(in *instance, act vrrp.Action, now time.Duration) {
 		// gratuitous ARPs through only for a MASTER with a lease: they
 		// follow the flush.
 		in.handoverUntil = 0
-		for _, v := range in.vips {
+		for _, v := range in.held() {
 			if err := a.addrs.add(v); err != nil {
 				a.log.Error(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
 			}
 		}
+		a.becameMaster(in, now)
 	default:
 		// Leaving MASTER other than for FAULT, while the kernel still holds
 		// our lease: make before break (handover.go).
@@ -87,7 +88,8 @@ func (a *Agent) transition(in *instance, act vrrp.Action, now time.Duration) {
 		// Fence first, then remove the addresses.
 		a.putKernel(in, act.To, now)
 		if act.From == vrrp.Master || handing {
-			for _, v := range in.vips {
+			a.delRoutes(in)
+			for _, v := range in.held() {
 				if err := a.addrs.del(v); err != nil {
 					a.log.Error(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
 				}
@@ -162,12 +164,15 @@ func (a *Agent) garpDue(in *instance, now time.Duration) {
 		return
 	}
 	g := in.cfg.Garp
+	if sp := a.garpSpacing(in); sp > 0 && in.garpLeft > 1 {
+		// vrrp_garp_interval: the burst goes a round at a time.
+		a.announceRound(in)
+		in.garpLeft--
+		in.garpAt = now + sp
+		return
+	}
 	for range in.garpLeft {
-		for _, v := range in.vips {
-			if err := a.addrs.announce(v); err != nil {
-				a.log.Warn(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
-			}
-		}
+		a.announceRound(in)
 	}
 	in.garpBurst++
 	switch {
@@ -196,13 +201,8 @@ func (a *Agent) lowerPrioGarp(in *instance, e loader.Heard, now time.Duration) {
 	// node, which our advert is about to fence, until its ARP entry went
 	// stale, seconds later.
 	a.flush()
-	for range g.LowerPrioRepeat {
-		for _, v := range in.vips {
-			if err := a.addrs.announce(v); err != nil {
-				a.log.Warn(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
-			}
-		}
-	}
+	in.lowerLeft, in.lowerSecond = g.LowerPrioRepeat, g.LowerPrioDelay > 0
+	a.lowerRounds(in, now)
 	a.log.Info(fmt.Sprintf("(%s) Received advert from %v with lower priority %d, ours %d, forcing new election",
 		in.cfg.Name, e.Addr, e.Priority, in.m.Priority()))
 }

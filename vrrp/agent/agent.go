@@ -125,7 +125,7 @@ func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
 			// A failed start leaves nothing behind: no VIP it kept from an
 			// earlier run, no program attached, no pin.
 			for _, in := range a.insts {
-				for _, v := range in.vips {
+				for _, v := range in.held() {
 					a.addrs.del(v)
 				}
 			}
@@ -148,7 +148,7 @@ func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
 			}
 			attached[inst.ifi.Index] = true
 		}
-		for _, v := range inst.vips {
+		for _, v := range inst.held() {
 			if err := a.addrs.prepare(v); err != nil {
 				// Not fatal: announce retries when the time comes.
 				a.log.Warn(fmt.Sprintf("(%s) %v", in.Name, err))
@@ -250,6 +250,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err := watchLinks(linkDone, links, a.log, a.opt.LinkRcvBuf); err != nil {
 		return err
 	}
+	gone := make(chan addrGone, 64)
+	if err := watchAddrs(linkDone, gone, a.log); err != nil {
+		return err
+	}
 
 	// After loading: the verifier's work would count against RLIMIT_RTTIME.
 	tune := &tuner{t: a.opt.Tuning, log: a.log, start: a.now()}
@@ -301,6 +305,8 @@ func (a *Agent) Run(ctx context.Context) error {
 			}
 		case l := <-links:
 			a.link(l)
+		case g := <-gone:
+			a.removed(g)
 		case u := <-a.trackers.C:
 			a.track(u)
 		case reply := <-a.statusReq:
@@ -327,7 +333,7 @@ func linkUp(attrs *netlink.LinkAttrs) bool {
 func (a *Agent) arm(t *timer) {
 	next := a.watchdogAt
 	for _, in := range a.insts {
-		for _, d := range []time.Duration{in.m.Deadline(), in.garpAt, in.sendFaultUntil, in.rebindAt, in.handoverUntil} {
+		for _, d := range []time.Duration{in.m.Deadline(), in.garpAt, in.sendFaultUntil, in.rebindAt, in.handoverUntil, in.extrasAt()} {
 			if d != 0 && (next == 0 || d < next) {
 				next = d
 			}
@@ -393,10 +399,12 @@ func (a *Agent) stop() error {
 	a.awaitHandovers()
 	for _, in := range a.insts {
 		// Whatever the state, no VIP of ours stays behind.
-		for _, v := range in.vips {
+		for _, v := range in.held() {
 			errs = append(errs, a.addrs.del(v))
 		}
 	}
+	a.flush()
+	a.restoreSysctls()
 	a.closeAll()
 	errs = append(errs, a.dp.Remove())
 	return errors.Join(errs...)
@@ -435,6 +443,7 @@ func (a *Agent) expire() {
 			a.garpDue(in, now)
 		}
 		a.handedOver(in, now)
+		a.extrasDue(in, now)
 		if in.rebindAt != 0 && in.rebindAt <= now {
 			a.rebind(in, now)
 			a.reassess("interface " + in.cfg.Interface + " re-created")

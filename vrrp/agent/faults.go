@@ -15,6 +15,11 @@ func (a *Agent) faultOf(in *instance) string {
 		return "interface " + in.ifi.Name + " down"
 	case in.sendFault != "":
 		return in.sendFault
+	case in.srcGone:
+		return fmt.Sprintf("source address %v removed (track_src_ip)", in.sender.src)
+	case in.cfg.UnicastFaultNoPeer && len(in.cfg.UnicastPeers) == 0:
+		// keepalived: FAULT rather than falling back to multicast.
+		return "unicast_fault_no_peer and no unicast peer"
 	}
 	f, _ := a.verdict(in)
 	return f

@@ -62,6 +62,29 @@ type instance struct {
 	// lease, which ends then, until its successor announces itself
 	// (handover.go); 0: no hand-over under way.
 	handoverUntil time.Duration
+	// excluded are the addresses of virtual_ipaddress_excluded: held while
+	// master like the VIPs, never advertised.
+	excluded []vip
+	// routes and rules are virtual_routes and virtual_rules, installed while
+	// master.
+	routes []*netlink.Route
+	rules  []*netlink.Rule
+	// lowerLeft are the rounds of a lower-priority GARP burst still to go,
+	// spaced by vrrp_garp_interval, the next at lowerAt (0: none).
+	// lowerSecond: a second burst follows, garp_lower_prio_delay after.
+	lowerLeft   int
+	lowerAt     time.Duration
+	lowerSecond bool
+	// extraAt is the next garp_extra_if round (0: none).
+	extraAt time.Duration
+	// srcGone: track_src_ip, and the address adverts go from was removed.
+	srcGone bool
+	// promoteWas is the interface's promote_secondaries before we set it
+	// (promote_secondaries), put back at stop; nil: not set by us.
+	promoteWas []byte
+	// restored counts addresses and routes put back after something else
+	// removed them while master.
+	restored uint64
 }
 
 // newInstance makes an instance on the host: bound to its interface (bind),
@@ -105,6 +128,9 @@ func build(inst *instance) error {
 		NoPreempt:    !in.Preempt,
 		PreemptDelay: in.PreemptDelay,
 		DownAdverts:  in.DownTimerAdverts,
+
+		LowerPrioNoAdvert:    in.LowerPrioNoAdvert,
+		HigherPrioSendAdvert: in.HigherPrioSendAdvert,
 	})
 
 	// What the kernel checks adverts against.
@@ -136,7 +162,8 @@ func (a *Agent) adopt(inst *instance) error {
 		a.log.Info(fmt.Sprintf("(%s) adopting mastership within the previous run's lease", in.Name),
 			"lease_left", prev.LeaseUntil-a.now())
 	} else {
-		for _, v := range inst.vips {
+		a.delRoutes(inst) // a crash's leftovers, if any
+		for _, v := range inst.held() {
 			if a.addrs.present(v) {
 				a.log.Warn(fmt.Sprintf("(%s) removing VIP %v left by an earlier run", in.Name, v))
 				if err := a.addrs.del(v); err != nil {
@@ -205,12 +232,18 @@ func (a *Agent) bind(inst *instance) error {
 		}
 	}
 	inst.ifi, inst.up, inst.vips = ifi, linkUp(lnk.Attrs()), vips
+	if err := a.bindExcluded(inst, lnk); err != nil {
+		return err
+	}
 	inst.group = netip.Addr{}
 	if len(in.UnicastPeers) == 0 {
 		inst.group = group
 	}
 	inst.key = loader.Key{Ifindex: ifi.Index, VRID: in.VRID, IPv6: in.Family == config.IPv6}
 	inst.sender = &sender{sock: sock, src: src, dsts: dsts}
+	if len(in.UnicastPeers) > 0 {
+		inst.sender.unicastTTL(in.UnicastTTL)
+	}
 	return nil
 }
 
@@ -227,7 +260,7 @@ func (a *Agent) putKernelEntries(inst *instance) error {
 	if err := a.dp.SetInstance(inst.key, inst.spec, inst.kstate); err != nil {
 		return fmt.Errorf("kernel instance: %w", err)
 	}
-	for _, v := range inst.vips {
+	for _, v := range inst.held() {
 		if err := a.dp.PutVIPOf(inst.key, v.ip()); err != nil {
 			return fmt.Errorf("kernel VIP %v: %w", v, err)
 		}
@@ -290,6 +323,7 @@ func (a *Agent) vipOf(in *config.Instance, v config.VIP, lnk netlink.Link) (vip,
 	if v.NoPrefixRt {
 		addr.Flags |= unix.IFA_F_NOPREFIXROUTE
 	}
+	vipOptions(v, addr)
 	return vip{link: lnk, addr: addr}, nil
 }
 

@@ -174,6 +174,7 @@ func (s *rawSocket) queue(b []byte, dst netip.Addr, owner *sender) {
 		ip.Zone = s.ifi.Name
 	}
 	s.msgs[s.n].Buffers[0], s.msgs[s.n].Addr = b, ip
+	s.msgs[s.n].OOB = owner.hopLimit
 	s.owners[s.n] = owner
 	s.n++
 }
@@ -215,6 +216,10 @@ type sender struct {
 	sock *rawSocket
 	src  netip.Addr
 	dsts []netip.Addr
+	// ttl is a unicast instance's unicast_ttl (0: 255); hopLimit carries it
+	// for IPv6, whose header the kernel writes, as ancillary data.
+	ttl      uint8
+	hopLimit []byte
 
 	queued, sent int // packets since the last flush
 	// failures since the last flush; unreachable counts refusals that blame
@@ -278,7 +283,7 @@ func interfaceGone(err error) bool {
 
 func (s *sender) build(b []byte, a *vrrp.Advert, dst netip.Addr) ([]byte, error) {
 	if s.src.Is4() {
-		return a.AppendPacket(b, s.src, dst, 255)
+		return a.AppendPacket(b, s.src, dst, s.ttlTo(dst))
 	}
 	return a.Append(b, s.src, dst)
 }

@@ -166,12 +166,17 @@ func (a *Agent) index(in *instance) {
 }
 
 // onTheWire reports whether a peer would see the new instance as another
-// router, or the kernel must check its adverts against other rules.
+// router, or the kernel must check its adverts against other rules — or what
+// changed is not applied in place yet.
 func onTheWire(o, n *config.Instance) bool {
 	return o.Version != n.Version || o.Interval != n.Interval || o.AuthType != n.AuthType || o.AuthPass != n.AuthPass ||
 		!slices.EqualFunc(o.UnicastPeers, n.UnicastPeers, func(x, y config.UnicastPeer) bool { return x.Addr == y.Addr }) ||
 		o.UnicastSrcIP != n.UnicastSrcIP || o.McastSrcIP != n.McastSrcIP || o.McastDstIP != n.McastDstIP ||
-		o.DownTimerAdverts != n.DownTimerAdverts
+		o.DownTimerAdverts != n.DownTimerAdverts ||
+		// Not applied in place yet: excluded addresses, routes and rules.
+		!slices.EqualFunc(o.ExcludedVIPs, n.ExcludedVIPs, func(x, y config.VIP) bool { return x.Prefix == y.Prefix && x.Dev == y.Dev }) ||
+		!slices.EqualFunc(o.Routes, n.Routes, func(x, y config.Route) bool { return slices.Equal(x.Words, y.Words) }) ||
+		!slices.EqualFunc(o.Rules, n.Rules, func(x, y config.Rule) bool { return slices.Equal(x.Words, y.Words) })
 }
 
 // update takes a matched instance's new settings in place, and reports

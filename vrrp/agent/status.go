@@ -53,6 +53,9 @@ type InstanceStatus struct {
 	// LastTransition is when the instance last changed state, if it has.
 	LastTransition *time.Time     `json:"last_transition,omitempty"`
 	Counters       *CounterStatus `json:"counters,omitempty"`
+	// Restored counts addresses put back after something else removed them
+	// while master.
+	Restored uint64 `json:"restored"`
 }
 
 // AdvertStatus is an advert as the kernel recorded it.
@@ -91,7 +94,7 @@ func (a *Agent) status() Status {
 		is := InstanceStatus{
 			Name: in.cfg.Name, Interface: in.cfg.Interface, VRID: in.cfg.VRID, Family: in.cfg.Family.String(),
 			Version: in.cfg.Version, State: in.m.State().String(), BasePriority: in.cfg.Priority,
-			EffectivePriority: in.m.Priority(), SendErrors: in.sendErrors,
+			EffectivePriority: in.m.Priority(), SendErrors: in.sendErrors, Restored: in.restored,
 		}
 		if in.m.State() == vrrp.Fault {
 			is.Fault = a.groupFault(in)

@@ -34,6 +34,10 @@ type Global struct {
 	// GarpInterval and GnaInterval space out gratuitous ARPs and NAs.
 	GarpInterval time.Duration
 	GnaInterval  time.Duration
+	// GarpExtraIf and GarpExtraIfAll are vrrp_garp_extra_if, the default of
+	// the instances' garp_extra_if.
+	GarpExtraIf    time.Duration
+	GarpExtraIfAll bool
 	// MinGarp sends one GARP on becoming master and no refresh (vrrp_min_garp).
 	MinGarp              bool
 	StartupDelay         time.Duration
@@ -159,6 +163,7 @@ type Instance struct {
 	VIPs         []VIP
 	ExcludedVIPs []VIP
 	Routes       []Route
+	Rules        []Rule
 
 	Preempt      bool
 	PreemptDelay time.Duration
@@ -183,8 +188,12 @@ type Instance struct {
 
 	Notify Notify
 
-	Garp                 Garp
+	Garp Garp
+	// GarpExtraIf: while master, gratuitous ARPs every GarpExtraIf for the
+	// addresses on interfaces other than the instance's, or on all of them
+	// with GarpExtraIfAll (garp_extra_if [all] N); 0: none.
 	GarpExtraIf          time.Duration
+	GarpExtraIfAll       bool
 	UseVMAC              bool
 	VMACName             string
 	VMACAddr             string
@@ -223,11 +232,37 @@ type VIP struct {
 	PreferredLFT string
 }
 
-// Route is one line of virtual_routes, kept as words for `ip route`-like parsing
-// by the runtime.
+// Route is one line of virtual_routes: keepalived's `ip route`-like syntax,
+// as written (Words) and as read.
 type Route struct {
 	Pos   Pos
 	Words []string
+
+	Type   string       // "" (unicast), blackhole, unreachable, prohibit or throw
+	Dst    netip.Prefix // to
+	Src    netip.Addr   // src: the preferred source
+	Via    netip.Addr   // via or gw
+	Dev    string
+	Scope  string // host, link, global, nowhere, site or a number
+	Table  int    // 0: main
+	Metric int    // metric, preference or priority
+	OnLink bool
+}
+
+// Rule is one line of virtual_rules: a policy routing rule, as `ip rule`
+// takes it.
+type Rule struct {
+	Pos   Pos
+	Words []string
+
+	From, To  netip.Prefix
+	Table     int
+	Priority  int // preference, priority or pref; 0: the kernel chooses
+	IIf, OIf  string
+	FwMark    uint32
+	FwMask    uint32 // 0: all bits
+	HasFwMark bool
+	Family    Family
 }
 
 // UnicastPeer is one unicast_peer entry.

@@ -24,8 +24,6 @@ global_defs {
    vrrp_startup_delay 1.5
    enable_script_security
    script_user nobody nogroup
-   max_auto_priority 10
-   vrrp_skip_check_adv_addr
    notification_email {
       ops@example.org
    }
@@ -63,17 +61,11 @@ vrrp_instance VI_web
     unicast_src_ip 192.0.2.11
     unicast_peer {
         192.0.2.12
-        192.0.2.13 min_ttl 250
+        192.0.2.13
     }
     virtual_ipaddress {
         192.0.2.1/24 dev eth0 label eth0:vip
         192.0.2.2
-    }
-    virtual_ipaddress_excluded {
-        2001:db8::1/64 scope global
-    }
-    virtual_routes {
-        198.51.100.0/24 via 192.0.2.254
     }
     track_interface {
         eth1 weight -20
@@ -164,13 +156,13 @@ func TestParseFull(t *testing.T) {
 	if g.RouterID != "lb-1" || g.Version != 3 || g.McastGroup4 != netip.MustParseAddr("224.0.0.19") ||
 		g.Garp.MasterDelay != 2*time.Second || g.Garp.MasterRepeat != 3 || g.Garp.MasterRefresh != time.Minute ||
 		g.StartupDelay != 1500*time.Millisecond || !g.EnableScriptSecurity || g.ScriptUser != "nobody" ||
-		g.ScriptGroup != "nogroup" || g.MaxAutoPriority != 10 || !g.SkipCheckAdvAddr {
+		g.ScriptGroup != "nogroup" {
 		t.Errorf("global_defs = %+v", g)
 	}
 	if len(c.Warnings) != 3 || !strings.Contains(c.Warnings[0].Msg, "notification_email is for keepalived's SMTP alerts") ||
-		c.Warnings[0].Pos.Line != 14 || !strings.Contains(c.Warnings[1].Msg, "smtp_server") ||
+		c.Warnings[0].Pos.Line != 12 || !strings.Contains(c.Warnings[1].Msg, "smtp_server") ||
 		!strings.Contains(c.Warnings[2].Msg, "auth_pass: only the first 8 characters") {
-		t.Errorf("warnings = %v, want notification_email (line 14), smtp_server and auth_pass", c.Warnings)
+		t.Errorf("warnings = %v, want notification_email (line 12), smtp_server and auth_pass", c.Warnings)
 	}
 
 	s := c.Script("chk_nginx")
@@ -197,7 +189,7 @@ func TestParseFull(t *testing.T) {
 		Excluded []string
 		Group    string
 	}{"eth0", 51, 150, 50 * time.Millisecond, 3, IPv4, false, true, 2,
-		[]string{"192.0.2.1/24 dev eth0 label eth0:vip", "192.0.2.2/32"}, []string{"2001:db8::1/64 scope global"}, "G"}
+		[]string{"192.0.2.1/24 dev eth0 label eth0:vip", "192.0.2.2/32"}, nil, "G"}
 	got := want
 	got.Iface, got.VRID, got.Prio, got.Interval, got.Version, got.Family = web.Interface, web.VRID, web.Priority, web.Interval, web.Version, web.Family
 	got.Preempt, got.Accept, got.Peers, got.Group = web.Preempt, web.Accept, len(web.UnicastPeers), web.SyncGroup
@@ -211,9 +203,6 @@ func TestParseFull(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("VI_web (-want +got):\n%s", diff)
 	}
-	if web.UnicastPeers[1].MinTTL != 250 || !web.CheckUnicastSrc {
-		t.Errorf("min_ttl: %+v, check_unicast_src %v", web.UnicastPeers[1], web.CheckUnicastSrc)
-	}
 	if len(web.TrackInterfaces) != 2 || web.TrackInterfaces[0].Weight != -20 || web.TrackInterfaces[1].Weight != 0 {
 		t.Errorf("track_interface = %+v", web.TrackInterfaces)
 	}
@@ -222,9 +211,6 @@ func TestParseFull(t *testing.T) {
 	}
 	if web.Notify.Master.Line != "/etc/xvrrp/notify.sh MASTER" || web.Notify.Master.User != "root" || web.Notify.Any == nil {
 		t.Errorf("notify = %+v", web.Notify)
-	}
-	if len(web.Routes) != 1 || web.Routes[0].Words[2] != "192.0.2.254" {
-		t.Errorf("virtual_routes = %+v", web.Routes)
 	}
 
 	v2 := c.Instance("VI_v2")

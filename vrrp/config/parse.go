@@ -52,7 +52,11 @@ func Parse(name, text string) (*Config, error) {
 }
 
 func parseLines(lines []line, d *diags) (*Config, error) {
-	p := &parser{diags: d, cfg: newConfig(), explicit: map[*Instance]map[string]Pos{}, badVIPs: map[*Instance]bool{}}
+	return parseLinesWith(lines, d, nil)
+}
+
+func parseLinesWith(lines []line, d *diags, onTable func(string, map[string]handler)) (*Config, error) {
+	p := &parser{diags: d, cfg: newConfig(), explicit: map[*Instance]map[string]Pos{}, badVIPs: map[*Instance]bool{}, onTable: onTable}
 	p.top(buildTree(lines, d))
 	p.validate()
 	d.sort()
@@ -133,6 +137,11 @@ type parser struct {
 	// commands are every script and notify line, with their keyword, for
 	// enable_script_security's rules.
 	commands []keyedCommand
+	// onTable, when set, sees every keyword table walk dispatches on, so that a
+	// test can list every keyword the parser accepts.
+	onTable func(ctx string, table map[string]handler)
+	// lowerPrioDelaySet: global_defs gave vrrp_garp_lower_prio_delay.
+	lowerPrioDelaySet bool
 }
 
 type keyedCommand struct {
@@ -150,6 +159,9 @@ type handler func(n *node)
 // keepalived's other parts are warned about; known VRRP keywords xvrrp does not
 // implement, and unknown ones, are errors.
 func (p *parser) walk(ctx string, nodes []*node, table map[string]handler) {
+	if p.onTable != nil {
+		p.onTable(ctx, table)
+	}
 	for _, n := range nodes {
 		key := n.key()
 		if h, ok := table[key]; ok {
@@ -421,13 +433,23 @@ func (p *parser) global(n *node) {
 		"vrrp_garp_master_repeat":         num(&g.Garp.MasterRepeat, 1, 255),
 		"vrrp_garp_master_refresh":        dur(&g.Garp.MasterRefresh, 1<<31*time.Second),
 		"vrrp_garp_master_refresh_repeat": num(&g.Garp.MasterRefreshRepeat, 1, 255),
-		"vrrp_garp_lower_prio_delay":      dur(&g.Garp.LowerPrioDelay, 255*time.Second),
 		"vrrp_garp_lower_prio_repeat":     num(&g.Garp.LowerPrioRepeat, 0, 255),
-		"vrrp_garp_interval":              dur(&g.GarpInterval, time.Second),
-		"vrrp_gna_interval":               dur(&g.GnaInterval, time.Second),
-		"vrrp_min_garp":                   flag(&g.MinGarp),
-		"vrrp_startup_delay":              dur(&g.StartupDelay, time.Hour),
-		"enable_script_security":          flag(&g.EnableScriptSecurity),
+		"vrrp_garp_lower_prio_delay": func(n *node) {
+			dur(&g.Garp.LowerPrioDelay, 255*time.Second)(n)
+			p.lowerPrioDelaySet = true
+		},
+		"vrrp_min_garp": func(n *node) {
+			p.flag(n, &g.MinGarp)
+			if g.MinGarp {
+				// As keepalived: one ARP, no second burst, no refresh; the
+				// vrrp_garp_* that follow it still apply.
+				g.Garp.MasterDelay, g.Garp.MasterRepeat = 0, 1
+				g.Garp.MasterRefresh, g.Garp.MasterRefreshRepeat = 0, 1
+				g.Garp.LowerPrioDelay, g.Garp.LowerPrioRepeat = 0, 1
+			}
+		},
+		"vrrp_startup_delay":     dur(&g.StartupDelay, time.Hour),
+		"enable_script_security": flag(&g.EnableScriptSecurity),
 		"script_user": func(n *node) {
 			if p.args(n, 1, 2) {
 				g.ScriptUser = n.words[1]
@@ -435,6 +457,13 @@ func (p *parser) global(n *node) {
 					g.ScriptGroup = n.words[2]
 				}
 			}
+		},
+		"vrrp_strict":             flag(&g.Strict),
+		"vrrp_down_timer_adverts": num(&g.DownTimerAdverts, 1, 100),
+		"vrrp_check_unicast_src":  flag(&g.CheckUnicastSrc),
+		"vrrp_garp_interval":      dur(&g.GarpInterval, time.Second),
+		"vrrp_garp_extra_if": func(n *node) {
+			g.GarpExtraIf, g.GarpExtraIfAll, _ = p.extraIf(n)
 		},
 		"max_auto_priority": func(n *node) {
 			g.MaxAutoPriority = 99 // keepalived: without a value, the highest
@@ -450,12 +479,9 @@ func (p *parser) global(n *node) {
 			num(&us, 1, 10_000_000)(n)
 			g.MinAutoPriorityDelay = time.Duration(us) * time.Microsecond
 		},
-		"vrrp_skip_check_adv_addr":     flag(&g.SkipCheckAdvAddr),
-		"vrrp_strict":                  flag(&g.Strict),
-		"vrrp_check_unicast_src":       flag(&g.CheckUnicastSrc),
+		"vrrp_gna_interval":            dur(&g.GnaInterval, time.Second),
 		"vrrp_lower_prio_no_advert":    flag(&g.LowerPrioNoAdvert),
 		"vrrp_higher_prio_send_advert": flag(&g.HigherPrioSendAdvert),
-		"vrrp_down_timer_adverts":      num(&g.DownTimerAdverts, 1, 100),
 		"notify_fifo":                  fifo(&g.NotifyFifo),
 		"notify_fifo_script":           fifoScript(&g.NotifyFifo),
 		"vrrp_notify_fifo":             fifo(&g.VRRPNotifyFifo),
@@ -466,19 +492,7 @@ func (p *parser) global(n *node) {
 				g.DefaultInterface = n.words[1]
 			}
 		},
-		"dynamic_interfaces": func(n *node) {
-			if p.args(n, 0, 1) {
-				g.DynamicInterfaces = true
-			}
-		},
-		"log_unknown_vrids": flag(&g.LogUnknownVRIDs),
-		"vmac_prefix": func(n *node) {
-			if p.args(n, 1, 1) {
-				g.VMACPrefix = n.words[1]
-			}
-		},
-		"vrrp_garp_extra_if": func(n *node) { p.args(n, 1, 2) },
-		"vrrp_rt_priority":   num(&g.RTPriority, 1, 99),
+		"vrrp_rt_priority": num(&g.RTPriority, 1, 99),
 		"vrrp_priority": func(n *node) {
 			var nice int
 			num(&nice, -20, 19)(n)
@@ -506,6 +520,20 @@ func (p *parser) global(n *node) {
 			}
 		},
 	})
+}
+
+// extraIf reads garp_extra_if [all] N: seconds, at most a day, as keepalived.
+func (p *parser) extraIf(n *node) (time.Duration, bool, bool) {
+	if !p.args(n, 1, 2) {
+		return 0, false, false
+	}
+	all := len(n.words) == 3
+	if all && n.words[1] != "all" {
+		p.diags.errorf(n.pos, "%s: '%s' is not all", n.key(), n.words[1])
+		return 0, false, false
+	}
+	d, ok := p.secondsArg(n, len(n.words)-1, 0, 24*time.Hour)
+	return d, all, ok
 }
 
 func (p *parser) mcast(n *node) (netip.Addr, bool) {
@@ -731,19 +759,51 @@ func (p *parser) instance(n *node) {
 			}
 			in.VIPs = append(in.VIPs, vips...)
 		}),
+		"virtual_routes": set(func(n *node) {
+			if !p.block(n) {
+				return
+			}
+			for _, l := range n.block {
+				if l.hasBlock {
+					p.diags.errorf(l.pos, "virtual_routes: a route takes no block")
+					continue
+				}
+				r, err := parseRoute(l.words)
+				if err != nil {
+					p.diags.errorf(l.pos, "virtual_routes: %v", err)
+					continue
+				}
+				r.Pos = l.pos
+				in.Routes = append(in.Routes, r)
+			}
+		}),
+		"virtual_rules": set(func(n *node) {
+			if !p.block(n) {
+				return
+			}
+			for _, l := range n.block {
+				if l.hasBlock {
+					p.diags.errorf(l.pos, "virtual_rules: a rule takes no block")
+					continue
+				}
+				r, err := parseRule(l.words)
+				if err != nil {
+					p.diags.errorf(l.pos, "virtual_rules: %v", err)
+					continue
+				}
+				r.Pos = l.pos
+				in.Rules = append(in.Rules, r)
+			}
+		}),
+		"unicast_ttl":       num(&in.UnicastTTL, 1, 255),
+		"check_unicast_src": flag(&in.CheckUnicastSrc),
+		"unicast_fault_no_peer": set(func(n *node) {
+			if p.args(n, 0, 0) {
+				in.UnicastFaultNoPeer = true
+			}
+		}),
 		"virtual_ipaddress_excluded": set(func(n *node) {
 			in.ExcludedVIPs = append(in.ExcludedVIPs, p.vips(n)...)
-		}),
-		"virtual_routes": set(func(n *node) {
-			if p.block(n) {
-				for _, r := range n.block {
-					if r.hasBlock {
-						p.diags.errorf(r.pos, "virtual_routes: a route takes no block")
-						continue
-					}
-					in.Routes = append(in.Routes, Route{Pos: r.pos, Words: r.words})
-				}
-			}
 		}),
 		"nopreempt":  set(func(n *node) { in.Preempt = !p.args(n, 0, 0) && in.Preempt }),
 		"no_preempt": set(func(n *node) { in.Preempt = !p.args(n, 0, 0) && in.Preempt }),
@@ -778,14 +838,7 @@ func (p *parser) instance(n *node) {
 				in.UnicastSrcIP, _ = p.addrArg(n, n.words[1])
 			}
 		}),
-		"unicast_peer":      set(func(n *node) { p.unicastPeers(n, in) }),
-		"check_unicast_src": flag(&in.CheckUnicastSrc),
-		"unicast_ttl":       num(&in.UnicastTTL, 1, 255),
-		"unicast_fault_no_peer": set(func(n *node) {
-			if p.args(n, 0, 0) {
-				in.UnicastFaultNoPeer = true
-			}
-		}),
+		"unicast_peer": set(func(n *node) { p.unicastPeers(n, in) }),
 		"track_interface": set(func(n *node) {
 			in.TrackInterfaces = append(in.TrackInterfaces, p.trackInterfaces(n)...)
 		}),
@@ -797,36 +850,17 @@ func (p *parser) instance(n *node) {
 		"garp_master_repeat":         num(&in.Garp.MasterRepeat, 1, 255),
 		"garp_master_refresh":        dur(&in.Garp.MasterRefresh, 1<<31*time.Second),
 		"garp_master_refresh_repeat": num(&in.Garp.MasterRefreshRepeat, 1, 255),
-		"garp_lower_prio_delay":      dur(&in.Garp.LowerPrioDelay, 255*time.Second),
 		"garp_lower_prio_repeat":     num(&in.Garp.LowerPrioRepeat, 0, 255),
+		"garp_lower_prio_delay":      dur(&in.Garp.LowerPrioDelay, 255*time.Second),
 		"garp_extra_if": set(func(n *node) {
-			if p.args(n, 1, 2) {
-				if d, ok := p.secondsArg(n, len(n.words)-1, 0, 1<<31*time.Second); ok {
-					in.GarpExtraIf = d
-				}
-			}
+			in.GarpExtraIf, in.GarpExtraIfAll, _ = p.extraIf(n)
 		}),
-		"use_vmac": set(func(n *node) {
-			if p.args(n, 0, 2) {
-				in.UseVMAC = true
-				for _, w := range n.words[1:] {
-					if strings.Count(w, ":") >= 4 {
-						in.VMACAddr = w
-					} else {
-						in.VMACName = w
-					}
-				}
-			}
-		}),
-		"vmac_xmit_base":          flag(&in.VMACXmitBase),
-		"dont_track_primary":      flag(&in.DontTrackPrimary),
-		"track_src_ip":            flag(&in.TrackSrcIP),
-		"skip_check_adv_addr":     flag(&in.SkipCheckAdvAddr),
 		"strict_mode":             flag(&in.Strict),
 		"down_timer_adverts":      num(&in.DownTimerAdverts, 1, 100),
+		"promote_secondaries":     flag(&in.PromoteSecondaries),
+		"track_src_ip":            flag(&in.TrackSrcIP),
 		"lower_prio_no_advert":    flag(&in.LowerPrioNoAdvert),
 		"higher_prio_send_advert": flag(&in.HigherPrioSendAdvert),
-		"promote_secondaries":     flag(&in.PromoteSecondaries),
 		"native_ipv6": set(func(n *node) {
 			if p.args(n, 0, 0) {
 				p.diags.warnf(n.pos, "native_ipv6 is deprecated: the VIPs' family decides")
@@ -934,6 +968,11 @@ func (p *parser) vip(l *node) (VIP, bool) {
 	}
 	ok := true
 	for i := 1; i < len(w); i++ {
+		if why, refused := vipOptionRefused[w[i]]; refused {
+			p.diags.errorf(l.pos, "%s: address option %s: %s", w[0], w[i], why)
+			ok = false
+			continue
+		}
 		switch w[i] {
 		case "dev", "label", "scope", "brd", "broadcast", "peer", "preferred_lft":
 			val, has := value(i)
@@ -942,6 +981,25 @@ func (p *parser) vip(l *node) (VIP, bool) {
 			}
 			i++
 			switch w[i-1] {
+			case "brd", "broadcast":
+				if a, err := netip.ParseAddr(val); err != nil || !a.Is4() || !pfx.Addr().Is4() {
+					p.diags.errorf(l.pos, "%s: brd '%s' is not an IPv4 address for an IPv4 address", w[0], val)
+					ok = false
+				}
+				v.Broadcast = val
+			case "peer":
+				if v.Peer, has = p.addrArg(l, val); !has {
+					ok = false
+				} else if v.Peer.Is4() != pfx.Addr().Is4() {
+					p.diags.errorf(l.pos, "%s: peer %v is of another family", w[0], v.Peer)
+					ok = false
+				}
+			case "preferred_lft":
+				if n, err := strconv.ParseUint(val, 10, 32); val != "forever" && (err != nil || n == 1<<32-1) {
+					p.diags.errorf(l.pos, "%s: preferred_lft '%s' is not forever or a number of seconds", w[0], val)
+					ok = false
+				}
+				v.PreferredLFT = val
 			case "dev":
 				v.Dev = val
 			case "label":
@@ -954,29 +1012,17 @@ func (p *parser) vip(l *node) (VIP, bool) {
 					p.diags.errorf(l.pos, "%s: scope '%s' is not site, link, host, nowhere or global", w[0], val)
 					ok = false
 				}
-			case "brd", "broadcast":
-				v.Broadcast = val
-			case "peer":
-				if v.Peer, has = p.addrArg(l, val); !has {
-					ok = false
-				}
-			case "preferred_lft":
-				v.PreferredLFT = val
 			}
-		case "home":
-			v.Home = true
 		case "-nodad", "nodad":
 			v.NoDAD = true
+		case "home":
+			v.Home = true
 		case "mngtmpaddr":
 			v.MngTmpAddr = true
-		case "noprefixroute":
-			v.NoPrefixRt = true
 		case "autojoin":
 			v.AutoJoin = true
-		case "no_track":
-			v.NoTrack = true
-		case "use_vmac":
-			v.UseVMAC = true
+		case "noprefixroute":
+			v.NoPrefixRt = true
 		case "track_group":
 			p.diags.errorf(l.pos, "%s: track_group applies to static addresses, which xvrrp does not manage", w[0])
 			ok = false
@@ -1026,6 +1072,11 @@ func (p *parser) unicastPeers(n *node, in *Instance) {
 		}
 		peer := UnicastPeer{Addr: a}
 		for i := 1; i < len(l.words); i++ {
+			if why, refused := peerOptionRefused[l.words[i]]; refused {
+				p.diags.errorf(l.pos, "unicast_peer %v: %s: %s", a, l.words[i], why)
+				i++
+				continue
+			}
 			if (l.words[i] == "min_ttl" || l.words[i] == "max_ttl") && i+1 < len(l.words) {
 				v, err := strconv.Atoi(l.words[i+1])
 				if err != nil || v < 0 || v > 255 {

@@ -46,6 +46,12 @@ func (c *Config) Print(w io.Writer, t Tracking) {
 	if g.StartupDelay > 0 {
 		fmt.Fprintf(w, ", startup delay %v", g.StartupDelay)
 	}
+	if g.GarpInterval > 0 {
+		fmt.Fprintf(w, ", gratuitous ARP rounds %v apart", g.GarpInterval)
+	}
+	if g.GnaInterval > 0 {
+		fmt.Fprintf(w, ", unsolicited NA rounds %v apart", g.GnaInterval)
+	}
 	fmt.Fprintln(w)
 	for _, in := range c.Instances {
 		c.printInstance(w, in, t)
@@ -126,18 +132,51 @@ func (c *Config) printInstance(w io.Writer, in *Instance, t Tracking) {
 		if in.UnicastSrcIP.IsValid() {
 			src = in.UnicastSrcIP.String()
 		}
-		fmt.Fprintf(w, "  unicast from %s to %s\n", src, strings.Join(peers, ", "))
+		ttl := in.UnicastTTL
+		if ttl == 0 {
+			ttl = 255
+		}
+		// Sources are checked whatever check_unicast_src says: XDP drops
+		// adverts from other sources, as keepalived does with it.
+		fmt.Fprintf(w, "  unicast from %s to %s, sent at TTL %d, peers' adverts taken at any TTL, from them only\n", src, strings.Join(peers, ", "), ttl)
 	} else {
 		fmt.Fprintf(w, "  multicast to %v\n", in.McastDstIP)
+	}
+	src := in.McastSrcIP
+	if len(in.UnicastPeers) > 0 && in.UnicastSrcIP.IsValid() {
+		src = in.UnicastSrcIP
+	}
+	if in.TrackSrcIP && src.IsValid() {
+		fmt.Fprintf(w, "  FAULT while %v is not on the host (track_src_ip)\n", src)
+	}
+	if in.PromoteSecondaries {
+		fmt.Fprintf(w, "  promote_secondaries set on %s while running\n", in.Interface)
+	}
+	printGarp(w, in.Garp)
+	if in.GarpExtraIf > 0 {
+		which := "on interfaces other than " + in.Interface
+		if in.GarpExtraIfAll {
+			which = "for every address"
+		}
+		fmt.Fprintf(w, "  while master, a gratuitous ARP every %v %s (garp_extra_if)\n", in.GarpExtraIf, which)
+	}
+	if in.LowerPrioNoAdvert {
+		fmt.Fprintln(w, "  as master, no advert in answer to a lower priority master's (lower_prio_no_advert)")
+	}
+	if in.HigherPrioSendAdvert {
+		fmt.Fprintln(w, "  as master, one advert before stepping down for a higher priority (higher_prio_send_advert)")
 	}
 	for _, v := range in.VIPs {
 		fmt.Fprintf(w, "  VIP %s\n", v)
 	}
 	for _, v := range in.ExcludedVIPs {
-		fmt.Fprintf(w, "  VIP %s (not advertised)\n", v)
+		fmt.Fprintf(w, "  VIP %s (not advertised; held while master, put back if removed)\n", v)
 	}
 	for _, r := range in.Routes {
-		fmt.Fprintf(w, "  route %s\n", strings.Join(r.Words, " "))
+		fmt.Fprintf(w, "  route %s (installed while master, put back if removed)\n", strings.Join(r.Words, " "))
+	}
+	for _, r := range in.Rules {
+		fmt.Fprintf(w, "  rule %s (installed while master)\n", strings.Join(r.Words, " "))
 	}
 	printTrackers(w, t.InstanceTrackers(in))
 	printNotify(w, in.Notify)
@@ -184,8 +223,16 @@ func (v VIP) String() string {
 	if v.Peer.IsValid() {
 		fmt.Fprintf(&b, " peer %v", v.Peer)
 	}
-	if v.NoTrack {
-		b.WriteString(" no_track")
+	for _, f := range []struct {
+		on   bool
+		name string
+	}{{v.Home, "home"}, {v.MngTmpAddr, "mngtmpaddr"}, {v.AutoJoin, "autojoin"}, {v.NoPrefixRt, "noprefixroute"}, {v.NoTrack, "no_track"}} {
+		if f.on {
+			b.WriteString(" " + f.name)
+		}
+	}
+	if v.PreferredLFT != "" {
+		b.WriteString(" preferred_lft " + v.PreferredLFT)
 	}
 	return b.String()
 }
@@ -220,4 +267,22 @@ func (in *Instance) SkewTime(priority uint8) time.Duration {
 // down_timer_adverts (vrrp.MasterDownInterval).
 func (in *Instance) MasterDown(priority uint8) time.Duration {
 	return vrrp.MasterDownInterval(in.Version, priority, in.Interval, in.DownTimerAdverts)
+}
+
+// printGarp says when a master sends gratuitous ARPs (unsolicited NAs).
+func printGarp(w io.Writer, g Garp) {
+	fmt.Fprintf(w, "  gratuitous ARPs: %d on becoming master", max(1, g.MasterRepeat))
+	if g.MasterDelay > 0 {
+		fmt.Fprintf(w, ", %d after %v", max(1, g.MasterRepeat), g.MasterDelay)
+	}
+	if g.MasterRefresh > 0 {
+		fmt.Fprintf(w, ", %d every %v", max(1, g.MasterRefreshRepeat), g.MasterRefresh)
+	}
+	if g.LowerPrioRepeat > 0 {
+		fmt.Fprintf(w, "; %d on hearing a lower priority master", g.LowerPrioRepeat)
+		if g.LowerPrioDelay > 0 {
+			fmt.Fprintf(w, ", %d after %v", g.LowerPrioRepeat, g.LowerPrioDelay)
+		}
+	}
+	fmt.Fprintln(w)
 }

@@ -157,11 +157,21 @@ func (p *parser) validateInstance(in *Instance) {
 	if !in.SkipCheckAdvAddr {
 		in.SkipCheckAdvAddr = g.SkipCheckAdvAddr
 	}
+	if _, given := seen["garp_extra_if"]; !given {
+		in.GarpExtraIf, in.GarpExtraIfAll = g.GarpExtraIf, g.GarpExtraIfAll
+	}
+	if _, given := seen["garp_lower_prio_delay"]; !given && !p.lowerPrioDelaySet {
+		// keepalived: the second lower-priority burst follows the
+		// instance's garp_master_delay unless told otherwise.
+		in.Garp.LowerPrioDelay = in.Garp.MasterDelay
+	}
 	if !in.CheckUnicastSrc {
 		in.CheckUnicastSrc = g.CheckUnicastSrc
 	}
 	if !in.LowerPrioNoAdvert {
-		in.LowerPrioNoAdvert = g.LowerPrioNoAdvert
+		// keepalived: on by default in strict mode.
+		_, given := seen["lower_prio_no_advert"]
+		in.LowerPrioNoAdvert = g.LowerPrioNoAdvert || in.Strict && !given
 	}
 	if !in.HigherPrioSendAdvert {
 		in.HigherPrioSendAdvert = g.HigherPrioSendAdvert

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// check says, per instance, what the keywords held with mastership will do.
+func TestCheckPrintsMastershipExtras(t *testing.T) {
+	p := writeConf(t, `global_defs {
+  vrrp_garp_interval 0.01
+  vrrp_gna_interval 0.02
+}
+vrrp_instance VI_1 {
+  interface eth0
+  virtual_router_id 51
+  virtual_ipaddress {
+    192.0.2.1/24
+  }
+  virtual_ipaddress_excluded {
+    2001:db8::7/64
+  }
+  virtual_routes {
+    198.51.100.0/24 via 192.0.2.254
+  }
+  virtual_rules {
+    from 192.0.2.0/24 table 100
+  }
+  lower_prio_no_advert
+  higher_prio_send_advert
+  garp_extra_if 60
+}
+`)
+	code, out, errOut := runCLI(t, "check", "-f", p)
+	unicast := writeConf(t, "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  unicast_ttl 64\n  unicast_peer {\n    192.0.2.12\n  }\n  virtual_ipaddress {\n    192.0.2.1/24\n  }\n}\n")
+	_, uout, _ := runCLI(t, "check", "-f", unicast)
+	if !strings.Contains(uout, "  unicast from the interface's address to 192.0.2.12, sent at TTL 64, peers' adverts taken at any TTL, from them only\n") {
+		t.Errorf("check does not say how unicast adverts are sent and taken:\n%s", uout)
+	}
+	if code != 0 {
+		t.Fatalf("check exit %d:\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		", gratuitous ARP rounds 10ms apart, unsolicited NA rounds 20ms apart\n",
+		"  while master, a gratuitous ARP every 1m0s on interfaces other than eth0 (garp_extra_if)\n",
+		"  gratuitous ARPs: 5 on becoming master, 5 after 5s; 5 on hearing a lower priority master, 5 after 5s\n",
+		"  VIP 2001:db8::7/64 (not advertised; held while master, put back if removed)\n",
+		"  route 198.51.100.0/24 via 192.0.2.254 (installed while master, put back if removed)\n",
+		"  rule from 192.0.2.0/24 table 100 (installed while master)\n",
+		"  as master, no advert in answer to a lower priority master's (lower_prio_no_advert)\n",
+		"  as master, one advert before stepping down for a higher priority (higher_prio_send_advert)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+}
