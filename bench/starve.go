@@ -124,7 +124,7 @@ func runStarve(ctx context.Context, opt Options, impl string, step func(string))
 		case StarveCPU:
 			err = BusyLoops(ctx, o.Duration)
 		case StarveMemory:
-			res.PressureBytes, err = MemoryPressure(ctx, o.Duration, 2<<30)
+			res.PressureBytes, err = MemoryPressure(ctx, o.Duration, 2*time.Minute, 2<<30)
 		default:
 			err = fmt.Errorf("unknown starve variant %q", variant)
 		}
@@ -200,11 +200,13 @@ func BusyLoops(ctx context.Context, d time.Duration) error {
 }
 
 // MemoryPressure maps and touches anonymous memory, 64 MiB at a time, until
-// the host has only headroom bytes available or d has passed, holds it for d,
-// and frees it. The kernel reclaims what it can meanwhile: page cache, and the
-// pages of programs that did not lock theirs. It returns how much it held.
-func MemoryPressure(ctx context.Context, d time.Duration, headroom uint64) (uint64, error) {
-	filling := time.Now().Add(d)
+// the host has only headroom bytes available or fill has passed, holds it for
+// d, and frees it. The kernel reclaims what it can meanwhile: page cache, and
+// the pages of programs that did not lock theirs. It returns how much it held.
+// (On a virtual machine whose memory the host backs lazily, filling runs at a
+// few hundred MB/s: give it time.)
+func MemoryPressure(ctx context.Context, d, fill time.Duration, headroom uint64) (uint64, error) {
+	filling := time.Now().Add(fill)
 	const chunk = 64 << 20
 	var maps [][]byte
 	defer func() {

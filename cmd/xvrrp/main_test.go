@@ -191,9 +191,10 @@ func TestCheckProcessTuning(t *testing.T) {
 }
 `
 	for _, tc := range []struct{ global, want string }{
-		{"", "process: normal scheduling at nice -20, SCHED_RR priority 10 once a timer runs 2ms late, memory locked\n"},
+		{"", "process: SCHED_RR priority 10, real-time CPU bound 200ms, memory locked\n"},
 		{"vrrp_priority -5\nmax_auto_priority 0", "process: normal scheduling at nice -5, memory locked\n"},
-		{"max_auto_priority 30\nmin_auto_priority_delay 5000", "process: normal scheduling at nice -20, SCHED_RR priority 30 once a timer runs 5ms late, memory locked\n"},
+		{"vrrp_rt_priority 20\nvrrp_rlimit_rttime 50000\nvrrp_no_swap\nvrrp_cpu_affinity 0 1",
+			"process: SCHED_RR priority 20, real-time CPU bound 50ms, memory locked, CPUs [0 1]\n"},
 		{"vrrp_rt_priority 20\nvrrp_rlimit_rttime 50000\nvrrp_no_swap\nvrrp_cpu_affinity 0 1",
 			"process: SCHED_RR priority 20, real-time CPU bound 50ms, memory locked, CPUs [0 1]\n"},
 	} {

@@ -68,13 +68,13 @@ func (t Tuning) String() string {
 
 // DefaultTuning is what xvrrp does unless the configuration says otherwise:
 // adverts must leave on time on a host whose every core is busy, and a backup
-// must not be swapped out of deciding, so the daemon runs at nice -20 with its
-// memory locked. Measured (README, "Busy hosts"): that holds 50 instances at
-// 10 ms through a nice -20 loop on every core with no takeover and costs
-// nothing at idle, where SCHED_RR (vrrp_rt_priority) cost a fifth more CPU and
-// twice the wakeups; real-time scheduling is for hosts whose load may itself
-// run real-time or above nice -20, as corosync runs its heartbeat.
-var DefaultTuning = Tuning{Nice: -20, RTTime: 200 * time.Millisecond, NoSwap: true,
+// must not be swapped out of deciding, so the daemon runs SCHED_RR with its
+// memory locked, as corosync runs its heartbeat. Measured (README, "Busy
+// hosts"): nice -20 alone, even switching to SCHED_RR once the loop ran late,
+// let 50 instances at 10 ms fail over 52 times in one run of a nice -20 loop
+// per core before the switch; SCHED_RR from the start held every run, at the
+// price of a few points of a core at idle.
+var DefaultTuning = Tuning{RTPriority: 10, Nice: -20, RTTime: 200 * time.Millisecond, NoSwap: true,
 	AutoRTPriority: 10, AutoRTAfter: 2 * time.Millisecond}
 
 // TuningOf is the configuration's process tuning over DefaultTuning: what
@@ -88,7 +88,12 @@ func TuningOf(g config.Global) Tuning {
 		t.RTTime = g.RLimitRTTime
 	}
 	if g.Nice != nil {
+		// A nice level chosen instead of real-time scheduling, as keepalived
+		// runs with vrrp_priority and no vrrp_rt_priority.
 		t.Nice = *g.Nice
+		if g.RTPriority == 0 {
+			t.RTPriority = 0
+		}
 	}
 	switch {
 	case g.MaxAutoPriority > 0:
