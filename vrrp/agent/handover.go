@@ -39,7 +39,8 @@ func handingOver(in *instance) loader.InstanceState {
 }
 
 // handedOver ends a hand-over once the kernel let go, or the lease ran out:
-// the instance is fenced in the state its machine is in, then its VIPs go.
+// the instance is fenced in the state its machine is in, then its VIPs,
+// excluded addresses, routes and rules go.
 func (a *Agent) handedOver(in *instance, now time.Duration) {
 	if in.handoverUntil == 0 {
 		return
@@ -54,7 +55,8 @@ func (a *Agent) handedOver(in *instance, now time.Duration) {
 	if in.m.State() == vrrp.Master {
 		return
 	}
-	for _, v := range in.vips {
+	a.delRoutes(in)
+	for _, v := range in.held() {
 		if err := a.addrs.del(v); err != nil {
 			a.log.Error(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
 		}
