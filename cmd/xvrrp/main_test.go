@@ -68,7 +68,7 @@ vrrp_instance VI_1 {
 }
 
 // TestCheckShowsRunWarnings: check prints the warnings run logs, among them
-// that notify_deleted never fires (xvrrp does not reload).
+// that notify_deleted never fires (a reload runs notify_stop for what it removes).
 func TestCheckShowsRunWarnings(t *testing.T) {
 	p := writeConf(t, `vrrp_instance VI_1 {
   interface eth0
@@ -90,8 +90,8 @@ vrrp_sync_group G {
 		t.Fatalf("exit %d, want 0\n%s", code, errOut)
 	}
 	for _, want := range []string{
-		"warning: " + p + ":7: notify_deleted has no effect: xvrrp does not reload",
-		"warning: " + p + ":13: notify_deleted has no effect: xvrrp does not reload",
+		"warning: " + p + ":7: notify_deleted has no effect: an instance a reload removes runs its notify_stop",
+		"warning: " + p + ":13: notify_deleted has no effect: an instance a reload removes runs its notify_stop",
 	} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errOut)

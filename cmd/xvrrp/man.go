@@ -35,8 +35,9 @@ so a crashed or frozen master stops answering by itself. Maps are pinned under
 --pin-dir; bpftool map dump pinned shows them with named fields.
 
 Signals: SIGTERM and SIGINT stop the daemon (masters resign with priority 0, the
-VIPs and the datapath are removed unless --keep-datapath). SIGHUP is logged and
-changes nothing until reload exists.
+VIPs and the datapath are removed unless --keep-datapath). SIGHUP reloads the
+configuration: unchanged instances keep their state, an invalid file changes
+nothing.
 
 Files: /etc/keepalived/keepalived.conf, the configuration; /run/xvrrp/xvrrp.pid,
 the pid file and lock of the state directory; /sys/fs/bpf/xvrrp, the pin directory.`

@@ -887,7 +887,7 @@ func (p *parser) notifyHandlers(nt *Notify) map[string]handler {
 		"notify_stop":   cmd(&nt.Stop),
 		"notify":        cmd(&nt.Any),
 		"notify_deleted": func(n *node) {
-			p.diags.warnf(n.pos, "notify_deleted has no effect: xvrrp does not reload, so no instance is deleted while it runs")
+			p.diags.warnf(n.pos, "notify_deleted has no effect: an instance a reload removes runs its notify_stop")
 			if len(n.words) == 1 {
 				nt.Deleted = &Command{Pos: n.pos}
 				return
