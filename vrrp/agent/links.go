@@ -266,6 +266,9 @@ func (a *Agent) fenceLink(l linkState) {
 		}
 	case !l.deleted && !a.fenceOnly[l.index]:
 		if err := a.dp.AttachFence(l.index); err != nil {
+			if errors.Is(err, unix.ENODEV) {
+				return // gone already: its deletion follows
+			}
 			a.log.Warn("fence interface", "interface", l.name, "error", err)
 			return
 		}
