@@ -230,7 +230,7 @@ func (d *Datapath) ReadHeard(ctx context.Context, fn func(Heard)) error {
 // Instances is every instance the kernel holds and its state, for a reader
 // such as `xvrrp status` with no daemon running.
 func (d *Datapath) Instances() (map[Key]InstanceState, error) {
-	es, err := d.InstanceEntries()
+	es, err := d.instanceEntries()
 	out := map[Key]InstanceState{}
 	for k, v := range es {
 		out[keyOf(k)] = stateOf(v)
@@ -240,7 +240,7 @@ func (d *Datapath) Instances() (map[Key]InstanceState, error) {
 
 // VIPs is every VIP the kernel fences, with the instance it belongs to.
 func (d *Datapath) VIPs() (map[netip.Addr]Key, error) {
-	es, err := d.VIPEntries()
+	es, err := d.vipEntries()
 	out := map[netip.Addr]Key{}
 	for vk, owner := range es {
 		k := keyOf(owner)

@@ -510,9 +510,9 @@ const (
 	EventContest   = uint32(bpfXvrrpEventKindXVRRP_EVENT_CONTEST)
 )
 
-// InstanceEntries returns every instance the kernel holds, for a reader such
-// as `xvrrp status` with no daemon running.
-func (d *Datapath) InstanceEntries() (map[InstanceKey]Instance, error) {
+// instanceEntries returns every instance the kernel holds, in the generated
+// types; Instances decodes them.
+func (d *Datapath) instanceEntries() (map[InstanceKey]Instance, error) {
 	out := map[InstanceKey]Instance{}
 	var (
 		k InstanceKey
@@ -525,8 +525,9 @@ func (d *Datapath) InstanceEntries() (map[InstanceKey]Instance, error) {
 	return out, it.Err()
 }
 
-// VIPEntries returns every VIP the kernel fences, with its owner.
-func (d *Datapath) VIPEntries() (map[VIPKey]InstanceKey, error) {
+// vipEntries returns every VIP the kernel fences, with its owner, in the
+// generated types; VIPs decodes them.
+func (d *Datapath) vipEntries() (map[VIPKey]InstanceKey, error) {
 	out := map[VIPKey]InstanceKey{}
 	var (
 		k VIPKey
