@@ -114,3 +114,64 @@ func underLoad(t *testing.T, l *lab.Lab, x1, x2 *lab.Xvrrp, load func() error) {
 	t.Logf("%d advert gaps under %v of load on %d cores: p50 %v p99 %v p99.9 %v max %v (Master_Down_Interval %v)",
 		len(gaps), loaded, runtime.NumCPU(), at(50), at(99), at(99.9), worst, mdi)
 }
+
+// TestNoTakeoverAfterStall stops daemons with SIGSTOP for well over the
+// backup's Master_Down_Interval and lets them run again, three times each way.
+// The backup alone: the master kept advertising, and the backup, running
+// again, finds its adverts in the kernel's record. Both at once, as when the
+// whole host stalls (a virtual machine paused, memory faulted in behind a
+// lazy hypervisor): nobody advertised, and the backup, which runs again first
+// here, knows it was stalled by how late its timer fired and gives the master
+// one more interval before judging it (vrrp.StallGrace). Neither may take
+// over.
+func TestNoTakeoverAfterStall(t *testing.T) {
+	const instances, stall = 10, 500 * time.Millisecond
+	if mdi := vrrp.MasterDownInterval(3, 100, loadInterval, 3); stall < 10*mdi {
+		t.Fatalf("a stall of %v is not well over Master_Down_Interval %v", stall, mdi)
+	}
+	l := labtest.New(t, lab.Options{Hosts: 2})
+	h1, h2 := l.Hosts[0], l.Hosts[1]
+	x1, err := h1.StartXvrrp(xvrrpBin, manyConfig(instances, 150, "0.01"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForCount(t, x1.Proc, "Entering MASTER STATE", instances)
+	x2, err := h2.StartXvrrp(xvrrpBin, manyConfig(instances, 100, "0.01"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForCount(t, x2.Proc, "Entering BACKUP STATE (init)", instances)
+
+	for _, tc := range []struct {
+		name    string
+		stopped []*lab.Xvrrp // stopped in this order, continued in the reverse
+	}{
+		{"backup", []*lab.Xvrrp{x2}},
+		{"both", []*lab.Xvrrp{x1, x2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			masters, backups := countIn(x2.Proc, "Entering MASTER STATE"), countIn(x1.Proc, "Entering BACKUP STATE")
+			for range 3 {
+				time.Sleep(time.Second) // settled
+				for _, x := range tc.stopped {
+					if err := x.Signal(syscall.SIGSTOP); err != nil {
+						t.Fatal(err)
+					}
+				}
+				time.Sleep(stall)
+				for i := len(tc.stopped) - 1; i >= 0; i-- {
+					if err := tc.stopped[i].Signal(syscall.SIGCONT); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			time.Sleep(time.Second) // late transitions
+			if n := countIn(x2.Proc, "Entering MASTER STATE") - masters; n != 0 {
+				t.Errorf("the backup took over %d times after stalls:\n%s", n, lastLines(x2.Output(), 20))
+			}
+			if n := countIn(x1.Proc, "Entering BACKUP STATE") - backups; n != 0 {
+				t.Errorf("the master stepped down %d times after stalls:\n%s", n, lastLines(x1.Output(), 20))
+			}
+		})
+	}
+}

@@ -109,6 +109,11 @@ type Machine struct {
 	preemptAt time.Duration
 	// heard is the last advert Advert or Expire was given.
 	heard time.Duration
+	// graced: this run of the Master_Down_Timer has had its stall grace
+	// (StallGrace); a newer advert starts a new run.
+	graced bool
+	// resigned: the master's last advert had priority 0.
+	resigned bool
 }
 
 // NewMachine returns a machine in Init.
@@ -119,6 +124,10 @@ func NewMachine(p Params) *Machine {
 func (m *Machine) State() State            { return m.state }
 func (m *Machine) Priority() uint8         { return m.p.Priority }
 func (m *Machine) Deadline() time.Duration { return m.deadline }
+
+// Graced reports whether a backup's Master_Down_Timer runs on its stall grace
+// (StallGrace).
+func (m *Machine) Graced() bool { return m.state == Backup && m.graced }
 
 // SkewTime is RFC 5798's Skew_Time for a backup of the given priority: a
 // fraction of the master's interval (v3) or of a second (v2).
@@ -149,6 +158,40 @@ func MasterDownInterval(version, priority uint8, masterInterval time.Duration, a
 // (docs/architecture.md, "Why the lease is no longer than that").
 func Lease(version uint8, interval time.Duration, adverts int) time.Duration {
 	return MasterDownInterval(version, 255, interval, adverts)
+}
+
+// StallGrace is the rule for a backup that was itself stalled. Its
+// Master_Down_Timer was due at deadline; it runs at now, and neither an event
+// nor the kernel's record shows an advert newer than the one that set the
+// timer. If it woke more than skew (its Skew_Time) late and this run of the
+// timer has not been graced yet, it was not running when it should have
+// decided, and the silence it measured is not the master's: a stall of the
+// whole host (a virtual machine paused, a storm of page faults, every daemon
+// stopped) froze the master's adverts with it. It then gives the master one
+// more advert interval plus Skew_Time from now, the moment it runs again, and
+// reads the kernel's adverts once more at that deadline, which StallGrace
+// returns. It returns 0 when the master is down: the timer fired within skew
+// of its deadline, or it was graced already, so that a master that really
+// died is declared down at most masterInterval + skew after the stall ends,
+// and a host that keeps stalling cannot hold a backup off for ever.
+//
+// Why Skew_Time: the RFC gives a backup no other slack in deciding than its
+// Skew_Time — it orders the backups of a VRID — so a wake-up that late has
+// already left the RFC's timing, while an ordinary real-time wake-up (tens of
+// microseconds) stays well inside it, so a backup that was running decides as
+// the RFC says. Why masterInterval + skew: a master frozen with the host sends
+// at once when it runs again (its Adver_Timer passed during the stall) or, at
+// the latest, one interval later; Skew_Time keeps the backups' order.
+//
+// The kernel's master-down timer (bpf_timer) mirrors this rule: on expiry, if
+// bpf_ktime_get_ns() - deadline > skew and the instance was not graced, re-arm
+// at now + master_interval + skew and mark it graced; a newer advert clears
+// the mark.
+func StallGrace(deadline, now, masterInterval, skew time.Duration, graced bool) time.Duration {
+	if graced || now-deadline <= skew {
+		return 0
+	}
+	return now + masterInterval + skew
 }
 
 func (m *Machine) masterDown() time.Duration {
@@ -208,6 +251,7 @@ func (m *Machine) Advert(now time.Duration, h Heard) []Action {
 		if h.Priority == 0 {
 			// The master resigned: take over after Skew_Time.
 			m.deadline = h.At + m.skew()
+			m.graced, m.resigned = false, true
 			return nil
 		}
 		if m.accepts(now, h) {
@@ -215,6 +259,7 @@ func (m *Machine) Advert(now time.Duration, h Heard) []Action {
 				m.masterInterval = h.Interval
 			}
 			m.deadline = h.At + m.masterDown()
+			m.graced, m.resigned = false, false
 		}
 		// A lower-priority master with preemption on: the Master_Down_Timer
 		// runs out and we take over.
@@ -271,6 +316,12 @@ func (m *Machine) Expire(now time.Duration, last *Heard) []Action {
 		if last != nil && last.At > m.heard {
 			m.Advert(now, *last)
 			if m.state == Backup && now < m.deadline {
+				return nil
+			}
+		}
+		if !m.resigned {
+			if next := StallGrace(m.deadline, now, m.masterInterval, m.skew(), m.graced); next != 0 {
+				m.deadline, m.graced = next, true
 				return nil
 			}
 		}
@@ -377,6 +428,7 @@ func (m *Machine) toMaster(now time.Duration, why string) []Action {
 
 func (m *Machine) toBackup(now time.Duration, h *Heard, why string) []Action {
 	acts := []Action{m.transition(Backup, why)}
+	m.graced, m.resigned = false, false
 	m.deadline = now + m.masterDown()
 	if h != nil {
 		if m.p.Version == 3 && h.Interval > 0 {

@@ -149,7 +149,57 @@ func TestMachineTransitions(t *testing.T) {
 		}},
 		{"the kernel's record can be too old", nil, []step{
 			{0, start, "INIT->BACKUP(init)", Backup, mdi100},
-			{2000 * ms, expireSeeing(higher, 150, 1500*ms), "BACKUP->MASTER(master down) advert(100)", Master, 2100 * ms},
+			// Due at 1.5 s + mdi100, run 140 ms later: a stall, graced once.
+			{2000 * ms, expireSeeing(higher, 150, 1500*ms), "", Backup, 2100*ms + skew100},
+			{2100*ms + skew100, expireSeeing(higher, 150, 1500*ms), "BACKUP->MASTER(master down) advert(100)", Master, 2200*ms + skew100},
+		}},
+		{"a backup on time takes over without grace", nil, []step{
+			{0, start, "INIT->BACKUP(init)", Backup, mdi100},
+			{100 * ms, heard(higher, 150, 100*ms), "", Backup, 100*ms + mdi100},
+			// Late by Skew_Time exactly: within the RFC's timing.
+			{100*ms + mdi100 + skew100, expire, "BACKUP->MASTER(master down) advert(100)", Master, -1},
+		}},
+		{"a stalled backup gives the master one more interval", nil, []step{
+			{0, start, "INIT->BACKUP(init)", Backup, mdi100},
+			{100 * ms, heard(higher, 150, 100*ms), "", Backup, 100*ms + mdi100},
+			// The whole host stalled for a second: the backup runs again at
+			// 1.5 s, and so does the master, whose advert comes 2 ms later.
+			{1500 * ms, expire, "", Backup, 1600*ms + skew100},
+			{1502 * ms, heard(higher, 150, 100*ms), "", Backup, 1502*ms + mdi100},
+			{1502*ms + mdi100 - 1, expire, "", Backup, 1502*ms + mdi100},
+		}},
+		{"a stalled backup whose grace the kernel's record answers", nil, []step{
+			{0, start, "INIT->BACKUP(init)", Backup, mdi100},
+			{100 * ms, heard(higher, 150, 100*ms), "", Backup, 100*ms + mdi100},
+			{1500 * ms, expire, "", Backup, 1600*ms + skew100},
+			// The event for the advert was lost; the kernel's record has it.
+			{1600*ms + skew100, expireSeeing(higher, 150, 1510*ms), "", Backup, 1510*ms + mdi100},
+		}},
+		{"a master that died during the stall is down one grace later", nil, []step{
+			{0, start, "INIT->BACKUP(init)", Backup, mdi100},
+			{100 * ms, heard(higher, 150, 100*ms), "", Backup, 100*ms + mdi100},
+			{1500 * ms, expire, "", Backup, 1600*ms + skew100},
+			{1600*ms + skew100, expire, "BACKUP->MASTER(master down) advert(100)", Master, 1700*ms + skew100},
+		}},
+		{"one grace per stall: a second late wake-up takes over", nil, []step{
+			{0, start, "INIT->BACKUP(init)", Backup, mdi100},
+			{100 * ms, heard(higher, 150, 100*ms), "", Backup, 100*ms + mdi100},
+			{1500 * ms, expire, "", Backup, 1600*ms + skew100},
+			// Stalled again past the grace, and still nothing from the master.
+			{3000 * ms, expire, "BACKUP->MASTER(master down) advert(100)", Master, 3100 * ms},
+		}},
+		{"a fresh advert earns a later stall its own grace", nil, []step{
+			{0, start, "INIT->BACKUP(init)", Backup, mdi100},
+			{100 * ms, heard(higher, 150, 100*ms), "", Backup, 100*ms + mdi100},
+			{1500 * ms, expire, "", Backup, 1600*ms + skew100},
+			{1502 * ms, heard(higher, 150, 100*ms), "", Backup, 1502*ms + mdi100},
+			{3000 * ms, expire, "", Backup, 3100*ms + skew100},
+			{3100*ms + skew100, expire, "BACKUP->MASTER(master down) advert(100)", Master, -1},
+		}},
+		{"no grace after the master resigned", nil, []step{
+			{0, start, "INIT->BACKUP(init)", Backup, mdi100},
+			{100 * ms, heard(higher, 0, 100*ms), "", Backup, 100*ms + skew100},
+			{1500 * ms, expire, "BACKUP->MASTER(master down) advert(100)", Master, -1},
 		}},
 		{"a lower master in the kernel's record does not hold a preempting backup", nil, []step{
 			{0, start, "INIT->BACKUP(init)", Backup, mdi100},
@@ -255,6 +305,26 @@ func TestLeaseEndsBeforeAnyBackupTakesOver(t *testing.T) {
 		}
 		for cs := 1; cs <= 4095; cs++ {
 			check(3, time.Duration(cs)*IntervalUnitV3, adverts)
+		}
+	}
+}
+
+func TestStallGrace(t *testing.T) {
+	const iv, skew = 10 * ms, 6 * ms
+	for _, tc := range []struct {
+		name          string
+		deadline, now time.Duration
+		graced        bool
+		want          time.Duration
+	}{
+		{"on time", 100 * ms, 100 * ms, false, 0},
+		{"late within skew", 100 * ms, 106 * ms, false, 0},
+		{"late past skew", 100 * ms, 106*ms + 1, false, 106*ms + 1 + iv + skew},
+		{"stalled a second", 100 * ms, 1100 * ms, false, 1100*ms + iv + skew},
+		{"graced already", 100 * ms, 1100 * ms, true, 0},
+	} {
+		if got := StallGrace(tc.deadline, tc.now, iv, skew, tc.graced); got != tc.want {
+			t.Errorf("%s: StallGrace(%v, %v, graced %v) = %v, want %v", tc.name, tc.deadline, tc.now, tc.graced, got, tc.want)
 		}
 	}
 }

@@ -331,6 +331,13 @@ func linkUp(attrs *netlink.LinkAttrs) bool {
 
 // arm sets the timer to the earliest deadline of any instance.
 func (a *Agent) arm(t *timer) {
+	if err := t.set(a.next()); err != nil {
+		a.log.Error("arm timer", "error", err)
+	}
+}
+
+// next is the earliest deadline of any instance, or 0.
+func (a *Agent) next() time.Duration {
 	next := a.watchdogAt
 	for _, in := range a.insts {
 		for _, d := range []time.Duration{in.m.Deadline(), in.garpAt, in.sendFaultUntil, in.rebindAt, in.handoverUntil, in.extrasAt()} {
@@ -339,9 +346,7 @@ func (a *Agent) arm(t *timer) {
 			}
 		}
 	}
-	if err := t.set(next); err != nil {
-		a.log.Error("arm timer", "error", err)
-	}
+	return next
 }
 
 func (a *Agent) start() {
@@ -431,13 +436,19 @@ func (a *Agent) event(e loader.Heard) {
 
 func (a *Agent) expire() {
 	now := a.now()
+	var graced []string
+	var late time.Duration
 	for _, in := range a.insts {
 		if d := in.m.Deadline(); d != 0 && d <= now {
 			var last *vrrp.Heard
 			if h, err := a.dp.LastAdvert(in.key); err == nil {
 				last = &h
 			}
+			was := in.m.Graced()
 			a.apply(in, in.m.Expire(now, last))
+			if !was && in.m.Graced() {
+				graced, late = append(graced, in.cfg.Name), max(late, now-d)
+			}
 		}
 		if in.garpAt != 0 && in.garpAt <= now {
 			a.garpDue(in, now)
@@ -452,5 +463,8 @@ func (a *Agent) expire() {
 			in.sendFault, in.sendFaultUntil = "", 0
 			a.reassess("retrying adverts after send errors")
 		}
+	}
+	if len(graced) > 0 {
+		a.log.Warn("stalled: master down timers fired late, giving the masters one more advert interval", "late", late, "instances", len(graced), "first", graced[0])
 	}
 }

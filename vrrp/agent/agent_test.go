@@ -192,7 +192,41 @@ func newRig(t *testing.T, conf string) *rig {
 
 // at moves the clock to t and runs what is due, as the event loop does when
 // the timer fires.
+//
+// A backup's Master_Down_Timer fires on time on the way there, as the event
+// loop's does on a host that is not stalled: a backup whose timer fires late
+// takes itself for stalled (vrrp.StallGrace). stalledTo jumps.
 func (r *rig) at(t time.Duration) {
+	for range 100000 {
+		var n time.Duration
+		for _, in := range r.insts {
+			if d := in.m.Deadline(); in.m.State() == vrrp.Backup && d > r.clock && d < t && (n == 0 || d < n) {
+				n = d
+			}
+		}
+		if n == 0 {
+			break
+		}
+		r.clock = n
+		r.expire()
+		r.loop()
+	}
+	r.stalledTo(t)
+}
+
+// takeOverAt starts the rig so that its first instance's Master_Down_Timer,
+// hearing no master, runs out at t, and runs it to t: it takes over then, on
+// time.
+func (r *rig) takeOverAt(t time.Duration) {
+	c := r.insts[0].cfg
+	r.clock = t - vrrp.MasterDownInterval(c.Version, c.Priority, c.Interval, c.DownTimerAdverts)
+	r.start()
+	r.at(t)
+}
+
+// stalledTo runs the event loop at t without running it before: the timer
+// fires late by whatever was due meanwhile.
+func (r *rig) stalledTo(t time.Duration) {
 	r.clock = t
 	r.expire()
 	r.loop()
@@ -502,5 +536,36 @@ func TestNotifyOrder(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("notify FIFO (-want +got):\n%s", diff)
+	}
+}
+
+// A backup whose event loop ran a second late — the host stalled, the
+// master's daemon with it — gives the master one more advert interval and
+// Skew_Time from then: the master's advert that comes after the stall holds
+// it; if none comes, it takes over at the end of that grace.
+func TestStalledBackupWaitsOneInterval(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		heard bool
+		want  vrrp.State
+	}{{"master advertises after the stall", true, vrrp.Backup}, {"master gone", false, vrrp.Master}} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newRig(t, oneInstance(100, ""))
+			r.start()
+			r.clock = 100 * time.Millisecond
+			r.hear(51, "192.0.2.13", 150)
+			r.stalledTo(1500 * time.Millisecond)
+			if got := r.state("VI_1"); got != vrrp.Backup {
+				t.Fatalf("after a stall: %v, want BACKUP", got)
+			}
+			if tc.heard {
+				r.clock = 1502 * time.Millisecond
+				r.hear(51, "192.0.2.13", 150)
+			}
+			r.at(1500*time.Millisecond + 100*time.Millisecond + vrrp.SkewTime(3, 100, 100*time.Millisecond))
+			if got := r.state("VI_1"); got != tc.want {
+				t.Errorf("one interval and Skew_Time after the stall: %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

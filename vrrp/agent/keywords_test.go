@@ -98,8 +98,7 @@ func TestGarpLowerPrio(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t, tc.conf)
-			r.start()
-			r.at(2 * time.Second)
+			r.takeOverAt(2 * time.Second)
 			r.w.take()
 			heard := 2*time.Second + 500*ms
 			r.clock = heard
@@ -241,8 +240,7 @@ func TestGarpInterval(t *testing.T) {
 			// in between.
 			r := newRig(t, "global_defs {\n"+tc.global+"\n}\n"+strings.Replace(
 				oneInstance(100, "garp_master_repeat 3\ngarp_master_delay 0\ngarp_lower_prio_repeat 2"), "advert_int 0.1", "advert_int 1", 1))
-			r.start()
-			r.at(5 * time.Second)
+			r.takeOverAt(5 * time.Second)
 			if r.state("VI_1") != vrrp.Master {
 				t.Fatalf("state %v, want MASTER", r.state("VI_1"))
 			}
@@ -291,8 +289,7 @@ func TestGarpExtraIf(t *testing.T) {
 				link: &netlink.Dummy{LinkAttrs: netlink.LinkAttrs{Name: "eth1", Index: 3}},
 				addr: &netlink.Addr{IPNet: &net.IPNet{IP: net.IPv4(198, 51, 100, 1).To4(), Mask: net.CIDRMask(24, 32)}},
 			})
-			r.start()
-			r.at(2 * time.Second)
+			r.takeOverAt(2 * time.Second)
 			if r.state("VI_1") != vrrp.Master {
 				t.Fatalf("state %v, want MASTER", r.state("VI_1"))
 			}
