@@ -156,8 +156,9 @@ func (r *Report) WriteTable(w io.Writer) error {
 		fmt.Fprintln(tw, "impl\tload\tinstances\tinterval\tfor\ttakeovers\tgap p50\tp99\tp99.9\tmax\tMaster_Down\t")
 		for _, s := range r.Starve {
 			load := s.Variant
-			if s.PressureBytes > 0 {
-				load = fmt.Sprintf("%s (%.1f GiB held)", load, float64(s.PressureBytes)/(1<<30))
+			if m := s.Memory; m != nil {
+				load = fmt.Sprintf("%s (%.1f GiB reserved, %.1f filled, %.2f left; %d pages reclaimed, %v waiting)", load,
+					float64(m.Reserved)/(1<<30), float64(m.Filled)/(1<<30), float64(m.MinAvailable)/(1<<30), m.Reclaimed, m.Stalled.Round(time.Millisecond))
 			}
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%v\t%d\t%s\t%s\t%s\t%s\t%s\t\n", s.Impl, load, s.Instances, s.Interval, s.Duration,
 				s.Takeovers, ms(s.GapP50), ms(s.GapP99), ms(s.GapP999), ms(s.GapMax), ms(s.MasterDown))

@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bufio"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -62,8 +61,8 @@ type StarveResult struct {
 	// MasterDown is the backup's Master_Down_Interval: a gap as long is a
 	// takeover.
 	MasterDown time.Duration `json:"master_down_ns"`
-	// Pressure is what the memory variant held.
-	PressureBytes uint64 `json:"pressure_bytes,omitempty"`
+	// Memory is what the memory variant did to the host.
+	Memory *MemoryLoad `json:"memory,omitempty"`
 }
 
 func runStarve(ctx context.Context, opt Options, impl string, step func(string)) (_ []StarveResult, err error) {
@@ -124,7 +123,9 @@ func runStarve(ctx context.Context, opt Options, impl string, step func(string))
 		case StarveCPU:
 			err = BusyLoops(ctx, o.Duration)
 		case StarveMemory:
-			res.PressureBytes, err = MemoryPressure(ctx, o.Duration, 2*time.Minute, 2<<30)
+			var load MemoryLoad
+			load, err = MemoryPressure(ctx, o.Duration, MemoryFill, MemoryHeadroom)
+			res.Memory = &load
 		default:
 			err = fmt.Errorf("unknown starve variant %q", variant)
 		}
@@ -199,14 +200,84 @@ func BusyLoops(ctx context.Context, d time.Duration) error {
 	return ctx.Err()
 }
 
-// MemoryPressure maps and touches anonymous memory, 64 MiB at a time, until
-// the host has only headroom bytes available or fill has passed, holds it for
-// d, and frees it. The kernel reclaims what it can meanwhile: page cache, and
-// the pages of programs that did not lock theirs. It returns how much it held.
-// (On a virtual machine whose memory the host backs lazily, filling runs at a
-// few hundred MB/s: give it time.)
-func MemoryPressure(ctx context.Context, d, fill time.Duration, headroom uint64) (uint64, error) {
-	filling := time.Now().Add(fill)
+// MemoryLoad is what MemoryPressure did to the host.
+type MemoryLoad struct {
+	// Reserved is what the host was made smaller by: huge pages taken from
+	// its free memory, never touched.
+	Reserved uint64 `json:"reserved_bytes"`
+	// Filled is the anonymous memory touched on top of that.
+	Filled uint64 `json:"filled_bytes"`
+	// MinAvailable is the least MemAvailable seen while it held.
+	MinAvailable uint64 `json:"min_available_bytes"`
+	// Reclaimed is the pages the kernel reclaimed meanwhile (pgsteal), and
+	// Stalled the time some task waited on memory (PSI "some").
+	Reclaimed uint64        `json:"reclaimed_pages"`
+	Stalled   time.Duration `json:"stalled_ns"`
+}
+
+// The memory variant's load: the host made smaller until MemoryFill plus
+// MemoryHeadroom is available, then MemoryFill touched — a few seconds' work
+// even where memory is backed lazily — leaving about MemoryHeadroom, reclaimed
+// page cache included, for everything else on the host.
+const (
+	MemoryFill     = 512 << 20
+	MemoryHeadroom = 512 << 20
+)
+
+// hugePages is the host's pool of default-size huge pages.
+const hugePages = "/proc/sys/vm/nr_hugepages"
+
+// MemoryPressure holds the host near its memory limit for d, and lets go. It
+// makes the host smaller first: it reserves all but fill+headroom of the
+// available memory as huge pages, which the kernel takes off its free lists
+// without touching them (on a virtual machine whose host backs memory lazily,
+// touching many GiB takes a minute and stalls the whole machine; reserving
+// them takes a second). Then it maps and touches fill bytes of anonymous
+// memory, 64 MiB at a time, so that free memory runs out and the kernel
+// reclaims: page cache, and the pages of programs that did not lock theirs;
+// tasks that allocate wait for it. It stops filling when MemAvailable falls
+// below headroom or d has passed, holds until d, and gives everything back.
+//
+// Bounded whatever becomes of this process: the pool is put back by a
+// detached shell d+10 s later if this process dies first.
+func MemoryPressure(ctx context.Context, d time.Duration, fill, headroom uint64) (load MemoryLoad, err error) {
+	end := time.Now().Add(d)
+	prevPool, err := os.ReadFile(hugePages)
+	if err != nil {
+		return load, err
+	}
+	prev := strings.TrimSpace(string(prevPool))
+	pageSize, err := meminfo("Hugepagesize:")
+	if err != nil {
+		return load, err
+	}
+	avail, err := memAvailable()
+	if err != nil {
+		return load, err
+	}
+	steal0, stall0 := reclaimed(), memoryStalled()
+	if reserve := int64(avail) - int64(fill) - int64(headroom); reserve >= int64(pageSize) {
+		guard := exec.Command("setsid", "sh", "-c", fmt.Sprintf("sleep %.0f; echo %s > %s", (d+10*time.Second).Seconds(), prev, hugePages))
+		if err := guard.Start(); err != nil {
+			return load, fmt.Errorf("start the guard that gives back huge pages: %w", err)
+		}
+		defer func() {
+			if werr := os.WriteFile(hugePages, []byte(prev), 0o644); werr != nil && err == nil {
+				err = fmt.Errorf("give back huge pages: %w", werr)
+			}
+			guard.Process.Kill()
+			guard.Wait()
+		}()
+		base, _ := strconv.ParseUint(prev, 10, 64)
+		if err := os.WriteFile(hugePages, []byte(strconv.FormatUint(base+uint64(reserve)/pageSize, 10)), 0o644); err != nil {
+			return load, fmt.Errorf("reserve huge pages: %w", err)
+		}
+		total, err := meminfo("HugePages_Total:")
+		if err != nil {
+			return load, err
+		}
+		load.Reserved = (total - base) * pageSize
+	}
 	const chunk = 64 << 20
 	var maps [][]byte
 	defer func() {
@@ -214,12 +285,13 @@ func MemoryPressure(ctx context.Context, d, fill time.Duration, headroom uint64)
 			unix.Munmap(m)
 		}
 	}()
-	var held uint64
-	for len(maps) < 4096 && time.Now().Before(filling) { // at most 256 GiB and d
+	load.MinAvailable = avail
+	for load.Filled+chunk <= fill && time.Now().Before(end) {
 		avail, err := memAvailable()
 		if err != nil {
-			return held, err
+			return load, err
 		}
+		load.MinAvailable = min(load.MinAvailable, avail)
 		if avail < headroom+chunk {
 			break
 		}
@@ -228,25 +300,67 @@ func MemoryPressure(ctx context.Context, d, fill time.Duration, headroom uint64)
 			break
 		}
 		maps = append(maps, m)
-		held += chunk
+		load.Filled += chunk
 	}
-	return held, sleepCtx(ctx, d)
+	for time.Now().Before(end) && ctx.Err() == nil {
+		if avail, err := memAvailable(); err == nil {
+			load.MinAvailable = min(load.MinAvailable, avail)
+		}
+		sleepCtx(ctx, min(100*time.Millisecond, time.Until(end)))
+	}
+	load.Reclaimed, load.Stalled = reclaimed()-steal0, memoryStalled()-stall0
+	return load, ctx.Err()
 }
 
-func memAvailable() (uint64, error) {
-	f, err := os.Open("/proc/meminfo")
+// reclaimed is the pages the kernel has reclaimed since boot.
+func reclaimed() uint64 {
+	b, _ := os.ReadFile("/proc/vmstat")
+	var n uint64
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, " "); ok && strings.HasPrefix(k, "pgsteal_") {
+			x, _ := strconv.ParseUint(v, 10, 64)
+			n += x
+		}
+	}
+	return n
+}
+
+// memoryStalled is the time some task has waited on memory since boot (PSI),
+// 0 without PSI.
+func memoryStalled() time.Duration {
+	b, _ := os.ReadFile("/proc/pressure/memory")
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "some "); ok {
+			if _, v, ok := strings.Cut(rest, "total="); ok {
+				us, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				return time.Duration(us) * time.Microsecond
+			}
+		}
+	}
+	return 0
+}
+
+func memAvailable() (uint64, error) { return meminfo("MemAvailable:") }
+
+// meminfo reads a field of /proc/meminfo: bytes for those in kB, else the
+// number.
+func meminfo(field string) (uint64, error) {
+	b, err := os.ReadFile("/proc/meminfo")
 	if err != nil {
 		return 0, err
 	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if v, ok := strings.CutPrefix(s.Text(), "MemAvailable:"); ok {
-			kb, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10, err
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field); ok {
+			v = strings.TrimSpace(v)
+			kb := strings.HasSuffix(v, " kB")
+			n, err := strconv.ParseUint(strings.TrimSuffix(v, " kB"), 10, 64)
+			if kb {
+				n <<= 10
+			}
+			return n, err
 		}
 	}
-	return 0, fmt.Errorf("no MemAvailable in /proc/meminfo")
+	return 0, fmt.Errorf("no %s in /proc/meminfo", field)
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
