@@ -268,15 +268,25 @@ func MemoryPressure(ctx context.Context, d time.Duration, fill, headroom uint64)
 			guard.Process.Kill()
 			guard.Wait()
 		}()
+		// Others on the host allocate meanwhile, and a pool that cannot grow
+		// at once (free memory in pieces smaller than a huge page) grows on
+		// a second try, after the kernel compacts: a few tries, each for
+		// what is still available beyond fill and headroom.
 		base, _ := strconv.ParseUint(prev, 10, 64)
-		if err := os.WriteFile(hugePages, []byte(strconv.FormatUint(base+uint64(reserve)/pageSize, 10)), 0o644); err != nil {
-			return load, fmt.Errorf("reserve huge pages: %w", err)
+		pool := base
+		for try := 0; try < 5 && reserve >= int64(pageSize); try++ {
+			if err := os.WriteFile(hugePages, []byte(strconv.FormatUint(pool+uint64(reserve)/pageSize, 10)), 0o644); err != nil {
+				return load, fmt.Errorf("reserve huge pages: %w", err)
+			}
+			if pool, err = meminfo("HugePages_Total:"); err != nil {
+				return load, err
+			}
+			if avail, err = memAvailable(); err != nil {
+				return load, err
+			}
+			reserve = int64(avail) - int64(fill) - int64(headroom)
 		}
-		total, err := meminfo("HugePages_Total:")
-		if err != nil {
-			return load, err
-		}
-		load.Reserved = (total - base) * pageSize
+		load.Reserved = (pool - base) * pageSize
 	}
 	const chunk = 64 << 20
 	var maps [][]byte
@@ -285,7 +295,9 @@ func MemoryPressure(ctx context.Context, d time.Duration, fill, headroom uint64)
 			unix.Munmap(m)
 		}
 	}()
-	load.MinAvailable = avail
+	if load.MinAvailable, err = memAvailable(); err != nil {
+		return load, err
+	}
 	for load.Filled+chunk <= fill && time.Now().Before(end) {
 		avail, err := memAvailable()
 		if err != nil {
