@@ -55,7 +55,7 @@ takeovers and the gaps between the master's adverts as the backup received them.
 		&cli.IntFlag{Name: "starve-instances", Value: 50, Usage: "starve mode: instances on the master and the backup"},
 		&cli.StringFlag{Name: "starve-interval", Value: "10ms", Usage: "starve mode: their advert interval"},
 		&cli.DurationFlag{Name: "starve-time", Value: 8 * time.Second, Usage: "starve mode: how long the hosts are kept busy"},
-		&cli.StringFlag{Name: "starve-load", Value: "cpu,memory", Usage: "starve mode: cpu (a nice -20 loop per core), memory (the host held near its limit)"},
+		&cli.StringFlag{Name: "starve-load", Value: "cpu,memory", Usage: "starve mode: cpu (a nice -20 loop per core), memory (all but 1 GiB of the available memory reserved as huge pages, 512 MiB touched: the kernel reclaims)"},
 		&cli.StringFlag{Name: "json", Usage: "write the report as JSON to `FILE` (- for standard output)"},
 		&cli.StringFlag{Name: "csv", Usage: "write every trial's metrics as CSV to `FILE` (- for standard output)"},
 		&cli.StringFlag{Name: "svg", Usage: "draw the outage CDF per implementation and interval into `FILE`"},
