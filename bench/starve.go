@@ -233,7 +233,8 @@ const hugePages = "/proc/sys/vm/nr_hugepages"
 // without touching them (on a virtual machine whose host backs memory lazily,
 // touching many GiB takes a minute and stalls the whole machine; reserving
 // them takes a second). Then it maps and touches fill bytes of anonymous
-// memory, 64 MiB at a time, so that free memory runs out and the kernel
+// memory (and up to 2 GiB more when the pool could not take all it asked),
+// 64 MiB at a time, so that free memory runs out and the kernel
 // reclaims: page cache, and the pages of programs that did not lock theirs;
 // tasks that allocate wait for it. It stops filling when MemAvailable falls
 // below headroom or d has passed, holds until d, and gives everything back.
@@ -269,17 +270,22 @@ func MemoryPressure(ctx context.Context, d time.Duration, fill, headroom uint64)
 			guard.Wait()
 		}()
 		// Others on the host allocate meanwhile, and a pool that cannot grow
-		// at once (free memory in pieces smaller than a huge page) grows on
-		// a second try, after the kernel compacts: a few tries, each for
-		// what is still available beyond fill and headroom.
+		// at once (page cache to reclaim first, free memory in pieces smaller
+		// than a huge page) grows on later tries, after the kernel reclaims
+		// and compacts: tries, each for what is still available beyond fill
+		// and headroom, until three in a row add nothing.
 		base, _ := strconv.ParseUint(prev, 10, 64)
 		pool := base
-		for try := 0; try < 5 && reserve >= int64(pageSize); try++ {
+		for stuck := 0; stuck < 3 && reserve >= int64(pageSize) && time.Now().Before(end); {
 			if err := os.WriteFile(hugePages, []byte(strconv.FormatUint(pool+uint64(reserve)/pageSize, 10)), 0o644); err != nil {
 				return load, fmt.Errorf("reserve huge pages: %w", err)
 			}
+			was := pool
 			if pool, err = meminfo("HugePages_Total:"); err != nil {
 				return load, err
+			}
+			if pool == was {
+				stuck++
 			}
 			if avail, err = memAvailable(); err != nil {
 				return load, err
@@ -297,6 +303,12 @@ func MemoryPressure(ctx context.Context, d time.Duration, fill, headroom uint64)
 	}()
 	if load.MinAvailable, err = memAvailable(); err != nil {
 		return load, err
+	}
+	// What the pool could not take (page cache the kernel would not give up
+	// in time, memory in pieces) is filled instead, up to maxShortfall more.
+	const maxShortfall = 2 << 30
+	if short := int64(load.MinAvailable) - int64(fill) - int64(headroom); short > 0 {
+		fill += min(uint64(short), maxShortfall)
 	}
 	for load.Filled+chunk <= fill && time.Now().Before(end) {
 		avail, err := memAvailable()
