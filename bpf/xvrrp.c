@@ -65,7 +65,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, struct xvrrp_unicast_key);
-	__type(value, __u8);
+	__type(value, struct xvrrp_unicast_peer);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } unicast_peers SEC(".maps");
 
@@ -101,6 +101,7 @@ const enum xvrrp_event_kind *unused_event_kind __attribute__((unused));
 const enum xvrrp_family *unused_family __attribute__((unused));
 const enum xvrrp_flag *unused_flag __attribute__((unused));
 const struct xvrrp_unicast_key *unused_unicast_key __attribute__((unused));
+const struct xvrrp_unicast_peer *unused_unicast_peer __attribute__((unused));
 const struct xvrrp_vip_key *unused_vip_key __attribute__((unused));
 const struct xvrrp_instance_stats *unused_instance_stats __attribute__((unused));
 
@@ -536,19 +537,47 @@ static __always_inline int header_checks(const __u8 *v, __u32 plen, void *end, _
 	return XVRRP_REASON_VALID;
 }
 
-/* checksum verifies the VRRP checksum: over the message alone (v2), or with
- * the pseudo-header (v3). The sum of 16-bit words in memory order folds to
- * 0xffff in either byte order. */
-static __always_inline int checksum(const __u8 *v, __u32 plen, void *end, __u8 family,
-				    const __u8 *src, const __u8 *dst)
+/* Which checksum form a VRRPv3 IPv4 advert must carry (checksum_form). */
+enum sum_form {
+	SUM_PSEUDO = 0,  /* with the pseudo-header: RFC 5798 as keepalived reads it */
+	SUM_MESSAGE,     /* the message alone: v3_checksum_as_v2 */
+	SUM_EITHER,      /* no instance here: another router's, well formed either way */
+};
+
+/* checksum_form says which form a VRRPv3 IPv4 advert must carry: its
+ * instance's, or, with none, either (the advert is another router's, and the
+ * routers of that VRID may use either). keepalived with v3_checksum_as_v2
+ * accepts only that form, and without it only the pseudo-header one. */
+static __always_inline int checksum_form(const struct xdp_md *ctx, const __u8 *v)
 {
-	__u64 sum = 0;
+	struct xvrrp_instance_key key = {
+		.ifindex = ctx->ingress_ifindex,
+		.vrid = v[1],
+		.family = XVRRP_FAMILY_IPV4,
+	};
+	struct xvrrp_instance *inst = bpf_map_lookup_elem(&instances, &key);
+	if (!inst)
+		return SUM_EITHER;
+	return inst->flags & XVRRP_F_V3_CHECKSUM_AS_V2 ? SUM_MESSAGE : SUM_PSEUDO;
+}
+
+/* checksum verifies the VRRP checksum: over the message alone (v2), or with
+ * the pseudo-header (v3), or for v3 over IPv4 alone when the instance says so
+ * (checksum_form). The sum of 16-bit words in memory order folds to 0xffff in
+ * either byte order. */
+static __always_inline int checksum(const struct xdp_md *ctx, const __u8 *v, __u32 plen, void *end,
+				    __u8 family, const __u8 *src, const __u8 *dst)
+{
+	__u64 sum = 0, pseudo = 0;
+	int form = SUM_PSEUDO;
 	if (v[0] >> 4 == 3) {
-		if (family == XVRRP_FAMILY_IPV4)
-			sum += sum32(src, 1) + sum32(dst, 1);
-		else
-			sum += sum32(src, 4) + sum32(dst, 4);
-		sum += bpf_htons(IPPROTO_VRRP) + bpf_htons((__u16)plen);
+		if (family == XVRRP_FAMILY_IPV4) {
+			pseudo = sum32(src, 1) + sum32(dst, 1);
+			form = checksum_form(ctx, v);
+		} else {
+			pseudo = sum32(src, 4) + sum32(dst, 4);
+		}
+		pseudo += bpf_htons(IPPROTO_VRRP) + bpf_htons((__u16)plen);
 	}
 	__u32 words = plen / 4;
 	for (__u32 i = 0; i < VRRP_MAX_WORDS; i++) {
@@ -577,9 +606,12 @@ static __always_inline int checksum(const __u8 *v, __u32 plen, void *end, __u8 f
 			return XVRRP_REASON_LENGTH;
 		sum += *last;
 	}
-	if (fold(sum) != 0xffff)
-		return XVRRP_REASON_CHECKSUM;
-	return XVRRP_REASON_VALID;
+	/* v2 has no pseudo-header: pseudo is 0 and the forms agree. */
+	int with = fold(sum + pseudo) == 0xffff;
+	int alone = fold(sum) == 0xffff;
+	if (form == SUM_MESSAGE ? alone : form == SUM_EITHER ? with || alone : with)
+		return XVRRP_REASON_VALID;
+	return XVRRP_REASON_CHECKSUM;
 }
 
 /* message_checks: what the rest of the message must say whichever instance it
@@ -604,14 +636,21 @@ static __always_inline int message_checks(const __u8 *v, __u32 plen, __u8 family
 	return XVRRP_REASON_VALID;
 }
 
+/* peer_ttl_ok: a unicast peer's adverts must arrive with a TTL or hop limit
+ * in its min_ttl to max_ttl (keepalived counts the others as ip_ttl_err). */
+static __always_inline int peer_ttl_ok(const struct xvrrp_unicast_peer *up, __u8 ttl)
+{
+	return ttl >= up->min_ttl && ttl <= up->max_ttl;
+}
+
 /* instance_checks: what the instance the advert is for accepts: its
  * destination, not our own, its version, interval bounds, v2 password and
- * unicast peers. */
+ * unicast peers, with the TTL range each peer's adverts must arrive in. */
 static __always_inline int instance_checks(const struct xvrrp_instance *inst,
 					   const struct xvrrp_instance_key *key,
 					   const struct ethhdr *eth, const __u8 *v, void *end,
 					   __u8 family, const __u8 *src, const __u8 *dst,
-					   __u16 interval_cs)
+					   __u16 interval_cs, __u8 ttl)
 {
 	__u8 version = v[0] >> 4;
 	if (!to_us(inst, eth, dst, family))
@@ -638,8 +677,11 @@ static __always_inline int instance_checks(const struct xvrrp_instance *inst,
 	if (inst->flags & XVRRP_F_UNICAST) {
 		struct xvrrp_unicast_key uk = {.instance = *key};
 		addr16(uk.addr, src, family);
-		if (!bpf_map_lookup_elem(&unicast_peers, &uk))
+		struct xvrrp_unicast_peer *up = bpf_map_lookup_elem(&unicast_peers, &uk);
+		if (!up)
 			return XVRRP_REASON_UNICAST_PEER;
+		if (!peer_ttl_ok(up, ttl))
+			return XVRRP_REASON_TTL;
 	}
 	return XVRRP_REASON_VALID;
 }
@@ -692,7 +734,7 @@ static __always_inline int advert(struct xdp_md *ctx, const struct ethhdr *eth, 
 		r = XVRRP_REASON_VALID;
 	if (r)
 		return drop_advert(ctx, v, end, family, r);
-	r = checksum(v, plen, end, family, src, dst);
+	r = checksum(ctx, v, plen, end, family, src, dst);
 	if (r)
 		return drop_advert(ctx, v, end, family, r);
 	__u16 interval_cs;
@@ -714,7 +756,7 @@ static __always_inline int advert(struct xdp_md *ctx, const struct ethhdr *eth, 
 		count_foreign(key);
 		return XDP_PASS;
 	}
-	r = instance_checks(inst, &key, eth, v, end, family, src, dst, interval_cs);
+	r = instance_checks(inst, &key, eth, v, end, family, src, dst, interval_cs, ttl);
 	if (r) {
 		count_for(&key, r);
 		return drop(r);

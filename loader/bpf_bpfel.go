@@ -55,10 +55,11 @@ const (
 type bpfXvrrpFlag uint32
 
 const (
-	bpfXvrrpFlagXVRRP_F_UNICAST       bpfXvrrpFlag = 1
-	bpfXvrrpFlagXVRRP_F_NO_ACCEPT     bpfXvrrpFlag = 2
-	bpfXvrrpFlagXVRRP_F_RECORD_IN_XDP bpfXvrrpFlag = 4
-	bpfXvrrpFlagXVRRP_F_HANDING_OVER  bpfXvrrpFlag = 8
+	bpfXvrrpFlagXVRRP_F_UNICAST          bpfXvrrpFlag = 1
+	bpfXvrrpFlagXVRRP_F_NO_ACCEPT        bpfXvrrpFlag = 2
+	bpfXvrrpFlagXVRRP_F_RECORD_IN_XDP    bpfXvrrpFlag = 4
+	bpfXvrrpFlagXVRRP_F_HANDING_OVER     bpfXvrrpFlag = 8
+	bpfXvrrpFlagXVRRP_F_V3CHECKSUM_AS_V2 bpfXvrrpFlag = 16
 )
 
 type bpfXvrrpInstance struct {
@@ -166,6 +167,12 @@ type bpfXvrrpUnicastKey struct {
 	Addr     [16]uint8
 }
 
+type bpfXvrrpUnicastPeer struct {
+	_      structs.HostLayout
+	MinTtl uint8
+	MaxTtl uint8
+}
+
 type bpfXvrrpVipKey struct {
 	_      structs.HostLayout
 	Family uint8
@@ -196,6 +203,7 @@ const (
 	bpfVarUnusedReason        = "unused_reason"
 	bpfVarUnusedState         = "unused_state"
 	bpfVarUnusedUnicastKey    = "unused_unicast_key"
+	bpfVarUnusedUnicastPeer   = "unused_unicast_peer"
 	bpfVarUnusedVipKey        = "unused_vip_key"
 )
 
@@ -272,6 +280,7 @@ type bpfVariableSpecs struct {
 	UnusedReason        *ebpf.VariableSpec `ebpf:"unused_reason"`
 	UnusedState         *ebpf.VariableSpec `ebpf:"unused_state"`
 	UnusedUnicastKey    *ebpf.VariableSpec `ebpf:"unused_unicast_key"`
+	UnusedUnicastPeer   *ebpf.VariableSpec `ebpf:"unused_unicast_peer"`
 	UnusedVipKey        *ebpf.VariableSpec `ebpf:"unused_vip_key"`
 }
 
@@ -329,6 +338,7 @@ type bpfVariables struct {
 	UnusedReason        *ebpf.Variable `ebpf:"unused_reason"`
 	UnusedState         *ebpf.Variable `ebpf:"unused_state"`
 	UnusedUnicastKey    *ebpf.Variable `ebpf:"unused_unicast_key"`
+	UnusedUnicastPeer   *ebpf.Variable `ebpf:"unused_unicast_peer"`
 	UnusedVipKey        *ebpf.Variable `ebpf:"unused_vip_key"`
 }
 

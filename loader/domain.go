@@ -54,6 +54,9 @@ type Spec struct {
 	Interval time.Duration
 	Unicast  bool // sources must be unicast peers (PutUnicastPeer)
 	NoAccept bool // a master's fence drops traffic to its VIPs but ARP and ND
+	// ChecksumAsV2: VRRPv3 IPv4 adverts must carry the checksum of the
+	// message alone, without the pseudo-header (v3_checksum_as_v2).
+	ChecksumAsV2 bool
 	// Group is where a multicast instance's adverts must go; the zero Addr
 	// is the standard group (and, for a unicast instance, not checked).
 	Group netip.Addr
@@ -132,6 +135,9 @@ func (d *Datapath) SetInstance(k Key, s Spec, st InstanceState) error {
 	if s.NoAccept {
 		v.Flags |= FlagNoAccept
 	}
+	if s.ChecksumAsV2 {
+		v.Flags |= FlagChecksumAsV2
+	}
 	v.SetGroup(s.Group)
 	v.SetLocal(s.Local)
 	v.SetMAC(s.MAC)
@@ -199,9 +205,10 @@ func (d *Datapath) ForgetVIP(vip netip.Addr) error {
 	return nil
 }
 
-// AllowPeer lets a unicast instance accept adverts from peer.
-func (d *Datapath) AllowPeer(k Key, peer netip.Addr) error {
-	return d.objs.UnicastPeers.Put(unicastKey(k.kernel(), peer), uint8(1))
+// AllowPeer lets a unicast instance accept adverts from peer that arrive
+// with a TTL (or hop limit) in ttl.
+func (d *Datapath) AllowPeer(k Key, peer netip.Addr, ttl vrrp.TTLRange) error {
+	return d.objs.UnicastPeers.Put(unicastKey(k.kernel(), peer), bpfXvrrpUnicastPeer{MinTtl: ttl.Min, MaxTtl: ttl.Max})
 }
 
 func unicastKey(k bpfXvrrpInstanceKey, a netip.Addr) bpfXvrrpUnicastKey {

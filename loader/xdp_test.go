@@ -66,6 +66,15 @@ var testInstances = []testInstance{
 		Group: group4, Local: self, MAC: hostMAC}},
 	{key(56, FamilyIPv6), vrrp.Accept{Version: 3, MinInterval: 10 * time.Millisecond, MaxInterval: time.Second,
 		Group: group6}},
+	// v3_checksum_as_v2, over IPv4 and IPv6 (where it changes nothing).
+	{key(57, FamilyIPv4), vrrp.Accept{Version: 3, MinInterval: 10 * time.Millisecond, MaxInterval: time.Second,
+		ChecksumAsV2: true}},
+	{key(57, FamilyIPv6), vrrp.Accept{Version: 3, MinInterval: 10 * time.Millisecond, MaxInterval: time.Second,
+		ChecksumAsV2: true}},
+	// unicast_peer { 192.0.2.12 min_ttl 250 max_ttl 254  192.0.2.99 }
+	{key(58, FamilyIPv4), vrrp.Accept{Version: 3, MinInterval: 10 * time.Millisecond, MaxInterval: time.Second,
+		UnicastPeers: []netip.Addr{src4, other}, PeerTTL: map[netip.Addr]vrrp.TTLRange{src4: {Min: 250, Max: 254}},
+		Local: self, MAC: hostMAC}},
 }
 
 func configure(t testing.TB, d *Datapath) {
@@ -81,12 +90,19 @@ func configure(t testing.TB, d *Datapath) {
 			// prog.Run runs XDP alone: no tc_fence_ingress to hand adverts to.
 			Flags: FlagRecordInXDP,
 		}
+		if ti.acc.ChecksumAsV2 {
+			in.Flags |= FlagChecksumAsV2
+		}
 		in.SetGroup(ti.acc.Group)
 		in.SetLocal(ti.acc.Local)
 		in.SetMAC(ti.acc.MAC)
 		for _, p := range ti.acc.UnicastPeers {
 			in.Flags |= FlagUnicast
-			if err := d.PutUnicastPeer(UnicastKey{Instance: ti.key, Addr: addr16(p)}); err != nil {
+			r, ok := ti.acc.PeerTTL[p]
+			if !ok {
+				r = vrrp.AnyTTL
+			}
+			if err := d.PutUnicastPeer(UnicastKey{Instance: ti.key, Addr: addr16(p)}, UnicastPeer{MinTtl: r.Min, MaxTtl: r.Max}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -319,7 +335,36 @@ func xdpCases(t testing.TB) []xdpCase {
 		many.Addrs = append(many.Addrs, netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(i)}))
 	}
 
+	asV2 := v3()
+	asV2.VRID, asV2.ChecksumAsV2 = 57, true
+	asV2Std := v3()
+	asV2Std.VRID = 57
+	asV2To99 := asV2
+	asV2To99.VRID = 99
+	asV2v6 := v6()
+	asV2v6.VRID, asV2v6.Interval = 57, 100*time.Millisecond
+	stdAsV2 := v3()
+	stdAsV2.ChecksumAsV2 = true
+	ranged := v3()
+	ranged.VRID = 58
+
 	return []xdpCase{
+		// v3_checksum_as_v2: the instance takes its own form only, a default
+		// instance the pseudo-header form only, a foreign VRID either.
+		{"as_v2 instance, message-only checksum", advert(t, asV2, src4, vrrp.Group4, 255), vrrp.ReasonValid},
+		{"as_v2 instance, pseudo-header checksum", advert(t, asV2Std, src4, vrrp.Group4, 255), vrrp.ReasonChecksum},
+		{"default instance, message-only checksum", advert(t, stdAsV2, src4, vrrp.Group4, 255), vrrp.ReasonChecksum},
+		{"as_v2 instance, corrupt", mutate(advert(t, asV2, src4, vrrp.Group4, 255), func(m []byte) { m[2]++ }, true), vrrp.ReasonChecksum},
+		{"as_v2 instance, IPv6 (pseudo-header always)", advert(t, asV2v6, src6, vrrp.Group6, 255), vrrp.ReasonValid},
+		{"foreign VRID, message-only checksum", advert(t, asV2To99, src4, vrrp.Group4, 255), vrrp.ReasonForeign},
+		// unicast_peer min_ttl 250 max_ttl 254 for src4; other has no range.
+		{"peer TTL 250, its min_ttl", advert(t, ranged, src4, self, 250), vrrp.ReasonValid},
+		{"peer TTL 254, its max_ttl", advert(t, ranged, src4, self, 254), vrrp.ReasonValid},
+		{"peer TTL 249, below min_ttl", advert(t, ranged, src4, self, 249), vrrp.ReasonTTL},
+		{"peer TTL 255, above max_ttl", advert(t, ranged, src4, self, 255), vrrp.ReasonTTL},
+		{"peer TTL 64, below min_ttl", advert(t, ranged, src4, self, 64), vrrp.ReasonTTL},
+		{"peer without a range, TTL 1", advert(t, ranged, other, self, 1), vrrp.ReasonValid},
+
 		{"valid v2 IPv4 PASS", advert(t, v2(), src4, vrrp.Group4, 255), vrrp.ReasonValid},
 		{"valid v3 IPv4", advert(t, v3(), src4, vrrp.Group4, 255), vrrp.ReasonValid},
 		{"valid v3 IPv6", advert(t, v6(), src6, vrrp.Group6, 255), vrrp.ReasonValid},

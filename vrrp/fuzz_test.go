@@ -50,7 +50,7 @@ func FuzzDecodePacket(f *testing.F) {
 
 func fixSum(msg []byte, src, dst netip.Addr) {
 	msg[6], msg[7] = 0, 0
-	s := messageChecksum(msg, msg[0]>>4, src, dst)
+	s := messageChecksum(msg, msg[0]>>4, src, dst, false)
 	msg[6], msg[7] = byte(s>>8), byte(s)
 }
 

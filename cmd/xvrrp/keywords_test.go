@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -52,6 +53,50 @@ vrrp_instance VI_1 {
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// check says what v3_checksum_as_v2 and a unicast peer's min_ttl/max_ttl do,
+// and refuses a range no advert could arrive in.
+func TestCheckPrintsPacketOptions(t *testing.T) {
+	conf := func(version int, extra, peer string) string {
+		return "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  version " + strconv.Itoa(version) + "\n" + extra +
+			"\n  unicast_peer {\n    " + peer + "\n    192.0.2.13\n  }\n  virtual_ipaddress {\n    192.0.2.1/24\n  }\n}\n"
+	}
+	code, out, errOut := runCLI(t, "check", "-f", writeConf(t, conf(3, "  v3_checksum_as_v2", "192.0.2.12 min_ttl 250 max_ttl 254")))
+	if code != 0 {
+		t.Fatalf("check exit %d:\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"peers' adverts taken at any TTL unless narrowed below, from them only\n",
+		"  adverts from 192.0.2.12 taken only at TTL 250 to 254, others dropped and counted as ttl (min_ttl, max_ttl)\n",
+		"  VRRPv3 checksum over the message alone, no IPv4 pseudo-header: sent so, and adverts with the pseudo-header form dropped as checksum (v3_checksum_as_v2)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "adverts from 192.0.2.13") {
+		t.Errorf("a peer without min_ttl/max_ttl is said to be narrowed:\n%s", out)
+	}
+	_, out, _ = runCLI(t, "check", "-f", writeConf(t, conf(2, "  v3_checksum_as_v2 on", "192.0.2.12 min_ttl 64")))
+	if !strings.Contains(out, "  v3_checksum_as_v2 changes nothing here: it is for VRRPv3 over IPv4\n") ||
+		!strings.Contains(out, "taken only at TTL 64 to 255") {
+		t.Errorf("VRRPv2 with v3_checksum_as_v2, min_ttl alone:\n%s", out)
+	}
+	_, out, _ = runCLI(t, "check", "-f", writeConf(t, conf(3, "  v3_checksum_as_v2 off", "192.0.2.12")))
+	if strings.Contains(out, "v3_checksum_as_v2") {
+		t.Errorf("v3_checksum_as_v2 off still printed:\n%s", out)
+	}
+	for _, tc := range []struct{ extra, peer, want string }{
+		{"", "192.0.2.12 min_ttl 200 max_ttl 100", ":7: unicast_peer 192.0.2.12: min_ttl 200 is above max_ttl 100: no advert could arrive"},
+		{"", "192.0.2.12 max_ttl 256", ":7: unicast_peer 192.0.2.12: max_ttl '256' is not 0 to 255"},
+		{"  v3_checksum_as_v2 maybe", "192.0.2.12", ":5: v3_checksum_as_v2: 'maybe' is not one of on, off, true, false, yes, no"},
+	} {
+		code, _, errOut := runCLI(t, "check", "-f", writeConf(t, conf(3, tc.extra, tc.peer)))
+		if code != 1 || !strings.Contains(errOut, tc.want) {
+			t.Errorf("%q %q: exit %d, %s; want an error ending %q", tc.extra, tc.peer, code, errOut, tc.want)
 		}
 	}
 }

@@ -81,7 +81,7 @@ func (k fakeKernel) LastAdvert(key loader.Key) (vrrp.Heard, error) {
 func (fakeKernel) Forget(loader.Key, []netip.Addr) error                     { return nil }
 func (fakeKernel) PutVIPOf(loader.Key, netip.Addr) error                     { return nil }
 func (fakeKernel) ForgetVIP(netip.Addr) error                                { return nil }
-func (fakeKernel) AllowPeer(loader.Key, netip.Addr) error                    { return nil }
+func (fakeKernel) AllowPeer(loader.Key, netip.Addr, vrrp.TTLRange) error     { return nil }
 func (fakeKernel) ReadHeard(ctx context.Context, _ func(loader.Heard)) error { return nil }
 func (fakeKernel) Attach(int) error                                          { return nil }
 func (fakeKernel) AttachFence(int) error                                     { return nil }

@@ -107,7 +107,7 @@ func (a *Agent) newInstance(in *config.Instance) (*instance, error) {
 // advert, the state machine, the spec the kernel checks adverts against.
 func build(inst *instance) error {
 	in := inst.cfg
-	inst.advert = vrrp.Advert{Version: in.Version, VRID: in.VRID, Interval: in.Interval}
+	inst.advert = vrrp.Advert{Version: in.Version, VRID: in.VRID, Interval: in.Interval, ChecksumAsV2: in.ChecksumAsV2}
 	if in.Version == 2 {
 		inst.advert.AuthType = in.AuthType
 		if in.AuthType == vrrp.AuthPass {
@@ -140,6 +140,8 @@ func build(inst *instance) error {
 		Interval: in.Interval,
 		Unicast:  len(in.UnicastPeers) > 0,
 		NoAccept: !in.Accept,
+		// keepalived ignores it but for VRRPv3 over IPv4, as the kernel does.
+		ChecksumAsV2: in.ChecksumAsV2,
 	}
 	if in.Version == 2 {
 		inst.spec.AuthData = inst.advert.AuthData
@@ -266,7 +268,7 @@ func (a *Agent) putKernelEntries(inst *instance) error {
 		}
 	}
 	for _, p := range inst.cfg.UnicastPeers {
-		if err := a.dp.AllowPeer(inst.key, p.Addr); err != nil {
+		if err := a.dp.AllowPeer(inst.key, p.Addr, p.TTL()); err != nil {
 			return fmt.Errorf("kernel unicast peer %v: %w", p.Addr, err)
 		}
 	}

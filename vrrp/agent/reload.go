@@ -170,7 +170,7 @@ func (a *Agent) index(in *instance) {
 // changed is not applied in place yet.
 func onTheWire(o, n *config.Instance) bool {
 	return o.Version != n.Version || o.Interval != n.Interval || o.AuthType != n.AuthType || o.AuthPass != n.AuthPass ||
-		!slices.EqualFunc(o.UnicastPeers, n.UnicastPeers, func(x, y config.UnicastPeer) bool { return x.Addr == y.Addr }) ||
+		!slices.Equal(o.UnicastPeers, n.UnicastPeers) || o.ChecksumAsV2 != n.ChecksumAsV2 ||
 		o.UnicastSrcIP != n.UnicastSrcIP || o.McastSrcIP != n.McastSrcIP || o.McastDstIP != n.McastDstIP ||
 		o.DownTimerAdverts != n.DownTimerAdverts ||
 		// Not applied in place yet: excluded addresses, routes and rules.

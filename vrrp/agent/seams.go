@@ -25,7 +25,7 @@ type kernel interface {
 	Forget(loader.Key, []netip.Addr) error
 	PutVIPOf(loader.Key, netip.Addr) error
 	ForgetVIP(netip.Addr) error
-	AllowPeer(loader.Key, netip.Addr) error
+	AllowPeer(loader.Key, netip.Addr, vrrp.TTLRange) error
 	ReadHeard(context.Context, func(loader.Heard)) error
 	Attach(ifindex int) error
 	AttachFence(ifindex int) error

@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/xvrrp/xvrrp/vrrp"
 )
 
 // Config is a parsed and validated configuration.
@@ -174,10 +176,13 @@ type Instance struct {
 	McastSrcIP netip.Addr
 	// McastDstIP is where multicast adverts go: mcast_dst_ip, else the global
 	// vrrp_mcast_group4/6 for the family (224.0.0.18 / ff02::12 by default).
-	McastDstIP         netip.Addr
-	UnicastSrcIP       netip.Addr
-	UnicastPeers       []UnicastPeer
-	CheckUnicastSrc    bool
+	McastDstIP      netip.Addr
+	UnicastSrcIP    netip.Addr
+	UnicastPeers    []UnicastPeer
+	CheckUnicastSrc bool
+	// ChecksumAsV2 is v3_checksum_as_v2: VRRPv3 IPv4 adverts are sent, and
+	// accepted only, with the checksum of the message alone.
+	ChecksumAsV2       bool
 	UnicastTTL         int // 0: 255
 	UnicastFaultNoPeer bool
 
@@ -265,12 +270,21 @@ type Rule struct {
 	Family    Family
 }
 
-// UnicastPeer is one unicast_peer entry.
+// UnicastPeer is one unicast_peer entry: the peer, and the TTL (or hop
+// limit) its adverts must arrive with, 0 to 255 unless min_ttl or max_ttl.
 type UnicastPeer struct {
 	Addr   netip.Addr
 	MinTTL int
 	MaxTTL int
 }
+
+// TTL is the range of TTLs the peer's adverts are accepted with.
+func (u UnicastPeer) TTL() vrrp.TTLRange {
+	return vrrp.TTLRange{Min: uint8(u.MinTTL), Max: uint8(u.MaxTTL)}
+}
+
+// TTLChecked says whether min_ttl or max_ttl narrow the range.
+func (u UnicastPeer) TTLChecked() bool { return u.MinTTL != 0 || u.MaxTTL != 255 }
 
 // TrackInterface is one track_interface entry.
 type TrackInterface struct {

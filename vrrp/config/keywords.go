@@ -120,9 +120,3 @@ var vipOptionRefused = map[string]string{
 	"no_track": "not implemented yet: xvrrp does not follow a VIP's own interface, with or without it (keepalived puts the instance in FAULT when it goes down, unless no_track)",
 	"use_vmac": "not implemented yet: no VMAC interface is created",
 }
-
-// Options of a unicast_peer line keepalived takes and xvrrp refuses.
-var peerOptionRefused = map[string]string{
-	"min_ttl": "not implemented yet: a unicast peer's adverts are taken at any TTL",
-	"max_ttl": "not implemented yet: a unicast peer's adverts are taken at any TTL",
-}

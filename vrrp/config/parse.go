@@ -797,6 +797,7 @@ func (p *parser) instance(n *node) {
 		}),
 		"unicast_ttl":       num(&in.UnicastTTL, 1, 255),
 		"check_unicast_src": flag(&in.CheckUnicastSrc),
+		"v3_checksum_as_v2": flag(&in.ChecksumAsV2),
 		"unicast_fault_no_peer": set(func(n *node) {
 			if p.args(n, 0, 0) {
 				in.UnicastFaultNoPeer = true
@@ -1070,13 +1071,8 @@ func (p *parser) unicastPeers(n *node, in *Instance) {
 		if !ok {
 			continue
 		}
-		peer := UnicastPeer{Addr: a}
+		peer := UnicastPeer{Addr: a, MinTTL: 0, MaxTTL: 255}
 		for i := 1; i < len(l.words); i++ {
-			if why, refused := peerOptionRefused[l.words[i]]; refused {
-				p.diags.errorf(l.pos, "unicast_peer %v: %s: %s", a, l.words[i], why)
-				i++
-				continue
-			}
 			if (l.words[i] == "min_ttl" || l.words[i] == "max_ttl") && i+1 < len(l.words) {
 				v, err := strconv.Atoi(l.words[i+1])
 				if err != nil || v < 0 || v > 255 {
@@ -1090,6 +1086,9 @@ func (p *parser) unicastPeers(n *node, in *Instance) {
 				continue
 			}
 			p.diags.errorf(l.pos, "unicast_peer %v: '%s' is not min_ttl N or max_ttl N", a, l.words[i])
+		}
+		if peer.MinTTL > peer.MaxTTL {
+			p.diags.errorf(l.pos, "unicast_peer %v: min_ttl %d is above max_ttl %d: no advert could arrive", a, peer.MinTTL, peer.MaxTTL)
 		}
 		in.UnicastPeers = append(in.UnicastPeers, peer)
 	}

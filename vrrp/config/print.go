@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -138,9 +139,25 @@ func (c *Config) printInstance(w io.Writer, in *Instance, t Tracking) {
 		}
 		// Sources are checked whatever check_unicast_src says: XDP drops
 		// adverts from other sources, as keepalived does with it.
-		fmt.Fprintf(w, "  unicast from %s to %s, sent at TTL %d, peers' adverts taken at any TTL, from them only\n", src, strings.Join(peers, ", "), ttl)
+		anyTTL := "any TTL"
+		if slices.ContainsFunc(in.UnicastPeers, UnicastPeer.TTLChecked) {
+			anyTTL = "any TTL unless narrowed below"
+		}
+		fmt.Fprintf(w, "  unicast from %s to %s, sent at TTL %d, peers' adverts taken at %s, from them only\n", src, strings.Join(peers, ", "), ttl, anyTTL)
+		for _, u := range in.UnicastPeers {
+			if u.TTLChecked() {
+				fmt.Fprintf(w, "  adverts from %v taken only at TTL %d to %d, others dropped and counted as ttl (min_ttl, max_ttl)\n", u.Addr, u.MinTTL, u.MaxTTL)
+			}
+		}
 	} else {
 		fmt.Fprintf(w, "  multicast to %v\n", in.McastDstIP)
+	}
+	if in.ChecksumAsV2 {
+		if in.Version == 3 && in.Family == IPv4 {
+			fmt.Fprintln(w, "  VRRPv3 checksum over the message alone, no IPv4 pseudo-header: sent so, and adverts with the pseudo-header form dropped as checksum (v3_checksum_as_v2)")
+		} else {
+			fmt.Fprintln(w, "  v3_checksum_as_v2 changes nothing here: it is for VRRPv3 over IPv4")
+		}
 	}
 	src := in.McastSrcIP
 	if len(in.UnicastPeers) > 0 && in.UnicastSrcIP.IsValid() {
