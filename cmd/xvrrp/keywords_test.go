@@ -47,7 +47,7 @@ vrrp_instance VI_1 {
 		"  gratuitous ARPs: 5 on becoming master, 5 after 5s; 5 on hearing a lower priority master, 5 after 5s\n",
 		"  VIP 2001:db8::7/64 (not advertised; held while master, put back if removed)\n",
 		"  route 198.51.100.0/24 via 192.0.2.254 (installed while master, put back if removed)\n",
-		"  rule from 192.0.2.0/24 table 100 (installed while master)\n",
+		"  rule from 192.0.2.0/24 table 100 (installed while master, put back if removed)\n",
 		"  as master, no advert in answer to a lower priority master's (lower_prio_no_advert)\n",
 		"  as master, one advert before stepping down for a higher priority (higher_prio_send_advert)\n",
 	} {
@@ -97,6 +97,43 @@ func TestCheckPrintsPacketOptions(t *testing.T) {
 		code, _, errOut := runCLI(t, "check", "-f", writeConf(t, conf(3, tc.extra, tc.peer)))
 		if code != 1 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%q %q: exit %d, %s; want an error ending %q", tc.extra, tc.peer, code, errOut, tc.want)
+		}
+	}
+}
+
+// check says which addresses, routes and rules no_track leaves removed.
+func TestCheckPrintsNoTrack(t *testing.T) {
+	p := writeConf(t, `vrrp_instance VI_1 {
+  interface eth0
+  virtual_router_id 51
+  virtual_ipaddress {
+    192.0.2.1/24 no_track
+    192.0.2.2/24
+  }
+  virtual_ipaddress_excluded {
+    192.0.2.7/24 no_track
+  }
+  virtual_routes {
+    198.51.100.0/24 dev eth0 no_track
+  }
+  virtual_rules {
+    from 192.0.2.0/24 table 100 no_track
+  }
+}
+`)
+	code, out, errOut := runCLI(t, "check", "-f", p)
+	if code != 0 {
+		t.Fatalf("check exit %d:\n%s%s", code, out, errOut)
+	}
+	for _, want := range []string{
+		"  VIP 192.0.2.1/24 no_track (if removed, not put back until the next mastership (no_track))\n",
+		"  VIP 192.0.2.2/24\n",
+		"  VIP 192.0.2.7/24 no_track (not advertised; held while master, if removed, not put back until the next mastership (no_track))\n",
+		"  route 198.51.100.0/24 dev eth0 no_track (installed while master, if removed, not put back until the next mastership (no_track))\n",
+		"  rule from 192.0.2.0/24 table 100 no_track (installed while master, if removed, not put back until the next mastership (no_track))\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check output lacks %q:\n%s", want, out)
 		}
 	}
 }

@@ -326,7 +326,7 @@ func (a *Agent) vipOf(in *config.Instance, v config.VIP, lnk netlink.Link) (vip,
 		addr.Flags |= unix.IFA_F_NOPREFIXROUTE
 	}
 	vipOptions(v, addr)
-	return vip{link: lnk, addr: addr}, nil
+	return vip{link: lnk, addr: addr, noTrack: v.NoTrack}, nil
 }
 
 // fitsMTU refuses an instance whose adverts would not fit its interface's MTU:

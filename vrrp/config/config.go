@@ -252,6 +252,9 @@ type Route struct {
 	Table  int    // 0: main
 	Metric int    // metric, preference or priority
 	OnLink bool
+	// NoTrack: removed by something else while master, the route stays
+	// removed until the next mastership (keepalived's no_track).
+	NoTrack bool
 }
 
 // Rule is one line of virtual_rules: a policy routing rule, as `ip rule`
@@ -268,6 +271,9 @@ type Rule struct {
 	FwMask    uint32 // 0: all bits
 	HasFwMark bool
 	Family    Family
+	// NoTrack: removed by something else while master, the rule stays
+	// removed until the next mastership (keepalived's no_track).
+	NoTrack bool
 }
 
 // UnicastPeer is one unicast_peer entry: the peer, and the TTL (or hop

@@ -117,6 +117,5 @@ func unsupported(key string) (string, bool) {
 // Address options keepalived takes on a virtual_ipaddress line and xvrrp does
 // not apply to the address it adds: refused, as a keyword would be.
 var vipOptionRefused = map[string]string{
-	"no_track": "not implemented yet: xvrrp does not follow a VIP's own interface, with or without it (keepalived puts the instance in FAULT when it goes down, unless no_track)",
 	"use_vmac": "not implemented yet: no VMAC interface is created",
 }

@@ -1024,6 +1024,8 @@ func (p *parser) vip(l *node) (VIP, bool) {
 			v.AutoJoin = true
 		case "noprefixroute":
 			v.NoPrefixRt = true
+		case "no_track":
+			v.NoTrack = true
 		case "track_group":
 			p.diags.errorf(l.pos, "%s: track_group applies to static addresses, which xvrrp does not manage", w[0])
 			ok = false

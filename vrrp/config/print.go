@@ -184,19 +184,31 @@ func (c *Config) printInstance(w io.Writer, in *Instance, t Tracking) {
 		fmt.Fprintln(w, "  as master, one advert before stepping down for a higher priority (higher_prio_send_advert)")
 	}
 	for _, v := range in.VIPs {
-		fmt.Fprintf(w, "  VIP %s\n", v)
+		fmt.Fprintf(w, "  VIP %s%s\n", v, putBack(v.NoTrack, " (", ")"))
 	}
 	for _, v := range in.ExcludedVIPs {
-		fmt.Fprintf(w, "  VIP %s (not advertised; held while master, put back if removed)\n", v)
+		fmt.Fprintf(w, "  VIP %s (not advertised; held while master, %s)\n", v, putBack(v.NoTrack, "", ""))
 	}
 	for _, r := range in.Routes {
-		fmt.Fprintf(w, "  route %s (installed while master, put back if removed)\n", strings.Join(r.Words, " "))
+		fmt.Fprintf(w, "  route %s (installed while master, %s)\n", strings.Join(r.Words, " "), putBack(r.NoTrack, "", ""))
 	}
 	for _, r := range in.Rules {
-		fmt.Fprintf(w, "  rule %s (installed while master)\n", strings.Join(r.Words, " "))
+		fmt.Fprintf(w, "  rule %s (installed while master, %s)\n", strings.Join(r.Words, " "), putBack(r.NoTrack, "", ""))
 	}
 	printTrackers(w, t.InstanceTrackers(in))
 	printNotify(w, in.Notify)
+}
+
+// putBack says what becomes of an address, route or rule removed behind a
+// master's back; a VIP says it only when no_track changes it.
+func putBack(noTrack bool, open, closing string) string {
+	if noTrack {
+		return open + "if removed, not put back until the next mastership (no_track)" + closing
+	}
+	if open != "" {
+		return ""
+	}
+	return "put back if removed"
 }
 
 func printTrackers(w io.Writer, effects []Effect) {
