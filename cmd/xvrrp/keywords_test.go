@@ -64,7 +64,7 @@ func TestCheckPrintsPacketOptions(t *testing.T) {
 		return "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  version " + strconv.Itoa(version) + "\n" + extra +
 			"\n  unicast_peer {\n    " + peer + "\n    192.0.2.13\n  }\n  virtual_ipaddress {\n    192.0.2.1/24\n  }\n}\n"
 	}
-	code, out, errOut := runCLI(t, "check", "-f", writeConf(t, conf(3, "  v3_checksum_as_v2", "192.0.2.12 min_ttl 250 max_ttl 254")))
+	code, out, errOut := runCLI(t, "check", "-f", writeConf(t, conf(3, "  v3_checksum_as_v2\n  dont_track_primary", "192.0.2.12 min_ttl 250 max_ttl 254")))
 	if code != 0 {
 		t.Fatalf("check exit %d:\n%s%s", code, out, errOut)
 	}
@@ -72,6 +72,7 @@ func TestCheckPrintsPacketOptions(t *testing.T) {
 		"peers' adverts taken at any TTL unless narrowed below, from them only\n",
 		"  adverts from 192.0.2.12 taken only at TTL 250 to 254, others dropped and counted as ttl (min_ttl, max_ttl)\n",
 		"  VRRPv3 checksum over the message alone, no IPv4 pseudo-header: sent so, and adverts with the pseudo-header form dropped as checksum (v3_checksum_as_v2)\n",
+		"  eth0 down is no FAULT; the VIPs are fenced while adverts cannot leave (dont_track_primary)\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)

@@ -6,12 +6,12 @@ import "fmt"
 // or its sync group.
 
 // faultOf says why the instance must be in FAULT, or "" if it need not: its own
-// interface is down, or a tracker says so.
+// interface is down (unless dont_track_primary), or a tracker says so.
 func (a *Agent) faultOf(in *instance) string {
 	switch {
 	case in.gone:
 		return "interface " + in.cfg.Interface + " deleted"
-	case !in.up:
+	case !in.up && !in.cfg.DontTrackPrimary:
 		return "interface " + in.ifi.Name + " down"
 	case in.sendFault != "":
 		return in.sendFault

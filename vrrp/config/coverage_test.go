@@ -104,6 +104,7 @@ var behaviourTests = map[string]string{
 	"vrrp_instance unicast_ttl":                "tests/TestUnicastTTLSent",
 	"vrrp_instance check_unicast_src":          "loader/TestXDPMatchesDecoder",
 	"vrrp_instance v3_checksum_as_v2":          "tests/TestChecksumAsV2",
+	"vrrp_instance dont_track_primary":         "tests/TestDontTrackPrimary",
 	"vrrp_instance unicast_src_ip":             "tests/TestInteropWithKeepalived",
 	"vrrp_instance unicast_peer":               "tests/TestInteropWithKeepalived",
 	"vrrp_instance track_interface":            "tests/TestTrackInterface",

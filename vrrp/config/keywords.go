@@ -105,7 +105,6 @@ var notImplemented = map[string]string{
 	"vmac_prefix":              "not implemented yet (it only means something with use_vmac)",
 	"skip_check_adv_addr":      "not implemented yet: xvrrp never compares an advert's addresses with virtual_ipaddress (keepalived does, for every advert, or with this for a new master's only)",
 	"vrrp_skip_check_adv_addr": "not implemented yet: xvrrp never compares an advert's addresses with virtual_ipaddress (keepalived does, for every advert, or with this for a new master's only)",
-	"dont_track_primary":       "not implemented: a master that cannot advertise on its interface loses its lease, so its fence closes (by design); the interface going down puts the instance in FAULT",
 	"dynamic_interfaces":       "not implemented yet: an instance whose interface is missing at start is an error",
 }
 

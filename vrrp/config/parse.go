@@ -798,6 +798,11 @@ func (p *parser) instance(n *node) {
 		"unicast_ttl":       num(&in.UnicastTTL, 1, 255),
 		"check_unicast_src": flag(&in.CheckUnicastSrc),
 		"v3_checksum_as_v2": flag(&in.ChecksumAsV2),
+		"dont_track_primary": set(func(n *node) {
+			if p.args(n, 0, 0) {
+				in.DontTrackPrimary = true
+			}
+		}),
 		"unicast_fault_no_peer": set(func(n *node) {
 			if p.args(n, 0, 0) {
 				in.UnicastFaultNoPeer = true

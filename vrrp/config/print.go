@@ -152,6 +152,9 @@ func (c *Config) printInstance(w io.Writer, in *Instance, t Tracking) {
 	} else {
 		fmt.Fprintf(w, "  multicast to %v\n", in.McastDstIP)
 	}
+	if in.DontTrackPrimary {
+		fmt.Fprintf(w, "  %s down is no FAULT; the VIPs are fenced while adverts cannot leave (dont_track_primary)\n", in.Interface)
+	}
 	if in.ChecksumAsV2 {
 		if in.Version == 3 && in.Family == IPv4 {
 			fmt.Fprintln(w, "  VRRPv3 checksum over the message alone, no IPv4 pseudo-header: sent so, and adverts with the pseudo-header form dropped as checksum (v3_checksum_as_v2)")
