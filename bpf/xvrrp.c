@@ -69,6 +69,24 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } unicast_peers SEC(".maps");
 
+/* The instance's virtual addresses an advert must carry, and how it checks
+ * them (advert_addrs_ok). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct xvrrp_instance_key);
+	__type(value, struct xvrrp_advert_check);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} advert_checks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct xvrrp_unicast_key); /* (instance, address) */
+	__type(value, __u8);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} advert_addrs SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, XVRRP_COUNTER_MAX);
@@ -102,6 +120,7 @@ const enum xvrrp_family *unused_family __attribute__((unused));
 const enum xvrrp_flag *unused_flag __attribute__((unused));
 const struct xvrrp_unicast_key *unused_unicast_key __attribute__((unused));
 const struct xvrrp_unicast_peer *unused_unicast_peer __attribute__((unused));
+const struct xvrrp_advert_check *unused_advert_check __attribute__((unused));
 const struct xvrrp_vip_key *unused_vip_key __attribute__((unused));
 const struct xvrrp_instance_stats *unused_instance_stats __attribute__((unused));
 
@@ -636,6 +655,56 @@ static __always_inline int message_checks(const __u8 *v, __u32 plen, __u8 family
 	return XVRRP_REASON_VALID;
 }
 
+/* advert_addrs_ok: an advert carries the instance's virtual addresses, as
+ * keepalived's vrrp_check_packet wants unless told to skip (its addr_list_err,
+ * counted here as addr_count): as many as ours, each one of ours. With
+ * skip_check_adv_addr a backup checks only adverts from another source than
+ * the master it last accepted (the peers entry); a master checks every one.
+ * message_checks found the address count consistent with the length. */
+static __always_inline int advert_addrs_ok(const struct xvrrp_instance_key *key,
+					   const struct xvrrp_instance *inst, const __u8 *v,
+					   void *end, __u8 family, const __u8 *src)
+{
+	struct xvrrp_advert_check *c = bpf_map_lookup_elem(&advert_checks, key);
+	if (!c)
+		return 1;
+	if (c->skip_same_master && inst->state != XVRRP_STATE_MASTER) {
+		struct xvrrp_peer *p = bpf_map_lookup_elem(&peers, key);
+		__u8 from[16];
+		addr16(from, src, family);
+		if (p && !differ(p->addr, from, 16))
+			return 1;
+	}
+	__u32 n = v[3];
+	if (n != c->naddr)
+		return 0;
+	__u32 alen = family == XVRRP_FAMILY_IPV4 ? 4 : 16;
+	struct xvrrp_unicast_key ak = {.instance = *key};
+	for (__u32 i = 0; i < 255; i++) {
+		if (i >= n)
+			break;
+		const __u8 *a = v + VRRP_HDR + i * alen;
+		void *next = (void *)(a + 16);
+		if (family == XVRRP_FAMILY_IPV4)
+			next = (void *)(a + 4);
+		barrier_var(next);
+		if (next > end)
+			return 0;
+		if (family == XVRRP_FAMILY_IPV4) {
+			if ((void *)(a + 4) > end)
+				return 0;
+			__builtin_memcpy(ak.addr, a, 4);
+		} else {
+			if ((void *)(a + 16) > end)
+				return 0;
+			__builtin_memcpy(ak.addr, a, 16);
+		}
+		if (!bpf_map_lookup_elem(&advert_addrs, &ak))
+			return 0;
+	}
+	return 1;
+}
+
 /* peer_ttl_ok: a unicast peer's adverts must arrive with a TTL or hop limit
  * in its min_ttl to max_ttl (keepalived counts the others as ip_ttl_err). */
 static __always_inline int peer_ttl_ok(const struct xvrrp_unicast_peer *up, __u8 ttl)
@@ -683,6 +752,8 @@ static __always_inline int instance_checks(const struct xvrrp_instance *inst,
 		if (!peer_ttl_ok(up, ttl))
 			return XVRRP_REASON_TTL;
 	}
+	if (!advert_addrs_ok(key, inst, v, end, family, src))
+		return XVRRP_REASON_ADDR_COUNT;
 	return XVRRP_REASON_VALID;
 }
 

@@ -187,6 +187,17 @@ struct xvrrp_unicast_peer {
 	__u8 max_ttl;
 };
 
+/* How an instance compares the addresses an advert carries with its own
+ * virtual_ipaddress list, as keepalived does (its addr_list_err): the same
+ * count, each one of ours (advert_addrs). An instance without an entry in
+ * advert_checks is not checked. */
+struct xvrrp_advert_check {
+	__u8 naddr;           /* how many addresses an advert must carry */
+	/* skip_check_adv_addr: a backup checks only a new master's adverts, not
+	 * those from the source it last accepted. */
+	__u8 skip_same_master;
+};
+
 struct xvrrp_event {
 	struct xvrrp_instance_key key;
 	__u32 kind;          /* enum xvrrp_event_kind */

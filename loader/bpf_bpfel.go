@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type bpfXvrrpAdvertCheck struct {
+	_              structs.HostLayout
+	Naddr          uint8
+	SkipSameMaster uint8
+}
+
 type bpfXvrrpCounter uint32
 
 const (
@@ -184,6 +190,8 @@ type bpfXvrrpVipKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	bpfMapAdvertAddrs         = "advert_addrs"
+	bpfMapAdvertChecks        = "advert_checks"
 	bpfMapEvents              = "events"
 	bpfMapInstanceStats       = "instance_stats"
 	bpfMapInstances           = "instances"
@@ -194,6 +202,7 @@ const (
 	bpfProgTcFenceEgress      = "tc_fence_egress"
 	bpfProgTcFenceIngress     = "tc_fence_ingress"
 	bpfProgXdpVrrp            = "xdp_vrrp"
+	bpfVarUnusedAdvertCheck   = "unused_advert_check"
 	bpfVarUnusedCounter       = "unused_counter"
 	bpfVarUnusedEvent         = "unused_event"
 	bpfVarUnusedEventKind     = "unused_event_kind"
@@ -258,6 +267,8 @@ type bpfProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfMapSpecs struct {
+	AdvertAddrs   *ebpf.MapSpec `ebpf:"advert_addrs"`
+	AdvertChecks  *ebpf.MapSpec `ebpf:"advert_checks"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	InstanceStats *ebpf.MapSpec `ebpf:"instance_stats"`
 	Instances     *ebpf.MapSpec `ebpf:"instances"`
@@ -271,6 +282,7 @@ type bpfMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfVariableSpecs struct {
+	UnusedAdvertCheck   *ebpf.VariableSpec `ebpf:"unused_advert_check"`
 	UnusedCounter       *ebpf.VariableSpec `ebpf:"unused_counter"`
 	UnusedEvent         *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedEventKind     *ebpf.VariableSpec `ebpf:"unused_event_kind"`
@@ -304,6 +316,8 @@ func (o *bpfObjects) Close() error {
 //
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfMaps struct {
+	AdvertAddrs   *ebpf.Map `ebpf:"advert_addrs"`
+	AdvertChecks  *ebpf.Map `ebpf:"advert_checks"`
 	Events        *ebpf.Map `ebpf:"events"`
 	InstanceStats *ebpf.Map `ebpf:"instance_stats"`
 	Instances     *ebpf.Map `ebpf:"instances"`
@@ -315,6 +329,8 @@ type bpfMaps struct {
 
 func (m *bpfMaps) Close() error {
 	return _BpfClose(
+		m.AdvertAddrs,
+		m.AdvertChecks,
 		m.Events,
 		m.InstanceStats,
 		m.Instances,
@@ -329,6 +345,7 @@ func (m *bpfMaps) Close() error {
 //
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfVariables struct {
+	UnusedAdvertCheck   *ebpf.Variable `ebpf:"unused_advert_check"`
 	UnusedCounter       *ebpf.Variable `ebpf:"unused_counter"`
 	UnusedEvent         *ebpf.Variable `ebpf:"unused_event"`
 	UnusedEventKind     *ebpf.Variable `ebpf:"unused_event_kind"`

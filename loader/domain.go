@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -209,6 +210,50 @@ func (d *Datapath) ForgetVIP(vip netip.Addr) error {
 // with a TTL (or hop limit) in ttl.
 func (d *Datapath) AllowPeer(k Key, peer netip.Addr, ttl vrrp.TTLRange) error {
 	return d.objs.UnicastPeers.Put(unicastKey(k.kernel(), peer), bpfXvrrpUnicastPeer{MinTtl: ttl.Min, MaxTtl: ttl.Max})
+}
+
+// CheckAdvertAddrs has the kernel take an instance's adverts only when they
+// carry exactly addrs, its virtual_ipaddress list (in any order), as
+// keepalived checks them; with skipSameMaster (skip_check_adv_addr) a backup
+// checks only adverts from another source than the master it last accepted.
+// old is the list written before: its addresses not in addrs are removed.
+func (d *Datapath) CheckAdvertAddrs(k Key, old, addrs []netip.Addr, skipSameMaster bool) error {
+	kk := k.kernel()
+	var errs []error
+	for _, a := range old {
+		if !slices.Contains(addrs, a) {
+			if err := d.objs.AdvertAddrs.Delete(unicastKey(kk, a)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for _, a := range addrs {
+		errs = append(errs, d.objs.AdvertAddrs.Put(unicastKey(kk, a), uint8(1)))
+	}
+	c := bpfXvrrpAdvertCheck{Naddr: uint8(len(addrs))}
+	if skipSameMaster {
+		c.SkipSameMaster = 1
+	}
+	errs = append(errs, d.objs.AdvertChecks.Put(kk, c))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("advert addresses of %+v: %w", k, err)
+	}
+	return nil
+}
+
+// ForgetAdvertAddrs removes what CheckAdvertAddrs wrote for an instance.
+func (d *Datapath) ForgetAdvertAddrs(k Key, addrs []netip.Addr) error {
+	kk := k.kernel()
+	errs := []error{d.objs.AdvertChecks.Delete(kk)}
+	for _, a := range addrs {
+		errs = append(errs, d.objs.AdvertAddrs.Delete(unicastKey(kk, a)))
+	}
+	for i, err := range errs {
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs[i] = nil
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func unicastKey(k bpfXvrrpInstanceKey, a netip.Addr) bpfXvrrpUnicastKey {

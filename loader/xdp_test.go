@@ -24,6 +24,7 @@ var (
 	src6  = netip.MustParseAddr("fe80::5eff:fe10:c")
 	vip4  = netip.MustParseAddr("192.0.2.1")
 	vip6  = netip.MustParseAddr("2001:db8::1")
+	vip4b = netip.MustParseAddr("192.0.2.2")
 	other = netip.MustParseAddr("192.0.2.99")
 	// self is this host's address on the interface, the one its instances
 	// send from; hostMAC the interface's MAC, peerMAC the sender's.
@@ -71,6 +72,11 @@ var testInstances = []testInstance{
 		ChecksumAsV2: true}},
 	{key(57, FamilyIPv6), vrrp.Accept{Version: 3, MinInterval: 10 * time.Millisecond, MaxInterval: time.Second,
 		ChecksumAsV2: true}},
+	// virtual_ipaddress checked against each advert's addresses.
+	{key(59, FamilyIPv4), vrrp.Accept{Version: 3, MinInterval: 10 * time.Millisecond, MaxInterval: time.Second,
+		Addrs: []netip.Addr{vip4, vip4b}}},
+	{key(59, FamilyIPv6), vrrp.Accept{Version: 3, MinInterval: 10 * time.Millisecond, MaxInterval: 40950 * time.Millisecond,
+		Addrs: []netip.Addr{vip6}}},
 	// unicast_peer { 192.0.2.12 min_ttl 250 max_ttl 254  192.0.2.99 }
 	{key(58, FamilyIPv4), vrrp.Accept{Version: 3, MinInterval: 10 * time.Millisecond, MaxInterval: time.Second,
 		UnicastPeers: []netip.Addr{src4, other}, PeerTTL: map[netip.Addr]vrrp.TTLRange{src4: {Min: 250, Max: 254}},
@@ -108,6 +114,12 @@ func configure(t testing.TB, d *Datapath) {
 		}
 		if err := d.PutInstance(ti.key, in); err != nil {
 			t.Fatal(err)
+		}
+		if ti.acc.Addrs != nil {
+			k := Key{Ifindex: int(ti.key.Ifindex), VRID: ti.key.Vrid, IPv6: ti.key.Family == FamilyIPv6}
+			if err := d.CheckAdvertAddrs(k, nil, ti.acc.Addrs, ti.acc.SkipCheckAdvAddr); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 }
@@ -347,6 +359,14 @@ func xdpCases(t testing.TB) []xdpCase {
 	stdAsV2.ChecksumAsV2 = true
 	ranged := v3()
 	ranged.VRID = 58
+	addrs := func(vrid uint8, ips ...netip.Addr) vrrp.Advert {
+		a := v3()
+		if ips[0].Is6() {
+			a = v6()
+		}
+		a.VRID, a.Addrs = vrid, ips
+		return a
+	}
 
 	return []xdpCase{
 		// v3_checksum_as_v2: the instance takes its own form only, a default
@@ -364,6 +384,14 @@ func xdpCases(t testing.TB) []xdpCase {
 		{"peer TTL 255, above max_ttl", advert(t, ranged, src4, self, 255), vrrp.ReasonTTL},
 		{"peer TTL 64, below min_ttl", advert(t, ranged, src4, self, 64), vrrp.ReasonTTL},
 		{"peer without a range, TTL 1", advert(t, ranged, other, self, 1), vrrp.ReasonValid},
+		// The addresses an advert carries against virtual_ipaddress.
+		{"our addresses", advert(t, addrs(59, vip4, vip4b), src4, vrrp.Group4, 255), vrrp.ReasonValid},
+		{"our addresses, another order", advert(t, addrs(59, vip4b, vip4), src4, vrrp.Group4, 255), vrrp.ReasonValid},
+		{"one of our addresses missing", advert(t, addrs(59, vip4), src4, vrrp.Group4, 255), vrrp.ReasonAddrCount},
+		{"one more address", advert(t, addrs(59, vip4, vip4b, other), src4, vrrp.Group4, 255), vrrp.ReasonAddrCount},
+		{"another address for one of ours", advert(t, addrs(59, vip4, other), src4, vrrp.Group4, 255), vrrp.ReasonAddrCount},
+		{"our IPv6 address", advert(t, addrs(59, vip6), src6, vrrp.Group6, 255), vrrp.ReasonValid},
+		{"another IPv6 address", advert(t, addrs(59, netip.MustParseAddr("2001:db8::2")), src6, vrrp.Group6, 255), vrrp.ReasonAddrCount},
 
 		{"valid v2 IPv4 PASS", advert(t, v2(), src4, vrrp.Group4, 255), vrrp.ReasonValid},
 		{"valid v3 IPv4", advert(t, v3(), src4, vrrp.Group4, 255), vrrp.ReasonValid},
@@ -562,5 +590,74 @@ func TestXDPHandsOverToTC(t *testing.T) {
 	}
 	if p, err := d.Peer(k); err == nil {
 		t.Errorf("XDP recorded the peer itself: %+v", p)
+	}
+}
+
+// TestXDPSkipCheckAdvAddr: with skip_check_adv_addr a backup checks the
+// addresses of a new master's adverts only, not those of the source it last
+// accepted; a master checks every advert (keepalived's vrrp_state_backup and
+// vrrp_state_master_rx). vrrp.Classify, told the same, agrees at each step.
+func TestXDPSkipCheckAdvAddr(t *testing.T) {
+	d := newDatapath(t)
+	k := key(60, FamilyIPv4)
+	acc := vrrp.Accept{Version: 3, MinInterval: 10 * time.Millisecond, MaxInterval: time.Second,
+		Addrs: []netip.Addr{vip4}, SkipCheckAdvAddr: true}
+	put := func(state uint8) {
+		in := Instance{Version: 3, State: state, MinIntervalCs: 1, MaxIntervalCs: 100, Flags: FlagRecordInXDP}
+		if err := d.PutInstance(k, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(StateBackup)
+	if err := d.CheckAdvertAddrs(Key{Ifindex: loIfindex, VRID: 60}, nil, acc.Addrs, true); err != nil {
+		t.Fatal(err)
+	}
+	with := func(ip netip.Addr) vrrp.Advert {
+		a := v3()
+		a.VRID, a.Addrs = 60, []netip.Addr{ip}
+		return a
+	}
+	for _, step := range []struct {
+		name   string
+		src    netip.Addr
+		advert vrrp.Advert
+		master bool
+		want   vrrp.Reason
+	}{
+		{"first master, our address", src4, with(vip4), false, vrrp.ReasonValid},
+		{"same master, another address: not checked", src4, with(other), false, vrrp.ReasonValid},
+		{"new master, another address", other, with(other), false, vrrp.ReasonAddrCount},
+		{"new master, our address", other, with(vip4), false, vrrp.ReasonValid},
+		{"as master, the last source with another address", other, with(other), true, vrrp.ReasonAddrCount},
+	} {
+		if step.master {
+			put(StateMaster)
+			acc.Master = true
+		}
+		f := advert(t, step.advert, step.src, vrrp.Group4, 255)
+		r, _ := vrrp.Classify(f, func(vrid uint8, ipv6 bool) *vrrp.Accept {
+			if vrid == 60 && !ipv6 {
+				return &acc
+			}
+			return nil
+		})
+		before, _ := d.Counters()
+		ret, err := d.XDP().Run(&ebpf.RunOptions{Data: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, _ := d.Counters()
+		got := vrrp.NumReasons
+		for i := range vrrp.NumReasons {
+			if after[i] != before[i] {
+				got = i
+			}
+		}
+		if got != step.want || r != step.want || (ret == xdpPass) != step.want.Passes() {
+			t.Errorf("%s: kernel %v (XDP %d), Classify %v; want %v", step.name, got, ret, r, step.want)
+		}
+		if r == vrrp.ReasonValid {
+			acc.LastMaster = step.src
+		}
 	}
 }

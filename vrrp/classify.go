@@ -76,6 +76,9 @@ func Classify(frame []byte, lookup func(vrid uint8, ipv6 bool) *Accept) (Reason,
 	if err == nil {
 		err = acc.checkPeerTTL(p.Src, p.TTL)
 	}
+	if err == nil {
+		err = acc.checkAddrs(&p.Advert, p.Src)
+	}
 	r, _ := ReasonOf(err)
 	return r, true
 }

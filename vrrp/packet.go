@@ -122,6 +122,14 @@ type Accept struct {
 	// ChecksumAsV2: version 3 IPv4 adverts must carry the checksum over the
 	// message alone, and no other (v3_checksum_as_v2).
 	ChecksumAsV2 bool
+	// Addrs, when not nil, are the addresses an advert must carry, as many
+	// and each one of them, in any order (keepalived's check of
+	// virtual_ipaddress). With SkipCheckAdvAddr, a backup (not Master) skips
+	// the check for adverts from LastMaster, the source it last accepted.
+	Addrs            []netip.Addr
+	SkipCheckAdvAddr bool
+	LastMaster       netip.Addr
+	Master           bool
 	// Group is where a multicast instance's adverts are sent; the zero Addr
 	// means Group4 or Group6. Classify checks it, and for a unicast instance
 	// that the advert came to MAC, this interface's, when MAC is set.
@@ -170,6 +178,24 @@ func (r TTLRange) Has(ttl uint8) bool { return ttl >= r.Min && ttl <= r.Max }
 func (acc *Accept) checkPeerTTL(src netip.Addr, ttl uint8) error {
 	if r, ok := acc.PeerTTL[src]; ok && len(acc.UnicastPeers) > 0 && !r.Has(ttl) {
 		return invalid(ErrTTL, "ttl %d from %v outside its min_ttl %d to max_ttl %d", ttl, src, r.Min, r.Max)
+	}
+	return nil
+}
+
+// checkAddrs compares an advert's addresses with the instance's, last, as the
+// kernel does (advert_addrs_ok); a mismatch is keepalived's addr_list_err,
+// counted as ReasonAddrCount.
+func (acc *Accept) checkAddrs(a *Advert, src netip.Addr) error {
+	if acc.Addrs == nil || acc.SkipCheckAdvAddr && !acc.Master && acc.LastMaster.IsValid() && src == acc.LastMaster {
+		return nil
+	}
+	if len(a.Addrs) != len(acc.Addrs) {
+		return invalid(ErrAddrCount, "%d addresses, the instance has %d", len(a.Addrs), len(acc.Addrs))
+	}
+	for _, ip := range a.Addrs {
+		if !slices.Contains(acc.Addrs, ip) {
+			return invalid(ErrAddrCount, "address %v is not one of the instance's", ip)
+		}
 	}
 	return nil
 }

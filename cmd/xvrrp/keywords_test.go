@@ -73,6 +73,7 @@ func TestCheckPrintsPacketOptions(t *testing.T) {
 		"  adverts from 192.0.2.12 taken only at TTL 250 to 254, others dropped and counted as ttl (min_ttl, max_ttl)\n",
 		"  VRRPv3 checksum over the message alone, no IPv4 pseudo-header: sent so, and adverts with the pseudo-header form dropped as checksum (v3_checksum_as_v2)\n",
 		"  eth0 down is no FAULT; the VIPs are fenced while adverts cannot leave (dont_track_primary)\n",
+		"  adverts must carry exactly its virtual_ipaddress list, or are dropped as addr_count\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
@@ -86,9 +87,12 @@ func TestCheckPrintsPacketOptions(t *testing.T) {
 		!strings.Contains(out, "taken only at TTL 64 to 255") {
 		t.Errorf("VRRPv2 with v3_checksum_as_v2, min_ttl alone:\n%s", out)
 	}
-	_, out, _ = runCLI(t, "check", "-f", writeConf(t, conf(3, "  v3_checksum_as_v2 off", "192.0.2.12")))
+	_, out, _ = runCLI(t, "check", "-f", writeConf(t, conf(3, "  v3_checksum_as_v2 off\n  skip_check_adv_addr", "192.0.2.12")))
 	if strings.Contains(out, "v3_checksum_as_v2") {
 		t.Errorf("v3_checksum_as_v2 off still printed:\n%s", out)
+	}
+	if !strings.Contains(out, "  adverts must carry exactly its virtual_ipaddress list, checked for a new master's only (skip_check_adv_addr)\n") {
+		t.Errorf("skip_check_adv_addr not printed:\n%s", out)
 	}
 	for _, tc := range []struct{ extra, peer, want string }{
 		{"", "192.0.2.12 min_ttl 200 max_ttl 100", ":7: unicast_peer 192.0.2.12: min_ttl 200 is above max_ttl 100: no advert could arrive"},

@@ -272,6 +272,11 @@ func (a *Agent) putKernelEntries(inst *instance) error {
 			return fmt.Errorf("kernel unicast peer %v: %w", p.Addr, err)
 		}
 	}
+	// keepalived compares every advert's addresses with virtual_ipaddress
+	// (skip_check_adv_addr: a new master's only).
+	if err := a.dp.CheckAdvertAddrs(inst.key, nil, inst.advert.Addrs, inst.cfg.SkipCheckAdvAddr); err != nil {
+		return fmt.Errorf("kernel: %w", err)
+	}
 	return nil
 }
 
@@ -284,6 +289,9 @@ func (a *Agent) deleteKernelEntries(inst *instance) {
 		peers = append(peers, p.Addr)
 	}
 	if err := a.dp.Forget(inst.key, peers); err != nil {
+		a.log.Warn(fmt.Sprintf("(%s) remove kernel entries: %v", inst.cfg.Name, err))
+	}
+	if err := a.dp.ForgetAdvertAddrs(inst.key, inst.advert.Addrs); err != nil {
 		a.log.Warn(fmt.Sprintf("(%s) remove kernel entries: %v", inst.cfg.Name, err))
 	}
 }

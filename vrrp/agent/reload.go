@@ -237,9 +237,16 @@ func (a *Agent) update(in *instance, nc *config.Instance, now time.Duration) boo
 		a.log.Info(fmt.Sprintf("(%s) VIP %v removed", nc.Name, v))
 	}
 	in.vips = vips
+	old := slices.Clone(in.advert.Addrs)
 	in.advert.Addrs = in.advert.Addrs[:0]
 	for _, v := range vips {
 		in.advert.Addrs = append(in.advert.Addrs, v.ip())
+	}
+	if !slices.Equal(old, in.advert.Addrs) || oc.SkipCheckAdvAddr != nc.SkipCheckAdvAddr {
+		changed = true
+		if err := a.dp.CheckAdvertAddrs(in.key, old, in.advert.Addrs, nc.SkipCheckAdvAddr); err != nil {
+			a.log.Error(fmt.Sprintf("(%s) %v", nc.Name, err))
+		}
 	}
 	return changed
 }

@@ -53,6 +53,7 @@ var behaviourTests = map[string]string{
 	"global_defs default_interface":               "vrrp/config/TestKeywordResolution",
 	"global_defs vrrp_lower_prio_no_advert":       "vrrp/agent/TestAdvertKeywords",
 	"global_defs vrrp_higher_prio_send_advert":    "vrrp/agent/TestAdvertKeywords",
+	"global_defs vrrp_skip_check_adv_addr":        "tests/TestAdvertAddressCheck",
 	"global_defs vrrp_check_unicast_src":          "loader/TestXDPMatchesDecoder", // always on: XDP takes unicast peers' adverts only
 	"global_defs vrrp_rt_priority":                "cmd/xvrrp/TestCheckProcessTuning",
 	"global_defs max_auto_priority":               "cmd/xvrrp/TestCheckProcessTuning",
@@ -105,6 +106,7 @@ var behaviourTests = map[string]string{
 	"vrrp_instance check_unicast_src":          "loader/TestXDPMatchesDecoder",
 	"vrrp_instance v3_checksum_as_v2":          "tests/TestChecksumAsV2",
 	"vrrp_instance dont_track_primary":         "tests/TestDontTrackPrimary",
+	"vrrp_instance skip_check_adv_addr":        "tests/TestAdvertAddressCheck",
 	"vrrp_instance unicast_src_ip":             "tests/TestInteropWithKeepalived",
 	"vrrp_instance unicast_peer":               "tests/TestInteropWithKeepalived",
 	"vrrp_instance track_interface":            "tests/TestTrackInterface",

@@ -100,12 +100,10 @@ var notImplemented = map[string]string{
 
 	// Read before issue 17 and not honoured by run: refused until they are,
 	// each moving back to the parser with its behaviour test.
-	"use_vmac":                 "not implemented yet: no VMAC interface is created",
-	"vmac_xmit_base":           "not implemented yet (it only means something with use_vmac)",
-	"vmac_prefix":              "not implemented yet (it only means something with use_vmac)",
-	"skip_check_adv_addr":      "not implemented yet: xvrrp never compares an advert's addresses with virtual_ipaddress (keepalived does, for every advert, or with this for a new master's only)",
-	"vrrp_skip_check_adv_addr": "not implemented yet: xvrrp never compares an advert's addresses with virtual_ipaddress (keepalived does, for every advert, or with this for a new master's only)",
-	"dynamic_interfaces":       "not implemented yet: an instance whose interface is missing at start is an error",
+	"use_vmac":           "not implemented yet: no VMAC interface is created",
+	"vmac_xmit_base":     "not implemented yet (it only means something with use_vmac)",
+	"vmac_prefix":        "not implemented yet (it only means something with use_vmac)",
+	"dynamic_interfaces": "not implemented yet: an instance whose interface is missing at start is an error",
 }
 
 func unsupported(key string) (string, bool) {

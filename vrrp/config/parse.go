@@ -458,10 +458,11 @@ func (p *parser) global(n *node) {
 				}
 			}
 		},
-		"vrrp_strict":             flag(&g.Strict),
-		"vrrp_down_timer_adverts": num(&g.DownTimerAdverts, 1, 100),
-		"vrrp_check_unicast_src":  flag(&g.CheckUnicastSrc),
-		"vrrp_garp_interval":      dur(&g.GarpInterval, time.Second),
+		"vrrp_strict":              flag(&g.Strict),
+		"vrrp_down_timer_adverts":  num(&g.DownTimerAdverts, 1, 100),
+		"vrrp_check_unicast_src":   flag(&g.CheckUnicastSrc),
+		"vrrp_skip_check_adv_addr": flag(&g.SkipCheckAdvAddr),
+		"vrrp_garp_interval":       dur(&g.GarpInterval, time.Second),
 		"vrrp_garp_extra_if": func(n *node) {
 			g.GarpExtraIf, g.GarpExtraIfAll, _ = p.extraIf(n)
 		},
@@ -795,9 +796,10 @@ func (p *parser) instance(n *node) {
 				in.Rules = append(in.Rules, r)
 			}
 		}),
-		"unicast_ttl":       num(&in.UnicastTTL, 1, 255),
-		"check_unicast_src": flag(&in.CheckUnicastSrc),
-		"v3_checksum_as_v2": flag(&in.ChecksumAsV2),
+		"unicast_ttl":         num(&in.UnicastTTL, 1, 255),
+		"check_unicast_src":   flag(&in.CheckUnicastSrc),
+		"v3_checksum_as_v2":   flag(&in.ChecksumAsV2),
+		"skip_check_adv_addr": flag(&in.SkipCheckAdvAddr),
 		"dont_track_primary": set(func(n *node) {
 			if p.args(n, 0, 0) {
 				in.DontTrackPrimary = true

@@ -152,6 +152,11 @@ func (c *Config) printInstance(w io.Writer, in *Instance, t Tracking) {
 	} else {
 		fmt.Fprintf(w, "  multicast to %v\n", in.McastDstIP)
 	}
+	if in.SkipCheckAdvAddr {
+		fmt.Fprintln(w, "  adverts must carry exactly its virtual_ipaddress list, checked for a new master's only (skip_check_adv_addr)")
+	} else {
+		fmt.Fprintln(w, "  adverts must carry exactly its virtual_ipaddress list, or are dropped as addr_count")
+	}
 	if in.DontTrackPrimary {
 		fmt.Fprintf(w, "  %s down is no FAULT; the VIPs are fenced while adverts cannot leave (dont_track_primary)\n", in.Interface)
 	}
