@@ -1,10 +1,12 @@
 package tests
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"github.com/xvrrp/xvrrp/bench/lab"
 	"github.com/xvrrp/xvrrp/tests/labtest"
 	"github.com/xvrrp/xvrrp/vrrp"
@@ -146,5 +148,78 @@ func TestAdvertAddressCheck(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// dynamic_interfaces: an instance whose interface does not exist at start
+// waits for it instead of failing the daemon's start; once the interface
+// exists and has an address to send from, the instance runs (here alone, so
+// it becomes master and its VIP is on the new interface). Without it, the
+// start fails naming the interface.
+func TestDynamicInterfaces(t *testing.T) {
+	conf := func(global string) string {
+		return "global_defs {\n" + global + "\n}\nvrrp_instance VI_1 {\n    interface eth9\n    virtual_router_id 51\n    priority 100\n    version 3\n    advert_int 0.05\n    virtual_ipaddress {\n        198.51.100.1/24\n    }\n}\n"
+	}
+	l := labtest.New(t, lab.Options{Hosts: 1})
+	h := l.Hosts[0]
+
+	x, err := h.StartXvrrp(xvrrpBin, conf(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-x.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("started without eth9 and without dynamic_interfaces")
+	}
+	if !strings.Contains(x.Output(), "eth9") {
+		t.Errorf("the failed start does not name eth9:\n%s", x.Output())
+	}
+
+	x, err = h.StartXvrrp(xvrrpBin, conf("    dynamic_interfaces"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x, "(VI_1) interface eth9 does not exist: waiting for it (dynamic_interfaces)")
+	time.Sleep(300 * time.Millisecond)
+	if strings.Contains(x.Output(), "Entering") {
+		t.Fatalf("the instance ran without its interface:\n%s", x.Output())
+	}
+	// The interface first, its address a moment later: the instance waits
+	// for both.
+	err = h.Netlink(func(nh *netlink.Handle) error {
+		if err := nh.LinkAdd(&netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth9"}, PeerName: "eth9p"}); err != nil {
+			return err
+		}
+		for _, n := range []string{"eth9", "eth9p"} {
+			lnk, err := nh.LinkByName(n)
+			if err != nil {
+				return err
+			}
+			if err := nh.LinkSetUp(lnk); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	err = h.Netlink(func(nh *netlink.Handle) error {
+		lnk, err := nh.LinkByName("eth9")
+		if err != nil {
+			return err
+		}
+		a, _ := netlink.ParseAddr("198.51.100.10/24")
+		return nh.AddrAdd(lnk, a)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x, "(VI_1) interface eth9 appeared: starting the instance")
+	waitLog(t, x, "(VI_1) Entering MASTER STATE")
+	if !hasVIP(t, h, netip.MustParseAddr("198.51.100.1")) {
+		t.Errorf("master without its VIP:\n%s", x.Output())
 	}
 }

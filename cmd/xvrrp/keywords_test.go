@@ -9,6 +9,7 @@ import (
 // check says, per instance, what the keywords held with mastership will do.
 func TestCheckPrintsMastershipExtras(t *testing.T) {
 	p := writeConf(t, `global_defs {
+  dynamic_interfaces
   vrrp_garp_interval 0.01
   vrrp_gna_interval 0.02
 }
@@ -42,7 +43,7 @@ vrrp_instance VI_1 {
 		t.Fatalf("check exit %d:\n%s%s", code, out, errOut)
 	}
 	for _, want := range []string{
-		", gratuitous ARP rounds 10ms apart, unsolicited NA rounds 20ms apart\n",
+		", an instance whose interface is missing waits for it (dynamic_interfaces), gratuitous ARP rounds 10ms apart, unsolicited NA rounds 20ms apart\n",
 		"  while master, a gratuitous ARP every 1m0s on interfaces other than eth0 (garp_extra_if)\n",
 		"  gratuitous ARPs: 5 on becoming master, 5 after 5s; 5 on hearing a lower priority master, 5 after 5s\n",
 		"  VIP 2001:db8::7/64 (not advertised; held while master, put back if removed)\n",
@@ -140,5 +141,15 @@ func TestCheckPrintsNoTrack(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// dynamic_interfaces allow_if_changes is refused at its line: keepalived's
+// relaxed duplicate VRID check is not implemented.
+func TestCheckRefusesAllowIfChanges(t *testing.T) {
+	p := writeConf(t, "global_defs {\n  dynamic_interfaces allow_if_changes\n}\nvrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  virtual_ipaddress {\n    192.0.2.1/24\n  }\n}\n")
+	code, _, errOut := runCLI(t, "check", "-f", p)
+	if want := ":2: dynamic_interfaces allow_if_changes: not implemented"; code != 1 || !strings.Contains(errOut, want) {
+		t.Errorf("exit %d, %s; want an error with %q", code, errOut, want)
 	}
 }

@@ -31,6 +31,11 @@ func (a *Agent) groupFault(in *instance) string {
 	if f := a.faultOf(in); f != "" || in.cfg.SyncGroup == "" {
 		return f
 	}
+	for _, p := range a.pending {
+		if p.SyncGroup == in.cfg.SyncGroup {
+			return fmt.Sprintf("sync group %s: (%s) interface %s missing", in.cfg.SyncGroup, p.Name, p.Interface)
+		}
+	}
 	for _, m := range a.groups[in.cfg.SyncGroup] {
 		if f := a.faultOf(m); f != "" {
 			return fmt.Sprintf("sync group %s: (%s) %s", in.cfg.SyncGroup, m.cfg.Name, f)

@@ -116,7 +116,11 @@ func (a *Agent) reload(cfg *config.Config) error {
 	for _, in := range keep {
 		a.index(in)
 	}
+	a.pending, a.pendingAt = nil, 0
 	for _, nc := range added {
+		if a.waitForInterface(nc) {
+			continue
+		}
 		in, err := a.newInstance(nc)
 		if err == nil {
 			err = a.dp.Attach(in.ifi.Index)

@@ -100,10 +100,9 @@ var notImplemented = map[string]string{
 
 	// Read before issue 17 and not honoured by run: refused until they are,
 	// each moving back to the parser with its behaviour test.
-	"use_vmac":           "not implemented yet: no VMAC interface is created",
-	"vmac_xmit_base":     "not implemented yet (it only means something with use_vmac)",
-	"vmac_prefix":        "not implemented yet (it only means something with use_vmac)",
-	"dynamic_interfaces": "not implemented yet: an instance whose interface is missing at start is an error",
+	"use_vmac":       "not implemented yet: no VMAC interface is created",
+	"vmac_xmit_base": "not implemented yet (it only means something with use_vmac)",
+	"vmac_prefix":    "not implemented yet (it only means something with use_vmac)",
 }
 
 func unsupported(key string) (string, bool) {

@@ -462,7 +462,21 @@ func (p *parser) global(n *node) {
 		"vrrp_down_timer_adverts":  num(&g.DownTimerAdverts, 1, 100),
 		"vrrp_check_unicast_src":   flag(&g.CheckUnicastSrc),
 		"vrrp_skip_check_adv_addr": flag(&g.SkipCheckAdvAddr),
-		"vrrp_garp_interval":       dur(&g.GarpInterval, time.Second),
+		"dynamic_interfaces": func(n *node) {
+			if !p.args(n, 0, 1) {
+				return
+			}
+			if len(n.words) == 2 {
+				if n.words[1] == "allow_if_changes" {
+					p.diags.errorf(n.pos, "dynamic_interfaces allow_if_changes: not implemented (keepalived's relaxed duplicate VRID check); use dynamic_interfaces alone")
+				} else {
+					p.diags.errorf(n.pos, "dynamic_interfaces: '%s' is not allow_if_changes", n.words[1])
+				}
+				return
+			}
+			g.DynamicInterfaces = true
+		},
+		"vrrp_garp_interval": dur(&g.GarpInterval, time.Second),
 		"vrrp_garp_extra_if": func(n *node) {
 			g.GarpExtraIf, g.GarpExtraIfAll, _ = p.extraIf(n)
 		},

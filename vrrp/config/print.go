@@ -47,6 +47,9 @@ func (c *Config) Print(w io.Writer, t Tracking) {
 	if g.StartupDelay > 0 {
 		fmt.Fprintf(w, ", startup delay %v", g.StartupDelay)
 	}
+	if g.DynamicInterfaces {
+		fmt.Fprint(w, ", an instance whose interface is missing waits for it (dynamic_interfaces)")
+	}
 	if g.GarpInterval > 0 {
 		fmt.Fprintf(w, ", gratuitous ARP rounds %v apart", g.GarpInterval)
 	}
