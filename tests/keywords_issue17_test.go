@@ -2,6 +2,8 @@ package tests
 
 import (
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -222,4 +224,50 @@ func TestDynamicInterfaces(t *testing.T) {
 	if !hasVIP(t, h, netip.MustParseAddr("198.51.100.1")) {
 		t.Errorf("master without its VIP:\n%s", x.Output())
 	}
+}
+
+// startup_script and shutdown_script run once, before the instances start and
+// after they stop, as keepalived runs them around its children; a script past
+// its timeout is killed and the daemon goes on.
+func TestStartupShutdownScripts(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "out")
+	script := filepath.Join(dir, "hook.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho \"$1\" >> "+out+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	l := labtest.New(t, lab.Options{Hosts: 1})
+	h := l.Hosts[0]
+	x, err := h.StartXvrrp(xvrrpBin, nodeConfig(node{prio: 100, global: "    script_user root\n    startup_script \"" + script + " start\"\n    shutdown_script \"" + script + " stop\"\n    shutdown_script_timeout 5"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x, "(VI_1) Entering MASTER STATE")
+	log := x.Output()
+	if i, j := strings.Index(log, "startup_script "+script+" start done"), strings.Index(log, "xvrrp running"); i < 0 || j < 0 || i > j {
+		t.Errorf("startup_script not done before the daemon ran:\n%s", log)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "start\n" {
+		t.Errorf("after start, the scripts wrote %q, want the startup script's line", b)
+	}
+	if err := x.Stop(5 * time.Second); err != nil {
+		t.Logf("stop: %v", err)
+	}
+	if b, _ := os.ReadFile(out); string(b) != "start\nstop\n" {
+		t.Errorf("after stop, the scripts wrote %q, want start then stop", b)
+	}
+	if i, j := strings.Index(x.Output(), "(VI_1) Entering"), strings.LastIndex(x.Output(), "shutdown_script "+script+" stop done"); j < i {
+		t.Errorf("shutdown_script not run after the instances:\n%s", x.Output())
+	}
+
+	// A startup script that would run 30 s, with a timeout of 1 s.
+	x, err = h.StartXvrrp(xvrrpBin, nodeConfig(node{prio: 100, global: "    script_user root\n    startup_script \"/bin/sleep 30\"\n    startup_script_timeout 1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x, "startup_script /bin/sleep 30 timed out after 1s: killed")
+	waitLog(t, x, "(VI_1) Entering MASTER STATE")
 }

@@ -153,3 +153,13 @@ func TestCheckRefusesAllowIfChanges(t *testing.T) {
 		t.Errorf("exit %d, %s; want an error with %q", code, errOut, want)
 	}
 }
+
+// check says when startup_script and shutdown_script run and their timeouts.
+func TestCheckPrintsHookScripts(t *testing.T) {
+	p := writeConf(t, "global_defs {\n  startup_script \"/bin/echo up\"\n  shutdown_script /bin/true\n  shutdown_script_timeout 3\n}\nvrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  virtual_ipaddress {\n    192.0.2.1/24\n  }\n}\n")
+	code, out, errOut := runCLI(t, "check", "-f", p)
+	want := `, startup_script "/bin/echo up" before the instances start (killed after 10s), shutdown_script "/bin/true" after they stop (killed after 3s)`
+	if code != 0 || !strings.Contains(out, want) {
+		t.Errorf("exit %d, %s%s; want %q", code, out, errOut, want)
+	}
+}

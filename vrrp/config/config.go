@@ -59,8 +59,13 @@ type Global struct {
 	NotifyPriorityChange bool
 	DefaultInterface     string
 	DynamicInterfaces    bool
-	LogUnknownVRIDs      bool
-	VMACPrefix           string
+	// StartupScript runs once before the instances start, ShutdownScript
+	// once after they stop, each killed after its timeout in seconds
+	// (startup_script_timeout, shutdown_script_timeout; 0: 10).
+	StartupScript, ShutdownScript               *Command
+	StartupScriptTimeout, ShutdownScriptTimeout int
+	LogUnknownVRIDs                             bool
+	VMACPrefix                                  string
 	// Process tuning of the daemon: vrrp_rt_priority (0: unset),
 	// vrrp_rlimit_rttime (0: unset), vrrp_no_swap, vrrp_cpu_affinity.
 	RTPriority   int
@@ -397,4 +402,13 @@ func (c *Config) TrackProcess(name string) *TrackProcess {
 		}
 	}
 	return nil
+}
+
+// ScriptTimeout is a startup_script_timeout or shutdown_script_timeout in
+// seconds as a duration: keepalived's 10 s when not given.
+func ScriptTimeout(secs int) time.Duration {
+	if secs == 0 {
+		secs = 10
+	}
+	return time.Duration(secs) * time.Second
 }

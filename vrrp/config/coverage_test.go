@@ -55,6 +55,10 @@ var behaviourTests = map[string]string{
 	"global_defs vrrp_higher_prio_send_advert":    "vrrp/agent/TestAdvertKeywords",
 	"global_defs vrrp_skip_check_adv_addr":        "tests/TestAdvertAddressCheck",
 	"global_defs dynamic_interfaces":              "tests/TestDynamicInterfaces",
+	"global_defs startup_script":                  "tests/TestStartupShutdownScripts",
+	"global_defs shutdown_script":                 "tests/TestStartupShutdownScripts",
+	"global_defs startup_script_timeout":          "tests/TestStartupShutdownScripts",
+	"global_defs shutdown_script_timeout":         "tests/TestStartupShutdownScripts",
 	"global_defs vrrp_check_unicast_src":          "loader/TestXDPMatchesDecoder", // always on: XDP takes unicast peers' adverts only
 	"global_defs vrrp_rt_priority":                "cmd/xvrrp/TestCheckProcessTuning",
 	"global_defs max_auto_priority":               "cmd/xvrrp/TestCheckProcessTuning",

@@ -448,8 +448,12 @@ func (p *parser) global(n *node) {
 				g.Garp.LowerPrioDelay, g.Garp.LowerPrioRepeat = 0, 1
 			}
 		},
-		"vrrp_startup_delay":     dur(&g.StartupDelay, time.Hour),
-		"enable_script_security": flag(&g.EnableScriptSecurity),
+		"vrrp_startup_delay":      dur(&g.StartupDelay, time.Hour),
+		"startup_script":          func(n *node) { g.StartupScript = p.command(n, true) },
+		"shutdown_script":         func(n *node) { g.ShutdownScript = p.command(n, true) },
+		"startup_script_timeout":  num(&g.StartupScriptTimeout, 1, 1000),
+		"shutdown_script_timeout": num(&g.ShutdownScriptTimeout, 1, 1000),
+		"enable_script_security":  flag(&g.EnableScriptSecurity),
 		"script_user": func(n *node) {
 			if p.args(n, 1, 2) {
 				g.ScriptUser = n.words[1]

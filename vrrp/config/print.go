@@ -47,6 +47,17 @@ func (c *Config) Print(w io.Writer, t Tracking) {
 	if g.StartupDelay > 0 {
 		fmt.Fprintf(w, ", startup delay %v", g.StartupDelay)
 	}
+	for _, s := range []struct {
+		what string
+		c    *Command
+		secs int
+		when string
+	}{{"startup_script", g.StartupScript, g.StartupScriptTimeout, "before the instances start"},
+		{"shutdown_script", g.ShutdownScript, g.ShutdownScriptTimeout, "after they stop"}} {
+		if s.c != nil {
+			fmt.Fprintf(w, ", %s %q %s (killed after %v)", s.what, s.c.Line, s.when, ScriptTimeout(s.secs))
+		}
+	}
 	if g.DynamicInterfaces {
 		fmt.Fprint(w, ", an instance whose interface is missing waits for it (dynamic_interfaces)")
 	}
