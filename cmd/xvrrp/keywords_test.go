@@ -163,3 +163,17 @@ func TestCheckPrintsHookScripts(t *testing.T) {
 		t.Errorf("exit %d, %s%s; want %q", code, out, errOut, want)
 	}
 }
+
+// garp_group: check prints the spacing it gives the instances of its
+// interface, and refuses interfaces { … } at its line.
+func TestCheckGarpGroup(t *testing.T) {
+	inst := "vrrp_instance VI_1 {\n  interface eth0\n  virtual_router_id 51\n  virtual_ipaddress {\n    192.0.2.1/24\n  }\n}\n"
+	code, out, errOut := runCLI(t, "check", "-f", writeConf(t, "garp_group {\n  garp_interval 0.02\n  interface eth0\n}\n"+inst))
+	if want := "  rounds of gratuitous ARPs 20ms apart, of unsolicited NAs 0s apart (garp_group eth0)\n"; code != 0 || !strings.Contains(out, want) {
+		t.Errorf("exit %d, %s%s; want %q", code, out, errOut, want)
+	}
+	code, _, errOut = runCLI(t, "check", "-f", writeConf(t, "garp_group {\n  garp_interval 0.02\n  interfaces {\n    eth0\n  }\n}\n"+inst))
+	if want := ":3: garp_group interfaces: not implemented"; code != 1 || !strings.Contains(errOut, want) {
+		t.Errorf("interfaces: exit %d, %s; want %q", code, errOut, want)
+	}
+}

@@ -344,11 +344,16 @@ func (s *sender) ttlTo(dst netip.Addr) uint8 {
 // back to back. keepalived spaces every message on an interface; xvrrp spaces
 // an instance's rounds, one message per address — the same for an instance
 // with one VIP.
+// A garp_group for the instance's interface sets both instead, unset ones to 0.
 func (a *Agent) garpSpacing(in *instance) time.Duration {
-	if in.cfg.Family == config.IPv6 {
-		return a.cfg.Global.GnaInterval
+	garp, gna := a.cfg.Global.GarpInterval, a.cfg.Global.GnaInterval
+	if g := a.cfg.GarpGroupOf(in.cfg.Interface); g != nil {
+		garp, gna = g.GarpInterval, g.GnaInterval
 	}
-	return a.cfg.Global.GarpInterval
+	if in.cfg.Family == config.IPv6 {
+		return gna
+	}
+	return garp
 }
 
 // announceRound sends one gratuitous ARP or NA for every address held.

@@ -19,6 +19,7 @@ type Config struct {
 	Scripts        []*Script
 	Instances      []*Instance
 	SyncGroups     []*SyncGroup
+	GarpGroups     []*GarpGroup
 	TrackFiles     []*TrackFile
 	TrackProcesses []*TrackProcess
 	// Warnings are problems that do not stop xvrrp: ignored keywords of other
@@ -73,6 +74,26 @@ type Global struct {
 	RLimitRTTime time.Duration
 	NoSwap       bool
 	CPUAffinity  []int
+}
+
+// GarpGroup is a garp_group block: the spacing of gratuitous ARP and
+// unsolicited NA rounds on one interface, instead of the global
+// vrrp_garp_interval and vrrp_gna_interval (unset here: none).
+type GarpGroup struct {
+	Pos          Pos
+	Interface    string
+	GarpInterval time.Duration
+	GnaInterval  time.Duration
+}
+
+// GarpGroupOf is the garp_group of an interface, or nil.
+func (c *Config) GarpGroupOf(ifname string) *GarpGroup {
+	for _, g := range c.GarpGroups {
+		if g.Interface == ifname {
+			return g
+		}
+	}
+	return nil
 }
 
 // Garp is the gratuitous ARP / unsolicited NA schedule of a master.

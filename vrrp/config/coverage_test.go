@@ -21,6 +21,7 @@ var behaviourTests = map[string]string{
 	"top xvrrp_check":        "tests/TestHealthSeedScenario",
 	"top vrrp_instance":      "tests/TestElectionAndLinkCut",
 	"top vrrp_sync_group":    "tests/TestSyncGroup",
+	"top garp_group":         "vrrp/agent/TestGarpInterval",
 	"top vrrp_track_file":    "tests/TestNotify",
 	"top track_file":         "health/TestTrackers",
 	"top vrrp_track_process": "tests/TestHealthSeedScenario",
@@ -67,6 +68,11 @@ var behaviourTests = map[string]string{
 	"global_defs vrrp_rlimit_rttime":              "cmd/xvrrp/TestCheckProcessTuning",
 	"global_defs vrrp_no_swap":                    "cmd/xvrrp/TestCheckProcessTuning",
 	"global_defs vrrp_cpu_affinity":               "cmd/xvrrp/TestCheckProcessTuning",
+
+	"garp_group garp_interval": "vrrp/agent/TestGarpInterval",
+	"garp_group gna_interval":  "vrrp/agent/TestGarpInterval",
+	"garp_group interface":     "vrrp/agent/TestGarpInterval",
+	"garp_group interfaces":    "cmd/xvrrp/TestCheckGarpGroup", // refused at its line
 
 	"vrrp_script script":    "tests/TestHealthSeedScenario",
 	"vrrp_script interval":  "tests/TestHealthSeedScenario",
@@ -196,6 +202,9 @@ vrrp_track_file f {
 vrrp_track_process p {
     process p
 }
+garp_group {
+    interface eth0
+}
 `
 
 // acceptedKeywords lists every keyword of every keyword table walk
@@ -217,7 +226,7 @@ func acceptedKeywords(t *testing.T) []string {
 			keys = append(keys, block+" "+k)
 		}
 	})
-	for _, b := range []string{"top", "global_defs", "vrrp_script", "xvrrp_check", "vrrp_instance", "authentication", "vrrp_sync_group", "vrrp_track_file", "vrrp_track_process"} {
+	for _, b := range []string{"top", "global_defs", "vrrp_script", "xvrrp_check", "vrrp_instance", "authentication", "vrrp_sync_group", "vrrp_track_file", "vrrp_track_process", "garp_group"} {
 		if !blocks[b] {
 			t.Fatalf("no keyword table seen for %s: everyBlock misses it", b)
 		}

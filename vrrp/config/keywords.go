@@ -85,7 +85,6 @@ var notImplemented = map[string]string{
 	"static_routes":             "not implemented: configure static routes with your network setup",
 	"static_rules":              "not implemented: configure static rules with your network setup",
 	"track_group":               "not implemented (it tracks static addresses)",
-	"garp_group":                "not implemented",
 	"track_bfd":                 "not implemented: xvrrp has no BFD",
 	"use_ipvlan":                "not implemented",
 	"use_vmac_addr":             "not implemented",

@@ -356,6 +356,7 @@ func (p *parser) top(nodes []*node) {
 		"xvrrp_check":        func(n *node) { p.check(n) },
 		"vrrp_instance":      func(n *node) { p.instance(n) },
 		"vrrp_sync_group":    func(n *node) { p.syncGroup(n) },
+		"garp_group":         func(n *node) { p.garpGroup(n) },
 		"vrrp_track_file":    func(n *node) { p.trackFile(n) },
 		"track_file":         func(n *node) { p.trackFile(n) },
 		"vrrp_track_process": func(n *node) { p.trackProcess(n) },
@@ -1214,6 +1215,37 @@ func (p *parser) syncGroup(n *node) {
 		}
 	}
 	p.walk("vrrp_sync_group "+name, n.block, table)
+}
+
+// garpGroup reads a garp_group block. keepalived's interfaces { … } spreads
+// one group's limits over several interfaces together; xvrrp spaces each
+// instance's rounds and has nothing to share them across, so it is refused.
+func (p *parser) garpGroup(n *node) {
+	if !p.block(n) {
+		return
+	}
+	g := &GarpGroup{Pos: n.pos}
+	p.walk("garp_group", n.block, map[string]handler{
+		"garp_interval": p.durInto(&g.GarpInterval, time.Second),
+		"gna_interval":  p.durInto(&g.GnaInterval, time.Second),
+		"interface": func(n *node) {
+			if p.args(n, 1, 1) {
+				g.Interface = n.words[1]
+			}
+		},
+		"interfaces": func(n *node) {
+			p.diags.errorf(n.pos, "garp_group interfaces: not implemented: xvrrp spaces each instance's rounds and shares no limit across interfaces; give each interface its own garp_group with interface")
+		},
+	})
+	if g.Interface == "" {
+		p.diags.errorf(n.pos, "garp_group needs an interface")
+		return
+	}
+	if p.cfg.GarpGroupOf(g.Interface) != nil {
+		p.diags.errorf(n.pos, "garp_group: interface %s is in another garp_group", g.Interface)
+		return
+	}
+	p.cfg.GarpGroups = append(p.cfg.GarpGroups, g)
 }
 
 func (p *parser) trackFile(n *node) {

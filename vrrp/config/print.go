@@ -192,6 +192,9 @@ func (c *Config) printInstance(w io.Writer, in *Instance, t Tracking) {
 		fmt.Fprintf(w, "  promote_secondaries set on %s while running\n", in.Interface)
 	}
 	printGarp(w, in.Garp)
+	if g := c.GarpGroupOf(in.Interface); g != nil {
+		fmt.Fprintf(w, "  rounds of gratuitous ARPs %v apart, of unsolicited NAs %v apart (garp_group %s)\n", g.GarpInterval, g.GnaInterval, g.Interface)
+	}
 	if in.GarpExtraIf > 0 {
 		which := "on interfaces other than " + in.Interface
 		if in.GarpExtraIfAll {
