@@ -669,6 +669,8 @@ static __always_inline int advert_addrs_ok(const struct xvrrp_instance_key *key,
 	if (!c)
 		return 1;
 	if (c->skip_same_master && inst->state != XVRRP_STATE_MASTER) {
+		/* Read without the entry's lock: a torn read, an advert
+		 * being recorded meanwhile, only makes the check run. */
 		struct xvrrp_peer *p = bpf_map_lookup_elem(&peers, key);
 		__u8 from[16];
 		addr16(from, src, family);
