@@ -566,15 +566,10 @@ enum sum_form {
 /* checksum_form says which form a VRRPv3 IPv4 advert must carry: its
  * instance's, or, with none, either (the advert is another router's, and the
  * routers of that VRID may use either). keepalived with v3_checksum_as_v2
- * accepts only that form, and without it only the pseudo-header one. */
-static __always_inline int checksum_form(const struct xdp_md *ctx, const __u8 *v)
+ * accepts only that form, and without it only the pseudo-header one. inst is
+ * the advert's instance, looked up once by advert(). */
+static __always_inline int checksum_form(const struct xvrrp_instance *inst)
 {
-	struct xvrrp_instance_key key = {
-		.ifindex = ctx->ingress_ifindex,
-		.vrid = v[1],
-		.family = XVRRP_FAMILY_IPV4,
-	};
-	struct xvrrp_instance *inst = bpf_map_lookup_elem(&instances, &key);
 	if (!inst)
 		return SUM_EITHER;
 	return inst->flags & XVRRP_F_V3_CHECKSUM_AS_V2 ? SUM_MESSAGE : SUM_PSEUDO;
@@ -584,15 +579,15 @@ static __always_inline int checksum_form(const struct xdp_md *ctx, const __u8 *v
  * the pseudo-header (v3), or for v3 over IPv4 alone when the instance says so
  * (checksum_form). The sum of 16-bit words in memory order folds to 0xffff in
  * either byte order. */
-static __always_inline int checksum(const struct xdp_md *ctx, const __u8 *v, __u32 plen, void *end,
-				    __u8 family, const __u8 *src, const __u8 *dst)
+static __always_inline int checksum(const struct xvrrp_instance *inst, const __u8 *v, __u32 plen,
+				    void *end, __u8 family, const __u8 *src, const __u8 *dst)
 {
 	__u64 sum = 0, pseudo = 0;
 	int form = SUM_PSEUDO;
 	if (v[0] >> 4 == 3) {
 		if (family == XVRRP_FAMILY_IPV4) {
 			pseudo = sum32(src, 1) + sum32(dst, 1);
-			form = checksum_form(ctx, v);
+			form = checksum_form(inst);
 		} else {
 			pseudo = sum32(src, 4) + sum32(dst, 4);
 		}
@@ -807,7 +802,16 @@ static __always_inline int advert(struct xdp_md *ctx, const struct ethhdr *eth, 
 		r = XVRRP_REASON_VALID;
 	if (r)
 		return drop_advert(ctx, v, end, family, r);
-	r = checksum(ctx, v, plen, end, family, src, dst);
+	if ((void *)(v + VRRP_HDR) > end) /* header_checks saw it; the verifier wants it here */
+		return drop(XVRRP_REASON_LENGTH);
+	/* The instance, looked up once: the checksum's form depends on it. */
+	struct xvrrp_instance_key key = {
+		.ifindex = ctx->ingress_ifindex,
+		.vrid = v[1],
+		.family = family,
+	};
+	struct xvrrp_instance *inst = bpf_map_lookup_elem(&instances, &key);
+	r = checksum(inst, v, plen, end, family, src, dst);
 	if (r)
 		return drop_advert(ctx, v, end, family, r);
 	__u16 interval_cs;
@@ -815,12 +819,6 @@ static __always_inline int advert(struct xdp_md *ctx, const struct ethhdr *eth, 
 	if (r)
 		return drop_advert(ctx, v, end, family, r);
 
-	struct xvrrp_instance_key key = {
-		.ifindex = ctx->ingress_ifindex,
-		.vrid = v[1],
-		.family = family,
-	};
-	struct xvrrp_instance *inst = bpf_map_lookup_elem(&instances, &key);
 	if (!inst) {
 		/* Another router's business (keepalived or FRR running other VRIDs
 		 * on this link during a migration): well formed, so it goes on to
