@@ -89,7 +89,7 @@ var notImplemented = map[string]string{
 	"use_ipvlan":                "not implemented",
 	"use_vmac_addr":             "not implemented",
 	"vrf":                       "not implemented",
-	"old_unicast_checksum":      "not implemented: xvrrp uses the RFC 5798 checksum",
+	"old_unicast_checksum":      "not implemented: keepalived's pre-1.3.6 unicast VRRPv3 checksum (the multicast group in the pseudo-header) is neither sent nor accepted: such adverts are dropped as checksum",
 	"vmac_addr_prefix":          "not implemented",
 	"dynamic_interfaces_ignore": "not implemented",
 
