@@ -65,9 +65,27 @@ struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 4096);
 	__type(key, struct xvrrp_unicast_key);
-	__type(value, __u8);
+	__type(value, struct xvrrp_unicast_peer);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } unicast_peers SEC(".maps");
+
+/* The instance's virtual addresses an advert must carry, and how it checks
+ * them (advert_addrs_ok). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct xvrrp_instance_key);
+	__type(value, struct xvrrp_advert_check);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} advert_checks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 8192);
+	__type(key, struct xvrrp_unicast_key); /* (instance, address) */
+	__type(value, __u8);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} advert_addrs SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -101,6 +119,8 @@ const enum xvrrp_event_kind *unused_event_kind __attribute__((unused));
 const enum xvrrp_family *unused_family __attribute__((unused));
 const enum xvrrp_flag *unused_flag __attribute__((unused));
 const struct xvrrp_unicast_key *unused_unicast_key __attribute__((unused));
+const struct xvrrp_unicast_peer *unused_unicast_peer __attribute__((unused));
+const struct xvrrp_advert_check *unused_advert_check __attribute__((unused));
 const struct xvrrp_vip_key *unused_vip_key __attribute__((unused));
 const struct xvrrp_instance_stats *unused_instance_stats __attribute__((unused));
 
@@ -536,19 +556,42 @@ static __always_inline int header_checks(const __u8 *v, __u32 plen, void *end, _
 	return XVRRP_REASON_VALID;
 }
 
-/* checksum verifies the VRRP checksum: over the message alone (v2), or with
- * the pseudo-header (v3). The sum of 16-bit words in memory order folds to
- * 0xffff in either byte order. */
-static __always_inline int checksum(const __u8 *v, __u32 plen, void *end, __u8 family,
-				    const __u8 *src, const __u8 *dst)
+/* Which checksum form a VRRPv3 IPv4 advert must carry (checksum_form). */
+enum sum_form {
+	SUM_PSEUDO = 0,  /* with the pseudo-header: RFC 5798 as keepalived reads it */
+	SUM_MESSAGE,     /* the message alone: v3_checksum_as_v2 */
+	SUM_EITHER,      /* no instance here: another router's, well formed either way */
+};
+
+/* checksum_form says which form a VRRPv3 IPv4 advert must carry: its
+ * instance's, or, with none, either (the advert is another router's, and the
+ * routers of that VRID may use either). keepalived with v3_checksum_as_v2
+ * accepts only that form, and without it only the pseudo-header one. inst is
+ * the advert's instance, looked up once by advert(). */
+static __always_inline int checksum_form(const struct xvrrp_instance *inst)
 {
-	__u64 sum = 0;
+	if (!inst)
+		return SUM_EITHER;
+	return inst->flags & XVRRP_F_V3_CHECKSUM_AS_V2 ? SUM_MESSAGE : SUM_PSEUDO;
+}
+
+/* checksum verifies the VRRP checksum: over the message alone (v2), or with
+ * the pseudo-header (v3), or for v3 over IPv4 alone when the instance says so
+ * (checksum_form). The sum of 16-bit words in memory order folds to 0xffff in
+ * either byte order. */
+static __always_inline int checksum(const struct xvrrp_instance *inst, const __u8 *v, __u32 plen,
+				    void *end, __u8 family, const __u8 *src, const __u8 *dst)
+{
+	__u64 sum = 0, pseudo = 0;
+	int form = SUM_PSEUDO;
 	if (v[0] >> 4 == 3) {
-		if (family == XVRRP_FAMILY_IPV4)
-			sum += sum32(src, 1) + sum32(dst, 1);
-		else
-			sum += sum32(src, 4) + sum32(dst, 4);
-		sum += bpf_htons(IPPROTO_VRRP) + bpf_htons((__u16)plen);
+		if (family == XVRRP_FAMILY_IPV4) {
+			pseudo = sum32(src, 1) + sum32(dst, 1);
+			form = checksum_form(inst);
+		} else {
+			pseudo = sum32(src, 4) + sum32(dst, 4);
+		}
+		pseudo += bpf_htons(IPPROTO_VRRP) + bpf_htons((__u16)plen);
 	}
 	__u32 words = plen / 4;
 	for (__u32 i = 0; i < VRRP_MAX_WORDS; i++) {
@@ -577,9 +620,12 @@ static __always_inline int checksum(const __u8 *v, __u32 plen, void *end, __u8 f
 			return XVRRP_REASON_LENGTH;
 		sum += *last;
 	}
-	if (fold(sum) != 0xffff)
-		return XVRRP_REASON_CHECKSUM;
-	return XVRRP_REASON_VALID;
+	/* v2 has no pseudo-header: pseudo is 0 and the forms agree. */
+	int with = fold(sum + pseudo) == 0xffff;
+	int alone = fold(sum) == 0xffff;
+	if (form == SUM_MESSAGE ? alone : form == SUM_EITHER ? with || alone : with)
+		return XVRRP_REASON_VALID;
+	return XVRRP_REASON_CHECKSUM;
 }
 
 /* message_checks: what the rest of the message must say whichever instance it
@@ -604,14 +650,73 @@ static __always_inline int message_checks(const __u8 *v, __u32 plen, __u8 family
 	return XVRRP_REASON_VALID;
 }
 
+/* advert_addrs_ok: an advert carries the instance's virtual addresses, as
+ * keepalived's vrrp_check_packet wants unless told to skip (its addr_list_err,
+ * counted here as addr_count): as many as ours, each one of ours. With
+ * skip_check_adv_addr a backup checks only adverts from another source than
+ * the master it last accepted (the peers entry); a master checks every one.
+ * message_checks found the address count consistent with the length. */
+static __always_inline int advert_addrs_ok(const struct xvrrp_instance_key *key,
+					   const struct xvrrp_instance *inst, const __u8 *v,
+					   void *end, __u8 family, const __u8 *src)
+{
+	struct xvrrp_advert_check *c = bpf_map_lookup_elem(&advert_checks, key);
+	if (!c)
+		return 1;
+	if (c->skip_same_master && inst->state != XVRRP_STATE_MASTER) {
+		/* Read without the entry's lock: a torn read, an advert
+		 * being recorded meanwhile, only makes the check run. */
+		struct xvrrp_peer *p = bpf_map_lookup_elem(&peers, key);
+		__u8 from[16];
+		addr16(from, src, family);
+		if (p && !differ(p->addr, from, 16))
+			return 1;
+	}
+	__u32 n = v[3];
+	if (n != c->naddr)
+		return 0;
+	__u32 alen = family == XVRRP_FAMILY_IPV4 ? 4 : 16;
+	struct xvrrp_unicast_key ak = {.instance = *key};
+	for (__u32 i = 0; i < 255; i++) {
+		if (i >= n)
+			break;
+		const __u8 *a = v + VRRP_HDR + i * alen;
+		void *next = (void *)(a + 16);
+		if (family == XVRRP_FAMILY_IPV4)
+			next = (void *)(a + 4);
+		barrier_var(next);
+		if (next > end)
+			return 0;
+		if (family == XVRRP_FAMILY_IPV4) {
+			if ((void *)(a + 4) > end)
+				return 0;
+			__builtin_memcpy(ak.addr, a, 4);
+		} else {
+			if ((void *)(a + 16) > end)
+				return 0;
+			__builtin_memcpy(ak.addr, a, 16);
+		}
+		if (!bpf_map_lookup_elem(&advert_addrs, &ak))
+			return 0;
+	}
+	return 1;
+}
+
+/* peer_ttl_ok: a unicast peer's adverts must arrive with a TTL or hop limit
+ * in its min_ttl to max_ttl (keepalived counts the others as ip_ttl_err). */
+static __always_inline int peer_ttl_ok(const struct xvrrp_unicast_peer *up, __u8 ttl)
+{
+	return ttl >= up->min_ttl && ttl <= up->max_ttl;
+}
+
 /* instance_checks: what the instance the advert is for accepts: its
  * destination, not our own, its version, interval bounds, v2 password and
- * unicast peers. */
+ * unicast peers, with the TTL range each peer's adverts must arrive in. */
 static __always_inline int instance_checks(const struct xvrrp_instance *inst,
 					   const struct xvrrp_instance_key *key,
 					   const struct ethhdr *eth, const __u8 *v, void *end,
 					   __u8 family, const __u8 *src, const __u8 *dst,
-					   __u16 interval_cs)
+					   __u16 interval_cs, __u8 ttl)
 {
 	__u8 version = v[0] >> 4;
 	if (!to_us(inst, eth, dst, family))
@@ -638,9 +743,14 @@ static __always_inline int instance_checks(const struct xvrrp_instance *inst,
 	if (inst->flags & XVRRP_F_UNICAST) {
 		struct xvrrp_unicast_key uk = {.instance = *key};
 		addr16(uk.addr, src, family);
-		if (!bpf_map_lookup_elem(&unicast_peers, &uk))
+		struct xvrrp_unicast_peer *up = bpf_map_lookup_elem(&unicast_peers, &uk);
+		if (!up)
 			return XVRRP_REASON_UNICAST_PEER;
+		if (!peer_ttl_ok(up, ttl))
+			return XVRRP_REASON_TTL;
 	}
+	if (!advert_addrs_ok(key, inst, v, end, family, src))
+		return XVRRP_REASON_ADDR_COUNT;
 	return XVRRP_REASON_VALID;
 }
 
@@ -692,7 +802,16 @@ static __always_inline int advert(struct xdp_md *ctx, const struct ethhdr *eth, 
 		r = XVRRP_REASON_VALID;
 	if (r)
 		return drop_advert(ctx, v, end, family, r);
-	r = checksum(v, plen, end, family, src, dst);
+	if ((void *)(v + VRRP_HDR) > end) /* header_checks saw it; the verifier wants it here */
+		return drop(XVRRP_REASON_LENGTH);
+	/* The instance, looked up once: the checksum's form depends on it. */
+	struct xvrrp_instance_key key = {
+		.ifindex = ctx->ingress_ifindex,
+		.vrid = v[1],
+		.family = family,
+	};
+	struct xvrrp_instance *inst = bpf_map_lookup_elem(&instances, &key);
+	r = checksum(inst, v, plen, end, family, src, dst);
 	if (r)
 		return drop_advert(ctx, v, end, family, r);
 	__u16 interval_cs;
@@ -700,12 +819,6 @@ static __always_inline int advert(struct xdp_md *ctx, const struct ethhdr *eth, 
 	if (r)
 		return drop_advert(ctx, v, end, family, r);
 
-	struct xvrrp_instance_key key = {
-		.ifindex = ctx->ingress_ifindex,
-		.vrid = v[1],
-		.family = family,
-	};
-	struct xvrrp_instance *inst = bpf_map_lookup_elem(&instances, &key);
 	if (!inst) {
 		/* Another router's business (keepalived or FRR running other VRIDs
 		 * on this link during a migration): well formed, so it goes on to
@@ -714,7 +827,7 @@ static __always_inline int advert(struct xdp_md *ctx, const struct ethhdr *eth, 
 		count_foreign(key);
 		return XDP_PASS;
 	}
-	r = instance_checks(inst, &key, eth, v, end, family, src, dst, interval_cs);
+	r = instance_checks(inst, &key, eth, v, end, family, src, dst, interval_cs, ttl);
 	if (r) {
 		count_for(&key, r);
 		return drop(r);

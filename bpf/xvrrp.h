@@ -108,6 +108,12 @@ enum xvrrp_flag {
 					* group): the next valid advert from
 					* another router ends its lease, the
 					* incoming master's first */
+	XVRRP_F_V3_CHECKSUM_AS_V2 = 1 << 4, /* keepalived's v3_checksum_as_v2
+					     * (FRR: no checksum-with-ipv4-
+					     * pseudoheader): a VRRPv3 IPv4
+					     * advert's checksum covers the
+					     * message alone, and only that form
+					     * is accepted */
 };
 
 /* The last valid advert heard for an instance. The kernel rewrites it field by
@@ -171,6 +177,25 @@ struct xvrrp_vip_key {
 struct xvrrp_unicast_key {
 	struct xvrrp_instance_key instance;
 	__u8 addr[16];
+};
+
+/* A unicast peer's entry: the TTL or hop limit its adverts must arrive with
+ * (keepalived's unicast_peer { ADDR min_ttl N max_ttl M }; 0 to 255 when not
+ * given). */
+struct xvrrp_unicast_peer {
+	__u8 min_ttl;
+	__u8 max_ttl;
+};
+
+/* How an instance compares the addresses an advert carries with its own
+ * virtual_ipaddress list, as keepalived does (its addr_list_err): the same
+ * count, each one of ours (advert_addrs). An instance without an entry in
+ * advert_checks is not checked. */
+struct xvrrp_advert_check {
+	__u8 naddr;           /* how many addresses an advert must carry */
+	/* skip_check_adv_addr: a backup checks only a new master's adverts, not
+	 * those from the source it last accepted. */
+	__u8 skip_same_master;
 };
 
 struct xvrrp_event {

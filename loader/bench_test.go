@@ -68,6 +68,12 @@ func BenchmarkXDP(b *testing.B) {
 	b.Run("valid-v3-ipv6", func(b *testing.B) {
 		benchRun(b, d.XDP(), advert(b, v6(), src6, vrrp.Group6, 255), xdpPass)
 	})
+	// An instance that checks the advertised addresses (VRID 59: two).
+	b.Run("valid-v3-ipv4-addr-check", func(b *testing.B) {
+		a := v3()
+		a.VRID, a.Addrs = 59, []netip.Addr{vip4, vip4b}
+		benchRun(b, d.XDP(), advert(b, a, src4, vrrp.Group4, 255), xdpPass)
+	})
 }
 
 func BenchmarkFence(b *testing.B) {

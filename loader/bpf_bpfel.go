@@ -13,6 +13,12 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type bpfXvrrpAdvertCheck struct {
+	_              structs.HostLayout
+	Naddr          uint8
+	SkipSameMaster uint8
+}
+
 type bpfXvrrpCounter uint32
 
 const (
@@ -55,10 +61,11 @@ const (
 type bpfXvrrpFlag uint32
 
 const (
-	bpfXvrrpFlagXVRRP_F_UNICAST       bpfXvrrpFlag = 1
-	bpfXvrrpFlagXVRRP_F_NO_ACCEPT     bpfXvrrpFlag = 2
-	bpfXvrrpFlagXVRRP_F_RECORD_IN_XDP bpfXvrrpFlag = 4
-	bpfXvrrpFlagXVRRP_F_HANDING_OVER  bpfXvrrpFlag = 8
+	bpfXvrrpFlagXVRRP_F_UNICAST          bpfXvrrpFlag = 1
+	bpfXvrrpFlagXVRRP_F_NO_ACCEPT        bpfXvrrpFlag = 2
+	bpfXvrrpFlagXVRRP_F_RECORD_IN_XDP    bpfXvrrpFlag = 4
+	bpfXvrrpFlagXVRRP_F_HANDING_OVER     bpfXvrrpFlag = 8
+	bpfXvrrpFlagXVRRP_F_V3CHECKSUM_AS_V2 bpfXvrrpFlag = 16
 )
 
 type bpfXvrrpInstance struct {
@@ -166,6 +173,12 @@ type bpfXvrrpUnicastKey struct {
 	Addr     [16]uint8
 }
 
+type bpfXvrrpUnicastPeer struct {
+	_      structs.HostLayout
+	MinTtl uint8
+	MaxTtl uint8
+}
+
 type bpfXvrrpVipKey struct {
 	_      structs.HostLayout
 	Family uint8
@@ -177,6 +190,8 @@ type bpfXvrrpVipKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	bpfMapAdvertAddrs         = "advert_addrs"
+	bpfMapAdvertChecks        = "advert_checks"
 	bpfMapEvents              = "events"
 	bpfMapInstanceStats       = "instance_stats"
 	bpfMapInstances           = "instances"
@@ -187,6 +202,7 @@ const (
 	bpfProgTcFenceEgress      = "tc_fence_egress"
 	bpfProgTcFenceIngress     = "tc_fence_ingress"
 	bpfProgXdpVrrp            = "xdp_vrrp"
+	bpfVarUnusedAdvertCheck   = "unused_advert_check"
 	bpfVarUnusedCounter       = "unused_counter"
 	bpfVarUnusedEvent         = "unused_event"
 	bpfVarUnusedEventKind     = "unused_event_kind"
@@ -196,6 +212,7 @@ const (
 	bpfVarUnusedReason        = "unused_reason"
 	bpfVarUnusedState         = "unused_state"
 	bpfVarUnusedUnicastKey    = "unused_unicast_key"
+	bpfVarUnusedUnicastPeer   = "unused_unicast_peer"
 	bpfVarUnusedVipKey        = "unused_vip_key"
 )
 
@@ -250,6 +267,8 @@ type bpfProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfMapSpecs struct {
+	AdvertAddrs   *ebpf.MapSpec `ebpf:"advert_addrs"`
+	AdvertChecks  *ebpf.MapSpec `ebpf:"advert_checks"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	InstanceStats *ebpf.MapSpec `ebpf:"instance_stats"`
 	Instances     *ebpf.MapSpec `ebpf:"instances"`
@@ -263,6 +282,7 @@ type bpfMapSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfVariableSpecs struct {
+	UnusedAdvertCheck   *ebpf.VariableSpec `ebpf:"unused_advert_check"`
 	UnusedCounter       *ebpf.VariableSpec `ebpf:"unused_counter"`
 	UnusedEvent         *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedEventKind     *ebpf.VariableSpec `ebpf:"unused_event_kind"`
@@ -272,6 +292,7 @@ type bpfVariableSpecs struct {
 	UnusedReason        *ebpf.VariableSpec `ebpf:"unused_reason"`
 	UnusedState         *ebpf.VariableSpec `ebpf:"unused_state"`
 	UnusedUnicastKey    *ebpf.VariableSpec `ebpf:"unused_unicast_key"`
+	UnusedUnicastPeer   *ebpf.VariableSpec `ebpf:"unused_unicast_peer"`
 	UnusedVipKey        *ebpf.VariableSpec `ebpf:"unused_vip_key"`
 }
 
@@ -295,6 +316,8 @@ func (o *bpfObjects) Close() error {
 //
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfMaps struct {
+	AdvertAddrs   *ebpf.Map `ebpf:"advert_addrs"`
+	AdvertChecks  *ebpf.Map `ebpf:"advert_checks"`
 	Events        *ebpf.Map `ebpf:"events"`
 	InstanceStats *ebpf.Map `ebpf:"instance_stats"`
 	Instances     *ebpf.Map `ebpf:"instances"`
@@ -306,6 +329,8 @@ type bpfMaps struct {
 
 func (m *bpfMaps) Close() error {
 	return _BpfClose(
+		m.AdvertAddrs,
+		m.AdvertChecks,
 		m.Events,
 		m.InstanceStats,
 		m.Instances,
@@ -320,6 +345,7 @@ func (m *bpfMaps) Close() error {
 //
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfVariables struct {
+	UnusedAdvertCheck   *ebpf.Variable `ebpf:"unused_advert_check"`
 	UnusedCounter       *ebpf.Variable `ebpf:"unused_counter"`
 	UnusedEvent         *ebpf.Variable `ebpf:"unused_event"`
 	UnusedEventKind     *ebpf.Variable `ebpf:"unused_event_kind"`
@@ -329,6 +355,7 @@ type bpfVariables struct {
 	UnusedReason        *ebpf.Variable `ebpf:"unused_reason"`
 	UnusedState         *ebpf.Variable `ebpf:"unused_state"`
 	UnusedUnicastKey    *ebpf.Variable `ebpf:"unused_unicast_key"`
+	UnusedUnicastPeer   *ebpf.Variable `ebpf:"unused_unicast_peer"`
 	UnusedVipKey        *ebpf.Variable `ebpf:"unused_vip_key"`
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -54,6 +55,9 @@ type Spec struct {
 	Interval time.Duration
 	Unicast  bool // sources must be unicast peers (PutUnicastPeer)
 	NoAccept bool // a master's fence drops traffic to its VIPs but ARP and ND
+	// ChecksumAsV2: VRRPv3 IPv4 adverts must carry the checksum of the
+	// message alone, without the pseudo-header (v3_checksum_as_v2).
+	ChecksumAsV2 bool
 	// Group is where a multicast instance's adverts must go; the zero Addr
 	// is the standard group (and, for a unicast instance, not checked).
 	Group netip.Addr
@@ -132,6 +136,9 @@ func (d *Datapath) SetInstance(k Key, s Spec, st InstanceState) error {
 	if s.NoAccept {
 		v.Flags |= FlagNoAccept
 	}
+	if s.ChecksumAsV2 {
+		v.Flags |= FlagChecksumAsV2
+	}
 	v.SetGroup(s.Group)
 	v.SetLocal(s.Local)
 	v.SetMAC(s.MAC)
@@ -199,9 +206,54 @@ func (d *Datapath) ForgetVIP(vip netip.Addr) error {
 	return nil
 }
 
-// AllowPeer lets a unicast instance accept adverts from peer.
-func (d *Datapath) AllowPeer(k Key, peer netip.Addr) error {
-	return d.objs.UnicastPeers.Put(unicastKey(k.kernel(), peer), uint8(1))
+// AllowPeer lets a unicast instance accept adverts from peer that arrive
+// with a TTL (or hop limit) in ttl.
+func (d *Datapath) AllowPeer(k Key, peer netip.Addr, ttl vrrp.TTLRange) error {
+	return d.objs.UnicastPeers.Put(unicastKey(k.kernel(), peer), bpfXvrrpUnicastPeer{MinTtl: ttl.Min, MaxTtl: ttl.Max})
+}
+
+// CheckAdvertAddrs has the kernel take an instance's adverts only when they
+// carry exactly addrs, its virtual_ipaddress list (in any order), as
+// keepalived checks them; with skipSameMaster (skip_check_adv_addr) a backup
+// checks only adverts from another source than the master it last accepted.
+// old is the list written before: its addresses not in addrs are removed.
+func (d *Datapath) CheckAdvertAddrs(k Key, old, addrs []netip.Addr, skipSameMaster bool) error {
+	kk := k.kernel()
+	var errs []error
+	for _, a := range old {
+		if !slices.Contains(addrs, a) {
+			if err := d.objs.AdvertAddrs.Delete(unicastKey(kk, a)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for _, a := range addrs {
+		errs = append(errs, d.objs.AdvertAddrs.Put(unicastKey(kk, a), uint8(1)))
+	}
+	c := bpfXvrrpAdvertCheck{Naddr: uint8(len(addrs))}
+	if skipSameMaster {
+		c.SkipSameMaster = 1
+	}
+	errs = append(errs, d.objs.AdvertChecks.Put(kk, c))
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("advert addresses of %+v: %w", k, err)
+	}
+	return nil
+}
+
+// ForgetAdvertAddrs removes what CheckAdvertAddrs wrote for an instance.
+func (d *Datapath) ForgetAdvertAddrs(k Key, addrs []netip.Addr) error {
+	kk := k.kernel()
+	errs := []error{d.objs.AdvertChecks.Delete(kk)}
+	for _, a := range addrs {
+		errs = append(errs, d.objs.AdvertAddrs.Delete(unicastKey(kk, a)))
+	}
+	for i, err := range errs {
+		if errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs[i] = nil
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func unicastKey(k bpfXvrrpInstanceKey, a netip.Addr) bpfXvrrpUnicastKey {

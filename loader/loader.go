@@ -22,6 +22,7 @@ type (
 	Peer        = bpfXvrrpPeer
 	VIPKey      = bpfXvrrpVipKey
 	UnicastKey  = bpfXvrrpUnicastKey
+	UnicastPeer = bpfXvrrpUnicastPeer
 	Event       = bpfXvrrpEvent
 )
 
@@ -420,7 +421,8 @@ func (d *Datapath) Remove() error {
 		l.Close()
 	}
 	d.links = map[string]link.Link{}
-	for _, m := range []*ebpf.Map{d.objs.Instances, d.objs.Peers, d.objs.Vips, d.objs.UnicastPeers, d.objs.Stats, d.objs.InstanceStats, d.objs.Events} {
+	for _, m := range []*ebpf.Map{d.objs.Instances, d.objs.Peers, d.objs.Vips, d.objs.UnicastPeers, d.objs.Stats, d.objs.InstanceStats, d.objs.Events,
+		d.objs.AdvertChecks, d.objs.AdvertAddrs} {
 		if m != nil && m.IsPinned() {
 			errs = append(errs, m.Unpin())
 		}
@@ -463,7 +465,9 @@ func (d *Datapath) DeletePeer(k InstanceKey) error { return d.objs.Peers.Delete(
 
 func (d *Datapath) PutVIP(k VIPKey, owner InstanceKey) error { return d.objs.Vips.Put(k, owner) }
 
-func (d *Datapath) PutUnicastPeer(k UnicastKey) error { return d.objs.UnicastPeers.Put(k, uint8(1)) }
+func (d *Datapath) PutUnicastPeer(k UnicastKey, v UnicastPeer) error {
+	return d.objs.UnicastPeers.Put(k, v)
+}
 
 func (d *Datapath) DeleteUnicastPeer(k UnicastKey) error { return d.objs.UnicastPeers.Delete(k) }
 
@@ -503,6 +507,9 @@ const (
 
 	FlagUnicast  = uint32(bpfXvrrpFlagXVRRP_F_UNICAST)
 	FlagNoAccept = uint32(bpfXvrrpFlagXVRRP_F_NO_ACCEPT)
+	// FlagChecksumAsV2: VRRPv3 IPv4 adverts carry, and must carry, the
+	// checksum of the message alone (v3_checksum_as_v2).
+	FlagChecksumAsV2 = uint32(bpfXvrrpFlagXVRRP_F_V3CHECKSUM_AS_V2)
 
 	EventNewSource = uint32(bpfXvrrpEventKindXVRRP_EVENT_NEW_SOURCE)
 	EventPriority  = uint32(bpfXvrrpEventKindXVRRP_EVENT_PRIORITY)

@@ -24,6 +24,7 @@ var (
 	src6  = netip.MustParseAddr("fe80::5eff:fe10:c")
 	vip4  = netip.MustParseAddr("192.0.2.1")
 	vip6  = netip.MustParseAddr("2001:db8::1")
+	vip4b = netip.MustParseAddr("192.0.2.2")
 	other = netip.MustParseAddr("192.0.2.99")
 	// self is this host's address on the interface, the one its instances
 	// send from; hostMAC the interface's MAC, peerMAC the sender's.
@@ -66,6 +67,20 @@ var testInstances = []testInstance{
 		Group: group4, Local: self, MAC: hostMAC}},
 	{key(56, FamilyIPv6), vrrp.Accept{Version: 3, MinInterval: 10 * time.Millisecond, MaxInterval: time.Second,
 		Group: group6}},
+	// v3_checksum_as_v2, over IPv4 and IPv6 (where it changes nothing).
+	{key(57, FamilyIPv4), vrrp.Accept{Version: 3, MinInterval: 10 * time.Millisecond, MaxInterval: time.Second,
+		ChecksumAsV2: true}},
+	{key(57, FamilyIPv6), vrrp.Accept{Version: 3, MinInterval: 10 * time.Millisecond, MaxInterval: time.Second,
+		ChecksumAsV2: true}},
+	// virtual_ipaddress checked against each advert's addresses.
+	{key(59, FamilyIPv4), vrrp.Accept{Version: 3, MinInterval: 10 * time.Millisecond, MaxInterval: time.Second,
+		Addrs: []netip.Addr{vip4, vip4b}}},
+	{key(59, FamilyIPv6), vrrp.Accept{Version: 3, MinInterval: 10 * time.Millisecond, MaxInterval: 40950 * time.Millisecond,
+		Addrs: []netip.Addr{vip6}}},
+	// unicast_peer { 192.0.2.12 min_ttl 250 max_ttl 254  192.0.2.99 }
+	{key(58, FamilyIPv4), vrrp.Accept{Version: 3, MinInterval: 10 * time.Millisecond, MaxInterval: time.Second,
+		UnicastPeers: []netip.Addr{src4, other}, PeerTTL: map[netip.Addr]vrrp.TTLRange{src4: {Min: 250, Max: 254}},
+		Local: self, MAC: hostMAC}},
 }
 
 func configure(t testing.TB, d *Datapath) {
@@ -81,17 +96,30 @@ func configure(t testing.TB, d *Datapath) {
 			// prog.Run runs XDP alone: no tc_fence_ingress to hand adverts to.
 			Flags: FlagRecordInXDP,
 		}
+		if ti.acc.ChecksumAsV2 {
+			in.Flags |= FlagChecksumAsV2
+		}
 		in.SetGroup(ti.acc.Group)
 		in.SetLocal(ti.acc.Local)
 		in.SetMAC(ti.acc.MAC)
 		for _, p := range ti.acc.UnicastPeers {
 			in.Flags |= FlagUnicast
-			if err := d.PutUnicastPeer(UnicastKey{Instance: ti.key, Addr: addr16(p)}); err != nil {
+			r, ok := ti.acc.PeerTTL[p]
+			if !ok {
+				r = vrrp.AnyTTL
+			}
+			if err := d.PutUnicastPeer(UnicastKey{Instance: ti.key, Addr: addr16(p)}, UnicastPeer{MinTtl: r.Min, MaxTtl: r.Max}); err != nil {
 				t.Fatal(err)
 			}
 		}
 		if err := d.PutInstance(ti.key, in); err != nil {
 			t.Fatal(err)
+		}
+		if ti.acc.Addrs != nil {
+			k := Key{Ifindex: int(ti.key.Ifindex), VRID: ti.key.Vrid, IPv6: ti.key.Family == FamilyIPv6}
+			if err := d.CheckAdvertAddrs(k, nil, ti.acc.Addrs, ti.acc.SkipCheckAdvAddr); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 }
@@ -319,7 +347,52 @@ func xdpCases(t testing.TB) []xdpCase {
 		many.Addrs = append(many.Addrs, netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 15: byte(i)}))
 	}
 
+	asV2 := v3()
+	asV2.VRID, asV2.ChecksumAsV2 = 57, true
+	asV2Std := v3()
+	asV2Std.VRID = 57
+	asV2To99 := asV2
+	asV2To99.VRID = 99
+	asV2v6 := v6()
+	asV2v6.VRID, asV2v6.Interval = 57, 100*time.Millisecond
+	stdAsV2 := v3()
+	stdAsV2.ChecksumAsV2 = true
+	ranged := v3()
+	ranged.VRID = 58
+	addrs := func(vrid uint8, ips ...netip.Addr) vrrp.Advert {
+		a := v3()
+		if ips[0].Is6() {
+			a = v6()
+		}
+		a.VRID, a.Addrs = vrid, ips
+		return a
+	}
+
 	return []xdpCase{
+		// v3_checksum_as_v2: the instance takes its own form only, a default
+		// instance the pseudo-header form only, a foreign VRID either.
+		{"as_v2 instance, message-only checksum", advert(t, asV2, src4, vrrp.Group4, 255), vrrp.ReasonValid},
+		{"as_v2 instance, pseudo-header checksum", advert(t, asV2Std, src4, vrrp.Group4, 255), vrrp.ReasonChecksum},
+		{"default instance, message-only checksum", advert(t, stdAsV2, src4, vrrp.Group4, 255), vrrp.ReasonChecksum},
+		{"as_v2 instance, corrupt", mutate(advert(t, asV2, src4, vrrp.Group4, 255), func(m []byte) { m[2]++ }, true), vrrp.ReasonChecksum},
+		{"as_v2 instance, IPv6 (pseudo-header always)", advert(t, asV2v6, src6, vrrp.Group6, 255), vrrp.ReasonValid},
+		{"foreign VRID, message-only checksum", advert(t, asV2To99, src4, vrrp.Group4, 255), vrrp.ReasonForeign},
+		// unicast_peer min_ttl 250 max_ttl 254 for src4; other has no range.
+		{"peer TTL 250, its min_ttl", advert(t, ranged, src4, self, 250), vrrp.ReasonValid},
+		{"peer TTL 254, its max_ttl", advert(t, ranged, src4, self, 254), vrrp.ReasonValid},
+		{"peer TTL 249, below min_ttl", advert(t, ranged, src4, self, 249), vrrp.ReasonTTL},
+		{"peer TTL 255, above max_ttl", advert(t, ranged, src4, self, 255), vrrp.ReasonTTL},
+		{"peer TTL 64, below min_ttl", advert(t, ranged, src4, self, 64), vrrp.ReasonTTL},
+		{"peer without a range, TTL 1", advert(t, ranged, other, self, 1), vrrp.ReasonValid},
+		// The addresses an advert carries against virtual_ipaddress.
+		{"our addresses", advert(t, addrs(59, vip4, vip4b), src4, vrrp.Group4, 255), vrrp.ReasonValid},
+		{"our addresses, another order", advert(t, addrs(59, vip4b, vip4), src4, vrrp.Group4, 255), vrrp.ReasonValid},
+		{"one of our addresses missing", advert(t, addrs(59, vip4), src4, vrrp.Group4, 255), vrrp.ReasonAddrCount},
+		{"one more address", advert(t, addrs(59, vip4, vip4b, other), src4, vrrp.Group4, 255), vrrp.ReasonAddrCount},
+		{"another address for one of ours", advert(t, addrs(59, vip4, other), src4, vrrp.Group4, 255), vrrp.ReasonAddrCount},
+		{"our IPv6 address", advert(t, addrs(59, vip6), src6, vrrp.Group6, 255), vrrp.ReasonValid},
+		{"another IPv6 address", advert(t, addrs(59, netip.MustParseAddr("2001:db8::2")), src6, vrrp.Group6, 255), vrrp.ReasonAddrCount},
+
 		{"valid v2 IPv4 PASS", advert(t, v2(), src4, vrrp.Group4, 255), vrrp.ReasonValid},
 		{"valid v3 IPv4", advert(t, v3(), src4, vrrp.Group4, 255), vrrp.ReasonValid},
 		{"valid v3 IPv6", advert(t, v6(), src6, vrrp.Group6, 255), vrrp.ReasonValid},
@@ -517,5 +590,74 @@ func TestXDPHandsOverToTC(t *testing.T) {
 	}
 	if p, err := d.Peer(k); err == nil {
 		t.Errorf("XDP recorded the peer itself: %+v", p)
+	}
+}
+
+// TestXDPSkipCheckAdvAddr: with skip_check_adv_addr a backup checks the
+// addresses of a new master's adverts only, not those of the source it last
+// accepted; a master checks every advert (keepalived's vrrp_state_backup and
+// vrrp_state_master_rx). vrrp.Classify, told the same, agrees at each step.
+func TestXDPSkipCheckAdvAddr(t *testing.T) {
+	d := newDatapath(t)
+	k := key(60, FamilyIPv4)
+	acc := vrrp.Accept{Version: 3, MinInterval: 10 * time.Millisecond, MaxInterval: time.Second,
+		Addrs: []netip.Addr{vip4}, SkipCheckAdvAddr: true}
+	put := func(state uint8) {
+		in := Instance{Version: 3, State: state, MinIntervalCs: 1, MaxIntervalCs: 100, Flags: FlagRecordInXDP}
+		if err := d.PutInstance(k, in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(StateBackup)
+	if err := d.CheckAdvertAddrs(Key{Ifindex: loIfindex, VRID: 60}, nil, acc.Addrs, true); err != nil {
+		t.Fatal(err)
+	}
+	with := func(ip netip.Addr) vrrp.Advert {
+		a := v3()
+		a.VRID, a.Addrs = 60, []netip.Addr{ip}
+		return a
+	}
+	for _, step := range []struct {
+		name   string
+		src    netip.Addr
+		advert vrrp.Advert
+		master bool
+		want   vrrp.Reason
+	}{
+		{"first master, our address", src4, with(vip4), false, vrrp.ReasonValid},
+		{"same master, another address: not checked", src4, with(other), false, vrrp.ReasonValid},
+		{"new master, another address", other, with(other), false, vrrp.ReasonAddrCount},
+		{"new master, our address", other, with(vip4), false, vrrp.ReasonValid},
+		{"as master, the last source with another address", other, with(other), true, vrrp.ReasonAddrCount},
+	} {
+		if step.master {
+			put(StateMaster)
+			acc.Master = true
+		}
+		f := advert(t, step.advert, step.src, vrrp.Group4, 255)
+		r, _ := vrrp.Classify(f, func(vrid uint8, ipv6 bool) *vrrp.Accept {
+			if vrid == 60 && !ipv6 {
+				return &acc
+			}
+			return nil
+		})
+		before, _ := d.Counters()
+		ret, err := d.XDP().Run(&ebpf.RunOptions{Data: f})
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, _ := d.Counters()
+		got := vrrp.NumReasons
+		for i := range vrrp.NumReasons {
+			if after[i] != before[i] {
+				got = i
+			}
+		}
+		if got != step.want || r != step.want || (ret == xdpPass) != step.want.Passes() {
+			t.Errorf("%s: kernel %v (XDP %d), Classify %v; want %v", step.name, got, ret, r, step.want)
+		}
+		if r == vrrp.ReasonValid {
+			acc.LastMaster = step.src
+		}
 	}
 }

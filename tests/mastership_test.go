@@ -2,6 +2,7 @@ package tests
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
 	"slices"
@@ -218,6 +219,117 @@ func TestVirtualRoutesAndRules(t *testing.T) {
 	waitLog(t, x2, "(VI_1) route 198.51.100.0/25 was removed by something else while master: put back")
 	if !hasRoute(t, h2, "198.51.100.0/25", 254) {
 		t.Error("route not back after the log says so")
+	}
+
+	// The rule, deleted by hand in the master's namespace: back, logged and
+	// counted. Before, nothing watched rules and it stayed deleted.
+	if err := h2.Netlink(func(nh *netlink.Handle) error { return nh.RuleDel(virtualRule()) }); err != nil {
+		t.Fatalf("remove the rule by hand: %v", err)
+	}
+	waitLog(t, x2, "(VI_1) rule from 192.0.2.0/24 table 100 preference 1000 was removed by something else while master: put back")
+	if !hasRule(t, h2) {
+		t.Error("rule not back after the log says so")
+	}
+	if got := status(t, h2, x2).Instances[0].Restored; got != 2 {
+		t.Errorf("status restored = %d after a route and a rule were put back, want 2", got)
+	}
+}
+
+// virtualRule is routesBlock's rule, as netlink deletes it.
+func virtualRule() *netlink.Rule {
+	r := netlink.NewRule()
+	_, r.Src, _ = net.ParseCIDR("192.0.2.0/24")
+	r.Table, r.Priority = 100, 1000
+	return r
+}
+
+// no_track on a virtual_ipaddress_excluded line, a virtual_routes line and a
+// virtual_rules line (keepalived's man page: the instance does not leave
+// MASTER when it is deleted, and it is not reinstated until the instance next
+// becomes master): deleted by hand, each stays deleted, while its tracked
+// neighbours are put back; the next mastership installs them all again.
+func TestNoTrack(t *testing.T) {
+	l := labtest.New(t, lab.Options{Hosts: 1})
+	h := l.Hosts[0]
+	conf := nodeConfig(node{prio: 100, extra: `    virtual_ipaddress_excluded {
+        192.0.2.7/24
+        192.0.2.8/24 no_track
+    }
+    virtual_routes {
+        198.51.100.0/25 dev eth0
+        198.51.100.128/25 dev eth0 no_track
+    }
+    virtual_rules {
+        from 192.0.2.0/24 table 100 preference 1000
+        from 198.51.100.0/24 table 100 preference 1001 no_track
+    }`})
+	x, err := h.StartXvrrp(xvrrpBin, conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x, "(VI_1) Entering MASTER STATE")
+	untracked := netip.MustParseAddr("192.0.2.8")
+	rule2 := func() *netlink.Rule {
+		r := netlink.NewRule()
+		_, r.Src, _ = net.ParseCIDR("198.51.100.0/24")
+		r.Table, r.Priority = 100, 1001
+		return r
+	}
+	hasRule2 := func() bool {
+		found := false
+		if err := h.Netlink(func(nh *netlink.Handle) error {
+			rules, err := nh.RuleList(netlink.FAMILY_V4)
+			for _, r := range rules {
+				found = found || r.Priority == 1001 && r.Table == 100
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return found
+	}
+	if !hasVIP(t, h, untracked) || !hasRoute(t, h, "198.51.100.128/25", 254) || !hasRule2() {
+		t.Fatal("the no_track address, route or rule was not installed with mastership")
+	}
+	// Delete the untracked ones, then a tracked one of each kind; once the
+	// tracked ones are back, the untracked deletions were seen too.
+	err = h.Netlink(func(nh *netlink.Handle) error {
+		lnk, err := nh.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		for _, a := range []string{"192.0.2.8/24", "192.0.2.7/24"} {
+			addr, _ := netlink.ParseAddr(a)
+			if err := nh.AddrDel(lnk, addr); err != nil {
+				return fmt.Errorf("address %s: %w", a, err)
+			}
+		}
+		for _, dst := range []string{"198.51.100.128/25", "198.51.100.0/25"} {
+			_, ipn, _ := net.ParseCIDR(dst)
+			// Scope nowhere matches any, as ip route del sends it.
+			if err := nh.RouteDel(&netlink.Route{Dst: ipn, Table: 254, Scope: netlink.SCOPE_NOWHERE}); err != nil {
+				return fmt.Errorf("route %s: %w", dst, err)
+			}
+		}
+		for _, r := range []*netlink.Rule{rule2(), virtualRule()} {
+			if err := nh.RuleDel(r); err != nil {
+				return fmt.Errorf("rule %v: %w", r, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("delete by hand: %v", err)
+	}
+	waitLog(t, x, "(VI_1) 192.0.2.7/24 dev eth0 was removed by something else while master: put back")
+	waitLog(t, x, "(VI_1) route 198.51.100.0/25 was removed by something else while master: put back")
+	waitLog(t, x, "(VI_1) rule from 192.0.2.0/24 table 100 preference 1000 was removed by something else while master: put back")
+	time.Sleep(200 * time.Millisecond)
+	if hasVIP(t, h, untracked) || hasRoute(t, h, "198.51.100.128/25", 254) || hasRule2() {
+		t.Errorf("a no_track address, route or rule was put back:\n%s", x.Output())
+	}
+	if strings.Contains(x.Output(), "Entering BACKUP STATE (") && strings.Count(x.Output(), "Entering") != 2 {
+		t.Errorf("the instance changed state:\n%s", x.Output())
 	}
 }
 

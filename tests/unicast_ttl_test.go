@@ -8,6 +8,7 @@ import (
 
 	"github.com/xvrrp/xvrrp/bench/lab"
 	"github.com/xvrrp/xvrrp/tests/labtest"
+	"github.com/xvrrp/xvrrp/vrrp"
 )
 
 // keepalived takes a unicast instance's adverts at any TTL (a unicast peer may
@@ -179,5 +180,49 @@ func TestUnicastTTLSentIPv6(t *testing.T) {
 	}
 	if strings.Contains(x2.Output(), "Entering MASTER STATE") {
 		t.Errorf("the backup took over from a master whose adverts it received with hop limit 64:\n%s", x2.Output())
+	}
+}
+
+// unicast_peer's min_ttl and max_ttl: a backup takes its peer's adverts only
+// at a TTL in the range, and drops the others, counted as ttl. The master
+// sends at TTL 64 (unicast_ttl); a backup whose range holds 64 follows it, one
+// whose range starts at 65 hears nothing it accepts and takes over.
+func TestUnicastPeerTTLRange(t *testing.T) {
+	for _, tc := range []struct {
+		rng      string
+		follows  bool
+		dropsTTL bool
+	}{
+		{"min_ttl 64 max_ttl 64", true, false},
+		{"max_ttl 100", true, false},
+		{"min_ttl 65", false, true},
+		{"min_ttl 1 max_ttl 63", false, true},
+	} {
+		t.Run(tc.rng, func(t *testing.T) {
+			l := labtest.New(t, lab.Options{Hosts: 2})
+			h1, h2 := l.Hosts[0], l.Hosts[1]
+			unicast := func(self, peer *lab.Host, opts, extra string) string {
+				return fmt.Sprintf("unicast_src_ip %s\nunicast_peer {\n %s %s\n}\n%s", self.IPv4.Addr(), peer.IPv4.Addr(), opts, extra)
+			}
+			x1, err := h1.StartXvrrp(xvrrpBin, nodeConfig(node{prio: 150, extra: unicast(h1, h2, "", "unicast_ttl 64")}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitLog(t, x1, "(VI_1) Entering MASTER STATE")
+			x2, err := h2.StartXvrrp(xvrrpBin, nodeConfig(node{prio: 100, extra: unicast(h2, h1, tc.rng, "")}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitLog(t, x2, "(VI_1) Entering BACKUP STATE")
+			time.Sleep(time.Second) // twenty of h1's adverts
+			tookOver := strings.Contains(x2.Output(), "Entering MASTER STATE")
+			if tookOver == tc.follows {
+				t.Errorf("range %s, adverts at TTL 64: took over %v, want %v:\n%s", tc.rng, tookOver, !tc.follows, x2.Output())
+			}
+			c := counters(t, x2.PinDir)
+			if dropped := c[vrrp.ReasonTTL] >= 5; dropped != tc.dropsTTL {
+				t.Errorf("range %s: %d adverts dropped as ttl, %d valid", tc.rng, c[vrrp.ReasonTTL], c[vrrp.ReasonValid])
+			}
+		})
 	}
 }

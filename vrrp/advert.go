@@ -55,7 +55,29 @@ type Advert struct {
 	AuthData [AuthDataLen]byte
 	// Addrs are the virtual addresses, all IPv4 or all IPv6 like the packet itself.
 	Addrs []netip.Addr
+	// ChecksumAsV2: a version 3 advert over IPv4 whose checksum covers the
+	// message alone, as version 2's does, without RFC 5798's pseudo-header
+	// (keepalived's v3_checksum_as_v2, FRR's no checksum-with-ipv4-pseudoheader,
+	// RFC 9568's reading). Append computes that form; decoding sets it when
+	// that is the form that verified. Meaningless for anything else.
+	ChecksumAsV2 bool
 }
+
+// ChecksumForm is which checksum a version 3 advert over IPv4 must carry to be
+// accepted. Every other advert has one form only.
+type ChecksumForm uint8
+
+const (
+	// ChecksumPseudoHeader: with the IPv4 pseudo-header, as keepalived and
+	// FRR compute it by default.
+	ChecksumPseudoHeader ChecksumForm = iota
+	// ChecksumMessageOnly: the message alone (v3_checksum_as_v2). keepalived
+	// so configured accepts this form only.
+	ChecksumMessageOnly
+	// ChecksumEither: either form; for an advert no instance here judges
+	// (another router's VRID), which is well formed whichever its routers use.
+	ChecksumEither
+)
 
 // ErrNotVRRP is returned by DecodePacket for an IP packet that does not carry
 // VRRP. It is not a drop reason: such packets are none of VRRP's business.
@@ -68,13 +90,13 @@ var ErrNotVRRP = errors.New("not a VRRP packet")
 // package's Err* sentinels.
 func DecodeMessage(b []byte, src, dst netip.Addr, ttl uint8) (*Advert, error) {
 	a := new(Advert)
-	if err := a.decode(b, src, dst, ttl); err != nil {
+	if err := a.decode(b, src, dst, ttl, ChecksumPseudoHeader); err != nil {
 		return nil, err
 	}
 	return a, nil
 }
 
-func (a *Advert) decode(b []byte, src, dst netip.Addr, ttl uint8) error {
+func (a *Advert) decode(b []byte, src, dst netip.Addr, ttl uint8, form ChecksumForm) error {
 	if len(b) < headerLen {
 		return invalid(ErrLength, "%d bytes, want at least %d", len(b), headerLen)
 	}
@@ -91,7 +113,19 @@ func (a *Advert) decode(b []byte, src, dst netip.Addr, ttl uint8) error {
 	if ttl != TTL {
 		return invalid(ErrTTL, "ttl %d, want %d", ttl, TTL)
 	}
-	if sum := messageChecksum(b, a.Version, src, dst); sum != 0 {
+	if a.Version == 3 && src.Is4() {
+		with := messageChecksum(b, 3, src, dst, false) == 0
+		alone := messageChecksum(b, 3, src, dst, true) == 0
+		switch {
+		case form == ChecksumMessageOnly && !alone:
+			return invalid(ErrChecksum, "checksum %#04x does not verify over the message alone (v3_checksum_as_v2)", binary.BigEndian.Uint16(b[6:8]))
+		case form == ChecksumPseudoHeader && !with:
+			return invalid(ErrChecksum, "checksum %#04x does not verify with the pseudo-header", binary.BigEndian.Uint16(b[6:8]))
+		case form == ChecksumEither && !with && !alone:
+			return invalid(ErrChecksum, "checksum %#04x verifies in neither form", binary.BigEndian.Uint16(b[6:8]))
+		}
+		a.ChecksumAsV2 = form == ChecksumMessageOnly || form == ChecksumEither && !with
+	} else if sum := messageChecksum(b, a.Version, src, dst, false); sum != 0 {
 		return invalid(ErrChecksum, "checksum %#04x does not verify", binary.BigEndian.Uint16(b[6:8]))
 	}
 
@@ -171,7 +205,7 @@ func (a *Advert) Append(b []byte, src, dst netip.Addr) ([]byte, error) {
 		b = append(b, a.AuthData[:]...)
 	}
 	msg := b[start:]
-	binary.BigEndian.PutUint16(msg[6:8], messageChecksum(msg, a.Version, src, dst))
+	binary.BigEndian.PutUint16(msg[6:8], messageChecksum(msg, a.Version, src, dst, a.ChecksumAsV2 && src.Is4()))
 	return b, nil
 }
 
@@ -218,10 +252,12 @@ func (a *Advert) validate(src, dst netip.Addr) error {
 
 // messageChecksum returns the Internet checksum of the message: over the message
 // alone in version 2 (RFC 3768 5.3.8), over an IP pseudo-header and the message in
-// version 3 (RFC 5798 5.2.8). Over a message with a correct checksum it returns 0.
-func messageChecksum(msg []byte, version uint8, src, dst netip.Addr) uint16 {
+// version 3 (RFC 5798 5.2.8), unless alone says the message alone (a v3 IPv4
+// advert as v3_checksum_as_v2 sums it). Over a message with a correct checksum
+// it returns 0.
+func messageChecksum(msg []byte, version uint8, src, dst netip.Addr, alone bool) uint16 {
 	var sum uint32
-	if version == 3 {
+	if version == 3 && !alone {
 		sum = sumBytes(sum, src.AsSlice())
 		sum = sumBytes(sum, dst.AsSlice())
 		// Both pseudo-headers add up to the protocol plus the upper-layer length.

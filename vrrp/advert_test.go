@@ -1,6 +1,7 @@
 package vrrp
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"net/netip"
@@ -116,7 +117,7 @@ func corrupt(t *testing.T, a *Advert, src, dst netip.Addr, ipLen int, mutate fun
 	msg := mutate(append([]byte(nil), pkt[ipLen:]...))
 	if !keepSum {
 		binary.BigEndian.PutUint16(msg[6:8], 0)
-		binary.BigEndian.PutUint16(msg[6:8], messageChecksum(msg, a.Version, src, dst))
+		binary.BigEndian.PutUint16(msg[6:8], messageChecksum(msg, a.Version, src, dst, false))
 	}
 	out := append(pkt[:ipLen:ipLen], msg...)
 	if src.Is4() {
@@ -292,5 +293,58 @@ func TestReasonNames(t *testing.T) {
 	}
 	if _, ok := ReasonOf(errors.New("other")); ok {
 		t.Error("ReasonOf(foreign error) = ok")
+	}
+}
+
+// TestChecksumAsV2Golden: a VRRPv3 IPv4 advert with v3_checksum_as_v2 carries
+// the checksum of the message alone, computed here by hand (RFC 1071 over the
+// sixteen bytes, checksum zeroed): 3134+6402+000a+c000+0202+c000+0203 =
+// 0x21945, folded 0x1947, complemented 0xe6b8. That form, and no other, is
+// what such an instance accepts; a default instance refuses it, as keepalived
+// does either way round ("Invalid VRRPv3 checksum").
+func TestChecksumAsV2Golden(t *testing.T) {
+	golden := []byte{0x31, 52, 100, 2, 0x00, 0x0a, 0xe6, 0xb8, 192, 0, 2, 2, 192, 0, 2, 3}
+	a := Advert{Version: 3, VRID: 52, Priority: 100, Interval: 100 * time.Millisecond,
+		Addrs: []netip.Addr{netip.MustParseAddr("192.0.2.2"), netip.MustParseAddr("192.0.2.3")}, ChecksumAsV2: true}
+	for _, dst := range []netip.Addr{Group4, netip.MustParseAddr("192.0.2.12")} {
+		got, err := a.Marshal(src4, dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, golden) {
+			t.Errorf("to %v: %x, want %x (the destination is not summed)", dst, got, golden)
+		}
+	}
+	pkt, err := a.AppendPacket(nil, src4, Group4, TTL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := DecodePacket(pkt); !errors.Is(err, ErrChecksum) {
+		t.Errorf("default instance: err = %v, want ErrChecksum", err)
+	}
+	p, err := DecodePacketForm(pkt, ChecksumMessageOnly)
+	if err != nil || !p.ChecksumAsV2 {
+		t.Errorf("v3_checksum_as_v2 instance: %+v, %v; want accepted as ChecksumAsV2", p, err)
+	}
+	if p, err := DecodePacketForm(pkt, ChecksumEither); err != nil || !p.ChecksumAsV2 {
+		t.Errorf("no instance: %+v, %v; want accepted as ChecksumAsV2", p, err)
+	}
+	a.ChecksumAsV2 = false
+	std, _ := a.AppendPacket(nil, src4, Group4, TTL)
+	if _, err := DecodePacketForm(std, ChecksumMessageOnly); !errors.Is(err, ErrChecksum) {
+		t.Errorf("v3_checksum_as_v2 instance, pseudo-header advert: err = %v, want ErrChecksum", err)
+	}
+	if p, err := DecodePacketForm(std, ChecksumEither); err != nil || p.ChecksumAsV2 {
+		t.Errorf("no instance, pseudo-header advert: %+v, %v", p, err)
+	}
+	// Version 2 and IPv6 have one form only, whatever the flag says.
+	v6 := Advert{Version: 3, VRID: 53, Priority: 100, Interval: time.Second,
+		Addrs: []netip.Addr{netip.MustParseAddr("2001:db8::1")}, ChecksumAsV2: true}
+	src6 := netip.MustParseAddr("fe80::1")
+	m6, _ := v6.Marshal(src6, Group6)
+	v6.ChecksumAsV2 = false
+	n6, _ := v6.Marshal(src6, Group6)
+	if !bytes.Equal(m6, n6) {
+		t.Errorf("IPv6 checksum depends on ChecksumAsV2: %x vs %x", m6, n6)
 	}
 }

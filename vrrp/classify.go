@@ -45,7 +45,13 @@ func Classify(frame []byte, lookup func(vrid uint8, ipv6 bool) *Accept) (Reason,
 	default:
 		return 0, false
 	}
-	p, err := DecodePacket(pkt)
+	// The instance, if the header can name it: a v3 IPv4 advert's checksum
+	// is checked in the form its instance wants (XDP's checksum_form).
+	var acc *Accept
+	if off := vrrpOffset(pkt); off >= 0 && len(pkt) >= off+2 {
+		acc = lookup(pkt[off+1], pkt[0]>>4 == 6)
+	}
+	p, err := DecodePacketForm(pkt, acc.form())
 	if r, _ := ReasonOf(err); r == ReasonTTL {
 		p, err = decodeUnicastTTL(pkt, lookup)
 	}
@@ -56,7 +62,6 @@ func Classify(frame []byte, lookup func(vrid uint8, ipv6 bool) *Accept) (Reason,
 	if !unicastSource(p.Src) {
 		return ReasonSource, true
 	}
-	acc := lookup(p.VRID, p.Src.Is6())
 	if acc == nil {
 		return ReasonForeign, true
 	}
@@ -67,8 +72,27 @@ func Classify(frame []byte, lookup func(vrid uint8, ipv6 bool) *Accept) (Reason,
 	if len(acc.MAC) > 0 && bytes.Equal(srcMAC, acc.MAC) || acc.Local.IsValid() && p.Src == acc.Local {
 		return ReasonOwnSource, true
 	}
-	r, _ := ReasonOf(acc.Check(&p.Advert, p.Src))
+	err = acc.Check(&p.Advert, p.Src)
+	if err == nil {
+		err = acc.checkPeerTTL(p.Src, p.TTL)
+	}
+	if err == nil {
+		err = acc.checkAddrs(&p.Advert, p.Src)
+	}
+	r, _ := ReasonOf(err)
 	return r, true
+}
+
+// vrrpOffset is where the VRRP message of an IPv4 or IPv6 packet starts, -1
+// when the IP header does not say.
+func vrrpOffset(pkt []byte) int {
+	switch pkt[0] >> 4 {
+	case 4:
+		return int(pkt[0]&0x0f) * 4
+	case 6:
+		return ipv6HeaderLen
+	}
+	return -1
 }
 
 // unicastSource says whether src may send an advert at all: the kernel's routing
@@ -112,12 +136,13 @@ func decodeUnicastTTL(pkt []byte, lookup func(vrid uint8, ipv6 bool) *Accept) (*
 		off, ttlAt = int(pkt[0]&0x0f)*4, 8
 	}
 	// DecodePacket checked the lengths before the TTL: the VRID is there.
-	if acc := lookup(pkt[off+1], pkt[0]>>4 == 6); acc == nil || len(acc.UnicastPeers) == 0 {
+	acc := lookup(pkt[off+1], pkt[0]>>4 == 6)
+	if acc == nil || len(acc.UnicastPeers) == 0 {
 		return nil, ErrTTL
 	}
 	q := bytes.Clone(pkt)
 	q[ttlAt] = TTL // DecodePacket does not check the IPv4 header checksum
-	p, err := DecodePacket(q)
+	p, err := DecodePacketForm(q, acc.form())
 	if err != nil {
 		return nil, err
 	}

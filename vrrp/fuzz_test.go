@@ -50,7 +50,7 @@ func FuzzDecodePacket(f *testing.F) {
 
 func fixSum(msg []byte, src, dst netip.Addr) {
 	msg[6], msg[7] = 0, 0
-	s := messageChecksum(msg, msg[0]>>4, src, dst)
+	s := messageChecksum(msg, msg[0]>>4, src, dst, false)
 	msg[6], msg[7] = byte(s>>8), byte(s)
 }
 
@@ -138,4 +138,48 @@ func BenchmarkAppendPacket(b *testing.B) {
 			}
 		})
 	}
+}
+
+// FuzzDecodePacketForms: a packet ChecksumEither takes is one the
+// pseudo-header or the message-only form takes, and the other way round; an
+// advert taken message-only re-encodes, ChecksumAsV2, to the same checksum.
+func FuzzDecodePacketForms(f *testing.F) {
+	asV2 := v3Advert4()
+	asV2.ChecksumAsV2 = true
+	for _, p := range [][]byte{
+		mustPacket(f, v2Advert(), src4, Group4),
+		mustPacket(f, v3Advert4(), src4, Group4),
+		mustPacket(f, asV2, src4, Group4),
+		mustPacket(f, v3Advert6(), src6, Group6),
+	} {
+		f.Add(p)
+	}
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		std, errStd := DecodePacketForm(pkt, ChecksumPseudoHeader)
+		alone, errAlone := DecodePacketForm(pkt, ChecksumMessageOnly)
+		_, errEither := DecodePacketForm(pkt, ChecksumEither)
+		if (errEither == nil) != (errStd == nil || errAlone == nil) {
+			t.Fatalf("either: %v; pseudo-header: %v; message only: %v", errEither, errStd, errAlone)
+		}
+		for _, err := range []error{errStd, errAlone, errEither} {
+			if _, ok := ReasonOf(err); err != nil && !ok && err != ErrNotVRRP {
+				t.Fatalf("error without a reason: %v", err)
+			}
+		}
+		if std != nil && std.ChecksumAsV2 {
+			t.Fatalf("taken with the pseudo-header, marked ChecksumAsV2")
+		}
+		if alone == nil || alone.Version != 3 || !alone.Src.Is4() {
+			return
+		}
+		msg, err := alone.Advert.Marshal(alone.Src, alone.Dst)
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		hdr := int(pkt[0]&0x0f) * 4
+		orig := bytes.Clone(pkt[hdr : hdr+len(msg)])
+		if orig[4]&0xf0 == 0 && !bytes.Equal(orig, msg) {
+			t.Fatalf("re-encode differs:\n got %x\nwant %x", msg, orig)
+		}
+	})
 }

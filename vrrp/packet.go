@@ -24,6 +24,12 @@ const (
 // ErrNotVRRP for any other packet, and otherwise the same errors as DecodeMessage.
 // Bytes past the IP header's length (Ethernet padding) are ignored.
 func DecodePacket(pkt []byte) (*Packet, error) {
+	return DecodePacketForm(pkt, ChecksumPseudoHeader)
+}
+
+// DecodePacketForm is DecodePacket for an instance whose version 3 IPv4
+// adverts carry the checksum form given (Accept.ChecksumAsV2).
+func DecodePacketForm(pkt []byte, form ChecksumForm) (*Packet, error) {
 	if len(pkt) < 1 {
 		return nil, ErrNotVRRP
 	}
@@ -67,7 +73,7 @@ func DecodePacket(pkt []byte) (*Packet, error) {
 	default:
 		return nil, ErrNotVRRP
 	}
-	if err := p.Advert.decode(payload, p.Src, p.Dst, p.TTL); err != nil {
+	if err := p.Advert.decode(payload, p.Src, p.Dst, p.TTL, form); err != nil {
 		return nil, err
 	}
 	return p, nil
@@ -108,8 +114,22 @@ type Accept struct {
 	MaxInterval time.Duration
 	AuthType    uint8
 	AuthData    [AuthDataLen]byte
-	// UnicastPeers, when not empty, are the only sources accepted.
+	// UnicastPeers, when not empty, are the only sources accepted; PeerTTL
+	// the TTL (or hop limit) each one's adverts must arrive with, any when
+	// the peer is not in it (unicast_peer's min_ttl and max_ttl).
 	UnicastPeers []netip.Addr
+	PeerTTL      map[netip.Addr]TTLRange
+	// ChecksumAsV2: version 3 IPv4 adverts must carry the checksum over the
+	// message alone, and no other (v3_checksum_as_v2).
+	ChecksumAsV2 bool
+	// Addrs, when not nil, are the addresses an advert must carry, as many
+	// and each one of them, in any order (keepalived's check of
+	// virtual_ipaddress). With SkipCheckAdvAddr, a backup (not Master) skips
+	// the check for adverts from LastMaster, the source it last accepted.
+	Addrs            []netip.Addr
+	SkipCheckAdvAddr bool
+	LastMaster       netip.Addr
+	Master           bool
 	// Group is where a multicast instance's adverts are sent; the zero Addr
 	// means Group4 or Group6. Classify checks it, and for a unicast instance
 	// that the advert came to MAC, this interface's, when MAC is set.
@@ -141,6 +161,54 @@ func (acc *Accept) Check(a *Advert, src netip.Addr) error {
 		return invalid(ErrUnicastPeer, "source %v is not a unicast peer", src)
 	}
 	return nil
+}
+
+// TTLRange is the TTL (or hop limit) a unicast peer's adverts must arrive
+// with, Min to Max inclusive.
+type TTLRange struct{ Min, Max uint8 }
+
+// AnyTTL is a unicast peer's range when none is configured.
+var AnyTTL = TTLRange{0, 255}
+
+// Has says whether ttl is in the range.
+func (r TTLRange) Has(ttl uint8) bool { return ttl >= r.Min && ttl <= r.Max }
+
+// checkPeerTTL applies a unicast peer's TTL range, after Check accepted its
+// advert: keepalived checks it last, and counts a miss as ip_ttl_err.
+func (acc *Accept) checkPeerTTL(src netip.Addr, ttl uint8) error {
+	if r, ok := acc.PeerTTL[src]; ok && len(acc.UnicastPeers) > 0 && !r.Has(ttl) {
+		return invalid(ErrTTL, "ttl %d from %v outside its min_ttl %d to max_ttl %d", ttl, src, r.Min, r.Max)
+	}
+	return nil
+}
+
+// checkAddrs compares an advert's addresses with the instance's, last, as the
+// kernel does (advert_addrs_ok); a mismatch is keepalived's addr_list_err,
+// counted as ReasonAddrCount.
+func (acc *Accept) checkAddrs(a *Advert, src netip.Addr) error {
+	if acc.Addrs == nil || acc.SkipCheckAdvAddr && !acc.Master && acc.LastMaster.IsValid() && src == acc.LastMaster {
+		return nil
+	}
+	if len(a.Addrs) != len(acc.Addrs) {
+		return invalid(ErrAddrCount, "%d addresses, the instance has %d", len(a.Addrs), len(acc.Addrs))
+	}
+	for _, ip := range a.Addrs {
+		if !slices.Contains(acc.Addrs, ip) {
+			return invalid(ErrAddrCount, "address %v is not one of the instance's", ip)
+		}
+	}
+	return nil
+}
+
+// form is the checksum form the instance's version 3 IPv4 adverts must carry.
+func (acc *Accept) form() ChecksumForm {
+	switch {
+	case acc == nil:
+		return ChecksumEither
+	case acc.ChecksumAsV2:
+		return ChecksumMessageOnly
+	}
+	return ChecksumPseudoHeader
 }
 
 // DecodeFrame decodes an Ethernet frame (with at most one 802.1Q tag) carrying an

@@ -32,7 +32,11 @@ var checkCommand = &cli.Command{
 	Usage:     "check a keepalived.conf and print the configuration xvrrp would run",
 	ArgsUsage: " ",
 	Description: `Reads the VRRP side of a keepalived configuration, with its includes, and
-prints every instance as xvrrp will run it, or every error with file:line.
+prints every instance as xvrrp will run it, or every error with file:line: its
+priorities, how adverts are sent and which are taken (unicast peers and their
+min_ttl/max_ttl, v3_checksum_as_v2, the check of the advertised addresses and
+skip_check_adv_addr), what is held while master and whether it is put back when
+removed (no_track), dont_track_primary and dynamic_interfaces.
 Exit status: 0 valid, 1 invalid, 2 bad command line.`,
 	Flags: configFlags,
 	Action: func(c *cli.Context) error {

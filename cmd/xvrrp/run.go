@@ -16,6 +16,7 @@ import (
 
 	"github.com/coreos/go-systemd/v22/daemon"
 	"github.com/urfave/cli/v2"
+	"github.com/xvrrp/xvrrp/health"
 	"github.com/xvrrp/xvrrp/loader"
 	"github.com/xvrrp/xvrrp/vrrp/agent"
 	"github.com/xvrrp/xvrrp/vrrp/config"
@@ -98,6 +99,7 @@ Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF).`,
 		}
 		defer ms.close()
 
+		runHookScript(c.Context, log, cfg, "startup_script", cfg.Global.StartupScript, cfg.Global.StartupScriptTimeout)
 		a, err := agent.New(cfg, agent.Options{
 			PinDir:       c.String("pin-dir"),
 			Logger:       log,
@@ -116,7 +118,11 @@ Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF).`,
 		ms.serve(a, log)
 		log.Info("xvrrp running", "config", file, "instances", len(cfg.Instances), "pin_dir", c.String("pin-dir"))
 		setReload(func() { reload(log, a, file, config.Options{ConfigID: c.String("config-id")}) })
-		if err := a.Run(c.Context); err != nil {
+		err = a.Run(c.Context)
+		// Once the instances have stopped, as keepalived runs it after its
+		// children: the daemon's context is done, so it gets its own.
+		runHookScript(context.Background(), log, cfg, "shutdown_script", cfg.Global.ShutdownScript, cfg.Global.ShutdownScriptTimeout)
+		if err != nil {
 			return &exitError{code: exitFailure, err: err}
 		}
 		log.Info("xvrrp stopped")
@@ -256,4 +262,30 @@ func sdWatchdog() time.Duration {
 		return 0
 	}
 	return d / 2
+}
+
+// runHookScript runs global_defs' startup_script or shutdown_script, as
+// keepalived does: once, as its user under the script settings, killed after
+// its timeout; whatever becomes of it is logged and the daemon goes on.
+func runHookScript(ctx context.Context, log *slog.Logger, cfg *config.Config, what string, c *config.Command, secs int) {
+	if c == nil {
+		return
+	}
+	timeout := config.ScriptTimeout(secs)
+	p, err := health.NewProgram(what, c, health.Options(cfg), timeout)
+	if err != nil {
+		log.Error(fmt.Sprintf("%s not run: %v", what, err))
+		return
+	}
+	ok, err := p.Run(ctx)
+	switch {
+	case errors.Is(err, health.ErrTimeout):
+		log.Warn(fmt.Sprintf("%s %s timed out after %v: killed", what, c.Line, timeout))
+	case err != nil:
+		log.Error(fmt.Sprintf("%s %s: %v", what, c.Line, err))
+	case !ok:
+		log.Warn(fmt.Sprintf("%s %s failed", what, c.Line))
+	default:
+		log.Info(fmt.Sprintf("%s %s done", what, c.Line))
+	}
 }

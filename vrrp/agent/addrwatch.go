@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,6 +25,9 @@ type addrGone struct {
 	// A route: its destination and table.
 	dst   *net.IPNet
 	table int
+	// rule: a policy rule was removed (which one is not kept: the masters'
+	// rules are few, and all are checked).
+	rule bool
 }
 
 // watchAddrs sends every removal of an address or a route to out until done
@@ -50,12 +54,59 @@ func watchAddrs(done <-chan struct{}, out chan<- addrGone, log *slog.Logger) err
 	if err != nil {
 		return err
 	}
-	return watch(done, out, log, "route updates", func() (chan netlink.RouteUpdate, error) {
+	err = watch(done, out, log, "route updates", func() (chan netlink.RouteUpdate, error) {
 		ch := make(chan netlink.RouteUpdate, 64)
 		return ch, netlink.RouteSubscribeWithOptions(ch, done, netlink.RouteSubscribeOptions{ErrorCallback: onErr("route updates")})
 	}, func(u netlink.RouteUpdate) (addrGone, bool) {
 		return addrGone{route: true, dst: u.Dst, table: u.Table}, u.Type == unix.RTM_DELROUTE
 	}, addrGone{route: true, resync: true})
+	if err != nil {
+		return err
+	}
+	return watch(done, out, log, "rule updates", func() (chan uint16, error) {
+		return subscribeRules(done, onErr("rule updates"))
+	}, func(typ uint16) (addrGone, bool) {
+		return addrGone{rule: true}, typ == unix.RTM_DELRULE
+	}, addrGone{rule: true, resync: true})
+}
+
+// subscribeRules sends the type of every IPv4 and IPv6 policy rule
+// notification (RTM_NEWRULE, RTM_DELRULE) until done is closed or the socket
+// fails (ENOBUFS: notifications were dropped), when it closes the channel.
+// vishvananda/netlink has no RuleSubscribe.
+func subscribeRules(done <-chan struct{}, onErr func(error)) (chan uint16, error) {
+	s, err := nl.Subscribe(unix.NETLINK_ROUTE, unix.RTNLGRP_IPV4_RULE, unix.RTNLGRP_IPV6_RULE)
+	if err != nil {
+		return nil, err
+	}
+	ch := make(chan uint16, 64)
+	stopped := make(chan struct{})
+	go func() {
+		select {
+		case <-done:
+		case <-stopped:
+		}
+		s.Close()
+	}()
+	go func() {
+		defer close(ch)
+		defer close(stopped)
+		for {
+			msgs, _, err := s.Receive()
+			if err != nil {
+				onErr(err)
+				return
+			}
+			for _, m := range msgs {
+				select {
+				case ch <- m.Header.Type:
+				case <-done:
+					return
+				}
+			}
+		}
+	}()
+	return ch, nil
 }
 
 // watch runs a netlink subscription, sending what conv keeps to out, and
@@ -101,8 +152,12 @@ func watch[U any](done <-chan struct{}, out chan<- addrGone, log *slog.Logger, w
 	return nil
 }
 
-// removed dispatches a removal to addrRemoved or routeRemoved.
+// removed dispatches a removal to addrRemoved, routeRemoved or ruleRemoved.
 func (a *Agent) removed(g addrGone) {
+	if g.rule {
+		a.ruleRemoved()
+		return
+	}
 	if g.route {
 		a.routeRemoved(g)
 		return
@@ -129,7 +184,8 @@ func (a *Agent) addrRemoved(g addrGone) {
 			}
 			// Our own removals arrive here too, after the instance left
 			// MASTER, and a notification may be older than the state.
-			if a.addrs.present(v) {
+			// no_track: stays removed until the next mastership.
+			if v.noTrack || a.addrs.present(v) {
 				continue
 			}
 			if err := a.addrs.add(v); err != nil {

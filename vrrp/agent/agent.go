@@ -58,17 +58,22 @@ func Monotonic() time.Duration {
 
 // Agent runs the instances of one configuration.
 type Agent struct {
-	cfg    *config.Config
-	opt    Options
-	log    *slog.Logger
-	now    func() time.Duration
-	dp     kernel
-	nl     *netlink.Handle
-	insts  []*instance
-	byKey  map[loader.Key]*instance
-	groups map[string][]*instance
-	addrs  addresses
-	socks  map[sockKey]*rawSocket
+	cfg   *config.Config
+	opt   Options
+	log   *slog.Logger
+	now   func() time.Duration
+	dp    kernel
+	nl    *netlink.Handle
+	insts []*instance
+	// pending are the instances whose interface does not exist yet
+	// (dynamic_interfaces): each is made when its interface appears, tried
+	// again at pendingAt (0: on the next link update only).
+	pending   []*config.Instance
+	pendingAt time.Duration
+	byKey     map[loader.Key]*instance
+	groups    map[string][]*instance
+	addrs     addresses
+	socks     map[sockKey]*rawSocket
 	// queued are the instances with adverts waiting for flush.
 	queued []*instance
 	// fenceOnly are the interfaces that run no instance but carry the fence.
@@ -137,6 +142,9 @@ func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
 	}()
 	attached := map[int]bool{}
 	for _, in := range cfg.Instances {
+		if a.waitForInterface(in) {
+			continue
+		}
 		inst, err := a.newInstance(in)
 		if err != nil {
 			return nil, fmt.Errorf("(%s) %w", in.Name, err)
@@ -339,6 +347,9 @@ func (a *Agent) arm(t *timer) {
 // next is the earliest deadline of any instance, or 0.
 func (a *Agent) next() time.Duration {
 	next := a.watchdogAt
+	if a.pendingAt != 0 && (next == 0 || a.pendingAt < next) {
+		next = a.pendingAt
+	}
 	for _, in := range a.insts {
 		for _, d := range []time.Duration{in.m.Deadline(), in.garpAt, in.sendFaultUntil, in.rebindAt, in.handoverUntil, in.extrasAt()} {
 			if d != 0 && (next == 0 || d < next) {
@@ -436,6 +447,9 @@ func (a *Agent) event(e loader.Heard) {
 
 func (a *Agent) expire() {
 	now := a.now()
+	if a.pendingAt != 0 && a.pendingAt <= now {
+		a.makePending(now)
+	}
 	var graced []string
 	var late time.Duration
 	for _, in := range a.insts {

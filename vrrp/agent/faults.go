@@ -6,12 +6,12 @@ import "fmt"
 // or its sync group.
 
 // faultOf says why the instance must be in FAULT, or "" if it need not: its own
-// interface is down, or a tracker says so.
+// interface is down (unless dont_track_primary), or a tracker says so.
 func (a *Agent) faultOf(in *instance) string {
 	switch {
 	case in.gone:
 		return "interface " + in.cfg.Interface + " deleted"
-	case !in.up:
+	case !in.up && !in.cfg.DontTrackPrimary:
 		return "interface " + in.ifi.Name + " down"
 	case in.sendFault != "":
 		return in.sendFault
@@ -30,6 +30,11 @@ func (a *Agent) faultOf(in *instance) string {
 func (a *Agent) groupFault(in *instance) string {
 	if f := a.faultOf(in); f != "" || in.cfg.SyncGroup == "" {
 		return f
+	}
+	for _, p := range a.pending {
+		if p.SyncGroup == in.cfg.SyncGroup {
+			return fmt.Sprintf("sync group %s: (%s) interface %s missing", in.cfg.SyncGroup, p.Name, p.Interface)
+		}
 	}
 	for _, m := range a.groups[in.cfg.SyncGroup] {
 		if f := a.faultOf(m); f != "" {

@@ -107,7 +107,7 @@ func (a *Agent) newInstance(in *config.Instance) (*instance, error) {
 // advert, the state machine, the spec the kernel checks adverts against.
 func build(inst *instance) error {
 	in := inst.cfg
-	inst.advert = vrrp.Advert{Version: in.Version, VRID: in.VRID, Interval: in.Interval}
+	inst.advert = vrrp.Advert{Version: in.Version, VRID: in.VRID, Interval: in.Interval, ChecksumAsV2: in.ChecksumAsV2}
 	if in.Version == 2 {
 		inst.advert.AuthType = in.AuthType
 		if in.AuthType == vrrp.AuthPass {
@@ -140,6 +140,8 @@ func build(inst *instance) error {
 		Interval: in.Interval,
 		Unicast:  len(in.UnicastPeers) > 0,
 		NoAccept: !in.Accept,
+		// keepalived ignores it but for VRRPv3 over IPv4, as the kernel does.
+		ChecksumAsV2: in.ChecksumAsV2,
 	}
 	if in.Version == 2 {
 		inst.spec.AuthData = inst.advert.AuthData
@@ -266,9 +268,14 @@ func (a *Agent) putKernelEntries(inst *instance) error {
 		}
 	}
 	for _, p := range inst.cfg.UnicastPeers {
-		if err := a.dp.AllowPeer(inst.key, p.Addr); err != nil {
+		if err := a.dp.AllowPeer(inst.key, p.Addr, p.TTL()); err != nil {
 			return fmt.Errorf("kernel unicast peer %v: %w", p.Addr, err)
 		}
+	}
+	// keepalived compares every advert's addresses with virtual_ipaddress
+	// (skip_check_adv_addr: a new master's only).
+	if err := a.dp.CheckAdvertAddrs(inst.key, nil, inst.advert.Addrs, inst.cfg.SkipCheckAdvAddr); err != nil {
+		return fmt.Errorf("kernel: %w", err)
 	}
 	return nil
 }
@@ -282,6 +289,9 @@ func (a *Agent) deleteKernelEntries(inst *instance) {
 		peers = append(peers, p.Addr)
 	}
 	if err := a.dp.Forget(inst.key, peers); err != nil {
+		a.log.Warn(fmt.Sprintf("(%s) remove kernel entries: %v", inst.cfg.Name, err))
+	}
+	if err := a.dp.ForgetAdvertAddrs(inst.key, inst.advert.Addrs); err != nil {
 		a.log.Warn(fmt.Sprintf("(%s) remove kernel entries: %v", inst.cfg.Name, err))
 	}
 }
@@ -324,7 +334,7 @@ func (a *Agent) vipOf(in *config.Instance, v config.VIP, lnk netlink.Link) (vip,
 		addr.Flags |= unix.IFA_F_NOPREFIXROUTE
 	}
 	vipOptions(v, addr)
-	return vip{link: lnk, addr: addr}, nil
+	return vip{link: lnk, addr: addr, noTrack: v.NoTrack}, nil
 }
 
 // fitsMTU refuses an instance whose adverts would not fit its interface's MTU:

@@ -229,16 +229,24 @@ func TestGarpInterval(t *testing.T) {
 	ms := time.Millisecond
 	for _, tc := range []struct {
 		name, global string
-		takeover     []int // GARPs at takeover, then +30, +60, +90, +120 ms
-		lower        []int // the same on hearing a lower priority
+		top          string // garp_group blocks
+		takeover     []int  // GARPs at takeover, then +30, +60, +90, +120 ms
+		lower        []int  // the same on hearing a lower priority
 	}{
-		{"vrrp_garp_interval", "vrrp_garp_interval 0.03", []int{1, 1, 1, 0, 0}, []int{1, 1, 0, 0, 0}},
-		{"vrrp_gna_interval", "vrrp_gna_interval 0.03", []int{3, 0, 0, 0, 0}, []int{2, 0, 0, 0, 0}},
+		{"vrrp_garp_interval", "vrrp_garp_interval 0.03", "", []int{1, 1, 1, 0, 0}, []int{1, 1, 0, 0, 0}},
+		{"vrrp_gna_interval", "vrrp_gna_interval 0.03", "", []int{3, 0, 0, 0, 0}, []int{2, 0, 0, 0, 0}},
+		// garp_group: the interface's own spacing, instead of the global.
+		{"garp_group on eth0", "", "garp_group {\ngarp_interval 0.03\ninterface eth0\n}", []int{1, 1, 1, 0, 0}, []int{1, 1, 0, 0, 0}},
+		{"garp_group over the global", "vrrp_garp_interval 0.03", "garp_group {\ngarp_interval 0.06\ngna_interval 0.01\ninterface eth0\n}",
+			[]int{1, 0, 1, 0, 1}, []int{1, 0, 1, 0, 0}},
+		{"garp_group without garp_interval", "vrrp_garp_interval 0.03", "garp_group {\ngna_interval 0.03\ninterface eth0\n}",
+			[]int{3, 0, 0, 0, 0}, []int{2, 0, 0, 0, 0}},
+		{"garp_group on another interface", "", "garp_group {\ngarp_interval 0.03\ninterface eth9\n}", []int{3, 0, 0, 0, 0}, []int{2, 0, 0, 0, 0}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Adverts every second, so that no advert moves the clock
 			// in between.
-			r := newRig(t, "global_defs {\n"+tc.global+"\n}\n"+strings.Replace(
+			r := newRig(t, tc.top+"\nglobal_defs {\n"+tc.global+"\n}\n"+strings.Replace(
 				oneInstance(100, "garp_master_repeat 3\ngarp_master_delay 0\ngarp_lower_prio_repeat 2"), "advert_int 0.1", "advert_int 1", 1))
 			r.takeOverAt(5 * time.Second)
 			if r.state("VI_1") != vrrp.Master {

@@ -129,6 +129,9 @@ func (a *Agent) link(l linkState) {
 		}
 	}
 	a.fenceLink(l) // after a re-created instance interface got its own datapath
+	if !l.deleted && len(a.pending) > 0 {
+		a.makePending(now)
+	}
 	if changed {
 		a.reassess("interface " + l.name + " up")
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -214,7 +215,10 @@ func (a *Agent) routeRemoved(g addrGone) {
 		if !in.isMaster() {
 			continue
 		}
-		for _, r := range in.routes {
+		for i, r := range in.routes {
+			if in.cfg.Routes[i].NoTrack {
+				continue // keepalived's no_track: back at the next mastership
+			}
 			if !g.resync && (r.Table != g.table && !(r.Table == 0 && g.table == unix.RT_TABLE_MAIN) || !samePrefix(r.Dst, g.dst)) {
 				continue
 			}
@@ -230,6 +234,58 @@ func (a *Agent) routeRemoved(g addrGone) {
 				"restored", in.restored)
 		}
 	}
+}
+
+// ruleRemoved puts back a master's policy rules that something else removed,
+// as routeRemoved does its routes: any rule removed on the host has every
+// master's rules checked (they are few), except those marked no_track.
+func (a *Agent) ruleRemoved() {
+	if a.nl == nil {
+		return
+	}
+	for _, in := range a.insts {
+		if !in.isMaster() {
+			continue
+		}
+		for i, r := range in.rules {
+			if in.cfg.Rules[i].NoTrack || rulePresent(a.nl, r) {
+				continue
+			}
+			if err := a.nl.RuleAdd(r); err != nil && !errors.Is(err, unix.EEXIST) {
+				a.log.Error(fmt.Sprintf("(%s) put back rule %s: %v", in.cfg.Name, strings.Join(in.cfg.Rules[i].Words, " "), err))
+				continue
+			}
+			in.restored++
+			a.log.Warn(fmt.Sprintf("(%s) rule %s was removed by something else while master: put back", in.cfg.Name,
+				strings.Join(in.cfg.Rules[i].Words, " ")), "restored", in.restored)
+		}
+	}
+}
+
+// rulePresent says whether the host has a rule matching r in everything
+// ruleOf sets (the priority only when r names one).
+func rulePresent(nl *netlink.Handle, r *netlink.Rule) bool {
+	found, err := nl.RuleList(r.Family)
+	if err != nil {
+		return true // cannot tell: adding again would fail or duplicate
+	}
+	for _, f := range found {
+		if f.Table == r.Table && (r.Priority < 0 || f.Priority == r.Priority) && samePrefixOrNone(f.Src, r.Src) &&
+			samePrefixOrNone(f.Dst, r.Dst) && f.IifName == r.IifName && f.OifName == r.OifName && f.Mark == r.Mark &&
+			(r.Mask == nil || f.Mask != nil && *f.Mask == *r.Mask) {
+			return true
+		}
+	}
+	return false
+}
+
+// samePrefixOrNone compares a rule's selectors: both absent, or the same
+// prefix.
+func samePrefixOrNone(a, b *net.IPNet) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return samePrefix(a, b)
 }
 
 // samePrefix compares destinations; netlink reports a default route's as nil.
@@ -288,11 +344,16 @@ func (s *sender) ttlTo(dst netip.Addr) uint8 {
 // back to back. keepalived spaces every message on an interface; xvrrp spaces
 // an instance's rounds, one message per address — the same for an instance
 // with one VIP.
+// A garp_group for the instance's interface sets both instead, unset ones to 0.
 func (a *Agent) garpSpacing(in *instance) time.Duration {
-	if in.cfg.Family == config.IPv6 {
-		return a.cfg.Global.GnaInterval
+	garp, gna := a.cfg.Global.GarpInterval, a.cfg.Global.GnaInterval
+	if g := a.cfg.GarpGroupOf(in.cfg.Interface); g != nil {
+		garp, gna = g.GarpInterval, g.GnaInterval
 	}
-	return a.cfg.Global.GarpInterval
+	if in.cfg.Family == config.IPv6 {
+		return gna
+	}
+	return garp
 }
 
 // announceRound sends one gratuitous ARP or NA for every address held.

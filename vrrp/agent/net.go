@@ -327,6 +327,9 @@ func sourceAddr(ifi *net.Interface, family int, unicast bool, configured netip.A
 type vip struct {
 	link netlink.Link
 	addr *netlink.Addr
+	// noTrack: removed by something else while master, it stays removed
+	// until the next mastership (keepalived's no_track).
+	noTrack bool
 }
 
 func (v vip) String() string { return v.addr.IPNet.String() + " dev " + v.link.Attrs().Name }

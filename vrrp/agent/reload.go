@@ -116,7 +116,11 @@ func (a *Agent) reload(cfg *config.Config) error {
 	for _, in := range keep {
 		a.index(in)
 	}
+	a.pending, a.pendingAt = nil, 0
 	for _, nc := range added {
+		if a.waitForInterface(nc) {
+			continue
+		}
 		in, err := a.newInstance(nc)
 		if err == nil {
 			err = a.dp.Attach(in.ifi.Index)
@@ -170,7 +174,7 @@ func (a *Agent) index(in *instance) {
 // changed is not applied in place yet.
 func onTheWire(o, n *config.Instance) bool {
 	return o.Version != n.Version || o.Interval != n.Interval || o.AuthType != n.AuthType || o.AuthPass != n.AuthPass ||
-		!slices.EqualFunc(o.UnicastPeers, n.UnicastPeers, func(x, y config.UnicastPeer) bool { return x.Addr == y.Addr }) ||
+		!slices.Equal(o.UnicastPeers, n.UnicastPeers) || o.ChecksumAsV2 != n.ChecksumAsV2 ||
 		o.UnicastSrcIP != n.UnicastSrcIP || o.McastSrcIP != n.McastSrcIP || o.McastDstIP != n.McastDstIP ||
 		o.DownTimerAdverts != n.DownTimerAdverts ||
 		// Not applied in place yet: excluded addresses, routes and rules.
@@ -237,9 +241,16 @@ func (a *Agent) update(in *instance, nc *config.Instance, now time.Duration) boo
 		a.log.Info(fmt.Sprintf("(%s) VIP %v removed", nc.Name, v))
 	}
 	in.vips = vips
+	old := slices.Clone(in.advert.Addrs)
 	in.advert.Addrs = in.advert.Addrs[:0]
 	for _, v := range vips {
 		in.advert.Addrs = append(in.advert.Addrs, v.ip())
+	}
+	if !slices.Equal(old, in.advert.Addrs) || oc.SkipCheckAdvAddr != nc.SkipCheckAdvAddr {
+		changed = true
+		if err := a.dp.CheckAdvertAddrs(in.key, old, in.advert.Addrs, nc.SkipCheckAdvAddr); err != nil {
+			a.log.Error(fmt.Sprintf("(%s) %v", nc.Name, err))
+		}
 	}
 	return changed
 }

@@ -25,7 +25,9 @@ type kernel interface {
 	Forget(loader.Key, []netip.Addr) error
 	PutVIPOf(loader.Key, netip.Addr) error
 	ForgetVIP(netip.Addr) error
-	AllowPeer(loader.Key, netip.Addr) error
+	AllowPeer(loader.Key, netip.Addr, vrrp.TTLRange) error
+	CheckAdvertAddrs(k loader.Key, old, addrs []netip.Addr, skipSameMaster bool) error
+	ForgetAdvertAddrs(loader.Key, []netip.Addr) error
 	ReadHeard(context.Context, func(loader.Heard)) error
 	Attach(ifindex int) error
 	AttachFence(ifindex int) error

@@ -35,6 +35,12 @@ func (a *Agent) sendOutcome(in *instance, ok bool, failures []error, now time.Du
 	if transient(last) && in.sendFailRun < transientSendRun {
 		return
 	}
+	if in.cfg.DontTrackPrimary && interfaceGone(last) {
+		// keepalived's dont_track_primary: its interface's faults are
+		// ignored, and so are adverts that cannot leave by it. The lease is
+		// not renewed meanwhile, so the fence closes, as on a stall.
+		return
+	}
 	hold := max(time.Second, vrrp.MasterDownInterval(in.cfg.Version, in.m.Priority(), in.cfg.Interval, in.cfg.DownTimerAdverts))
 	in.sendFaultUntil = now + hold
 	if in.sendFault == "" {

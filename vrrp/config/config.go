@@ -9,6 +9,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/xvrrp/xvrrp/vrrp"
 )
 
 // Config is a parsed and validated configuration.
@@ -17,6 +19,7 @@ type Config struct {
 	Scripts        []*Script
 	Instances      []*Instance
 	SyncGroups     []*SyncGroup
+	GarpGroups     []*GarpGroup
 	TrackFiles     []*TrackFile
 	TrackProcesses []*TrackProcess
 	// Warnings are problems that do not stop xvrrp: ignored keywords of other
@@ -57,8 +60,13 @@ type Global struct {
 	NotifyPriorityChange bool
 	DefaultInterface     string
 	DynamicInterfaces    bool
-	LogUnknownVRIDs      bool
-	VMACPrefix           string
+	// StartupScript runs once before the instances start, ShutdownScript
+	// once after they stop, each killed after its timeout in seconds
+	// (startup_script_timeout, shutdown_script_timeout; 0: 10).
+	StartupScript, ShutdownScript               *Command
+	StartupScriptTimeout, ShutdownScriptTimeout int
+	LogUnknownVRIDs                             bool
+	VMACPrefix                                  string
 	// Process tuning of the daemon: vrrp_rt_priority (0: unset),
 	// vrrp_rlimit_rttime (0: unset), vrrp_no_swap, vrrp_cpu_affinity.
 	RTPriority   int
@@ -66,6 +74,26 @@ type Global struct {
 	RLimitRTTime time.Duration
 	NoSwap       bool
 	CPUAffinity  []int
+}
+
+// GarpGroup is a garp_group block: the spacing of gratuitous ARP and
+// unsolicited NA rounds on one interface, instead of the global
+// vrrp_garp_interval and vrrp_gna_interval (unset here: none).
+type GarpGroup struct {
+	Pos          Pos
+	Interface    string
+	GarpInterval time.Duration
+	GnaInterval  time.Duration
+}
+
+// GarpGroupOf is the garp_group of an interface, or nil.
+func (c *Config) GarpGroupOf(ifname string) *GarpGroup {
+	for _, g := range c.GarpGroups {
+		if g.Interface == ifname {
+			return g
+		}
+	}
+	return nil
 }
 
 // Garp is the gratuitous ARP / unsolicited NA schedule of a master.
@@ -174,10 +202,13 @@ type Instance struct {
 	McastSrcIP netip.Addr
 	// McastDstIP is where multicast adverts go: mcast_dst_ip, else the global
 	// vrrp_mcast_group4/6 for the family (224.0.0.18 / ff02::12 by default).
-	McastDstIP         netip.Addr
-	UnicastSrcIP       netip.Addr
-	UnicastPeers       []UnicastPeer
-	CheckUnicastSrc    bool
+	McastDstIP      netip.Addr
+	UnicastSrcIP    netip.Addr
+	UnicastPeers    []UnicastPeer
+	CheckUnicastSrc bool
+	// ChecksumAsV2 is v3_checksum_as_v2: VRRPv3 IPv4 adverts are sent, and
+	// accepted only, with the checksum of the message alone.
+	ChecksumAsV2       bool
 	UnicastTTL         int // 0: 255
 	UnicastFaultNoPeer bool
 
@@ -247,6 +278,9 @@ type Route struct {
 	Table  int    // 0: main
 	Metric int    // metric, preference or priority
 	OnLink bool
+	// NoTrack: removed by something else while master, the route stays
+	// removed until the next mastership (keepalived's no_track).
+	NoTrack bool
 }
 
 // Rule is one line of virtual_rules: a policy routing rule, as `ip rule`
@@ -263,14 +297,26 @@ type Rule struct {
 	FwMask    uint32 // 0: all bits
 	HasFwMark bool
 	Family    Family
+	// NoTrack: removed by something else while master, the rule stays
+	// removed until the next mastership (keepalived's no_track).
+	NoTrack bool
 }
 
-// UnicastPeer is one unicast_peer entry.
+// UnicastPeer is one unicast_peer entry: the peer, and the TTL (or hop
+// limit) its adverts must arrive with, 0 to 255 unless min_ttl or max_ttl.
 type UnicastPeer struct {
 	Addr   netip.Addr
 	MinTTL int
 	MaxTTL int
 }
+
+// TTL is the range of TTLs the peer's adverts are accepted with.
+func (u UnicastPeer) TTL() vrrp.TTLRange {
+	return vrrp.TTLRange{Min: uint8(u.MinTTL), Max: uint8(u.MaxTTL)}
+}
+
+// TTLChecked says whether min_ttl or max_ttl narrow the range.
+func (u UnicastPeer) TTLChecked() bool { return u.MinTTL != 0 || u.MaxTTL != 255 }
 
 // TrackInterface is one track_interface entry.
 type TrackInterface struct {
@@ -377,4 +423,13 @@ func (c *Config) TrackProcess(name string) *TrackProcess {
 		}
 	}
 	return nil
+}
+
+// ScriptTimeout is a startup_script_timeout or shutdown_script_timeout in
+// seconds as a duration: keepalived's 10 s when not given.
+func ScriptTimeout(secs int) time.Duration {
+	if secs == 0 {
+		secs = 10
+	}
+	return time.Duration(secs) * time.Second
 }

@@ -21,6 +21,7 @@ var behaviourTests = map[string]string{
 	"top xvrrp_check":        "tests/TestHealthSeedScenario",
 	"top vrrp_instance":      "tests/TestElectionAndLinkCut",
 	"top vrrp_sync_group":    "tests/TestSyncGroup",
+	"top garp_group":         "vrrp/agent/TestGarpInterval",
 	"top vrrp_track_file":    "tests/TestNotify",
 	"top track_file":         "health/TestTrackers",
 	"top vrrp_track_process": "tests/TestHealthSeedScenario",
@@ -53,6 +54,12 @@ var behaviourTests = map[string]string{
 	"global_defs default_interface":               "vrrp/config/TestKeywordResolution",
 	"global_defs vrrp_lower_prio_no_advert":       "vrrp/agent/TestAdvertKeywords",
 	"global_defs vrrp_higher_prio_send_advert":    "vrrp/agent/TestAdvertKeywords",
+	"global_defs vrrp_skip_check_adv_addr":        "tests/TestAdvertAddressCheck",
+	"global_defs dynamic_interfaces":              "tests/TestDynamicInterfaces",
+	"global_defs startup_script":                  "tests/TestStartupShutdownScripts",
+	"global_defs shutdown_script":                 "tests/TestStartupShutdownScripts",
+	"global_defs startup_script_timeout":          "tests/TestStartupShutdownScripts",
+	"global_defs shutdown_script_timeout":         "tests/TestStartupShutdownScripts",
 	"global_defs vrrp_check_unicast_src":          "loader/TestXDPMatchesDecoder", // always on: XDP takes unicast peers' adverts only
 	"global_defs vrrp_rt_priority":                "cmd/xvrrp/TestCheckProcessTuning",
 	"global_defs max_auto_priority":               "cmd/xvrrp/TestCheckProcessTuning",
@@ -61,6 +68,11 @@ var behaviourTests = map[string]string{
 	"global_defs vrrp_rlimit_rttime":              "cmd/xvrrp/TestCheckProcessTuning",
 	"global_defs vrrp_no_swap":                    "cmd/xvrrp/TestCheckProcessTuning",
 	"global_defs vrrp_cpu_affinity":               "cmd/xvrrp/TestCheckProcessTuning",
+
+	"garp_group garp_interval": "vrrp/agent/TestGarpInterval",
+	"garp_group gna_interval":  "vrrp/agent/TestGarpInterval",
+	"garp_group interface":     "vrrp/agent/TestGarpInterval",
+	"garp_group interfaces":    "cmd/xvrrp/TestCheckGarpGroup", // refused at its line
 
 	"vrrp_script script":    "tests/TestHealthSeedScenario",
 	"vrrp_script interval":  "tests/TestHealthSeedScenario",
@@ -103,6 +115,9 @@ var behaviourTests = map[string]string{
 	"vrrp_instance unicast_fault_no_peer":      "tests/TestUnicastFaultNoPeerRun",
 	"vrrp_instance unicast_ttl":                "tests/TestUnicastTTLSent",
 	"vrrp_instance check_unicast_src":          "loader/TestXDPMatchesDecoder",
+	"vrrp_instance v3_checksum_as_v2":          "tests/TestChecksumAsV2",
+	"vrrp_instance dont_track_primary":         "tests/TestDontTrackPrimary",
+	"vrrp_instance skip_check_adv_addr":        "tests/TestAdvertAddressCheck",
 	"vrrp_instance unicast_src_ip":             "tests/TestInteropWithKeepalived",
 	"vrrp_instance unicast_peer":               "tests/TestInteropWithKeepalived",
 	"vrrp_instance track_interface":            "tests/TestTrackInterface",
@@ -187,6 +202,9 @@ vrrp_track_file f {
 vrrp_track_process p {
     process p
 }
+garp_group {
+    interface eth0
+}
 `
 
 // acceptedKeywords lists every keyword of every keyword table walk
@@ -208,7 +226,7 @@ func acceptedKeywords(t *testing.T) []string {
 			keys = append(keys, block+" "+k)
 		}
 	})
-	for _, b := range []string{"top", "global_defs", "vrrp_script", "xvrrp_check", "vrrp_instance", "authentication", "vrrp_sync_group", "vrrp_track_file", "vrrp_track_process"} {
+	for _, b := range []string{"top", "global_defs", "vrrp_script", "xvrrp_check", "vrrp_instance", "authentication", "vrrp_sync_group", "vrrp_track_file", "vrrp_track_process", "garp_group"} {
 		if !blocks[b] {
 			t.Fatalf("no keyword table seen for %s: everyBlock misses it", b)
 		}
@@ -308,13 +326,6 @@ func TestRefusedKeywords(t *testing.T) {
 		want := "k.conf:3: 192.0.2.1: address option " + opt + ": " + why
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: error %v, want %q", line, err, want)
-		}
-	}
-	for opt, why := range peerOptionRefused {
-		_, err := Parse("k.conf", "vrrp_instance VI_1 {\n    unicast_peer {\n        192.0.2.2 "+opt+" 1\n    }\n}\n")
-		want := "k.conf:3: unicast_peer 192.0.2.2: " + opt + ": " + why
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("%s: error %v, want %q", opt, err, want)
 		}
 	}
 }

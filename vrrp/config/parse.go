@@ -356,6 +356,7 @@ func (p *parser) top(nodes []*node) {
 		"xvrrp_check":        func(n *node) { p.check(n) },
 		"vrrp_instance":      func(n *node) { p.instance(n) },
 		"vrrp_sync_group":    func(n *node) { p.syncGroup(n) },
+		"garp_group":         func(n *node) { p.garpGroup(n) },
 		"vrrp_track_file":    func(n *node) { p.trackFile(n) },
 		"track_file":         func(n *node) { p.trackFile(n) },
 		"vrrp_track_process": func(n *node) { p.trackProcess(n) },
@@ -448,8 +449,12 @@ func (p *parser) global(n *node) {
 				g.Garp.LowerPrioDelay, g.Garp.LowerPrioRepeat = 0, 1
 			}
 		},
-		"vrrp_startup_delay":     dur(&g.StartupDelay, time.Hour),
-		"enable_script_security": flag(&g.EnableScriptSecurity),
+		"vrrp_startup_delay":      dur(&g.StartupDelay, time.Hour),
+		"startup_script":          func(n *node) { g.StartupScript = p.command(n, true) },
+		"shutdown_script":         func(n *node) { g.ShutdownScript = p.command(n, true) },
+		"startup_script_timeout":  num(&g.StartupScriptTimeout, 1, 1000),
+		"shutdown_script_timeout": num(&g.ShutdownScriptTimeout, 1, 1000),
+		"enable_script_security":  flag(&g.EnableScriptSecurity),
 		"script_user": func(n *node) {
 			if p.args(n, 1, 2) {
 				g.ScriptUser = n.words[1]
@@ -458,10 +463,25 @@ func (p *parser) global(n *node) {
 				}
 			}
 		},
-		"vrrp_strict":             flag(&g.Strict),
-		"vrrp_down_timer_adverts": num(&g.DownTimerAdverts, 1, 100),
-		"vrrp_check_unicast_src":  flag(&g.CheckUnicastSrc),
-		"vrrp_garp_interval":      dur(&g.GarpInterval, time.Second),
+		"vrrp_strict":              flag(&g.Strict),
+		"vrrp_down_timer_adverts":  num(&g.DownTimerAdverts, 1, 100),
+		"vrrp_check_unicast_src":   flag(&g.CheckUnicastSrc),
+		"vrrp_skip_check_adv_addr": flag(&g.SkipCheckAdvAddr),
+		"dynamic_interfaces": func(n *node) {
+			if !p.args(n, 0, 1) {
+				return
+			}
+			if len(n.words) == 2 {
+				if n.words[1] == "allow_if_changes" {
+					p.diags.errorf(n.pos, "dynamic_interfaces allow_if_changes: not implemented (keepalived's relaxed duplicate VRID check); use dynamic_interfaces alone")
+				} else {
+					p.diags.errorf(n.pos, "dynamic_interfaces: '%s' is not allow_if_changes", n.words[1])
+				}
+				return
+			}
+			g.DynamicInterfaces = true
+		},
+		"vrrp_garp_interval": dur(&g.GarpInterval, time.Second),
 		"vrrp_garp_extra_if": func(n *node) {
 			g.GarpExtraIf, g.GarpExtraIfAll, _ = p.extraIf(n)
 		},
@@ -795,8 +815,15 @@ func (p *parser) instance(n *node) {
 				in.Rules = append(in.Rules, r)
 			}
 		}),
-		"unicast_ttl":       num(&in.UnicastTTL, 1, 255),
-		"check_unicast_src": flag(&in.CheckUnicastSrc),
+		"unicast_ttl":         num(&in.UnicastTTL, 1, 255),
+		"check_unicast_src":   flag(&in.CheckUnicastSrc),
+		"v3_checksum_as_v2":   flag(&in.ChecksumAsV2),
+		"skip_check_adv_addr": flag(&in.SkipCheckAdvAddr),
+		"dont_track_primary": set(func(n *node) {
+			if p.args(n, 0, 0) {
+				in.DontTrackPrimary = true
+			}
+		}),
 		"unicast_fault_no_peer": set(func(n *node) {
 			if p.args(n, 0, 0) {
 				in.UnicastFaultNoPeer = true
@@ -1023,6 +1050,8 @@ func (p *parser) vip(l *node) (VIP, bool) {
 			v.AutoJoin = true
 		case "noprefixroute":
 			v.NoPrefixRt = true
+		case "no_track":
+			v.NoTrack = true
 		case "track_group":
 			p.diags.errorf(l.pos, "%s: track_group applies to static addresses, which xvrrp does not manage", w[0])
 			ok = false
@@ -1070,13 +1099,8 @@ func (p *parser) unicastPeers(n *node, in *Instance) {
 		if !ok {
 			continue
 		}
-		peer := UnicastPeer{Addr: a}
+		peer := UnicastPeer{Addr: a, MinTTL: 0, MaxTTL: 255}
 		for i := 1; i < len(l.words); i++ {
-			if why, refused := peerOptionRefused[l.words[i]]; refused {
-				p.diags.errorf(l.pos, "unicast_peer %v: %s: %s", a, l.words[i], why)
-				i++
-				continue
-			}
 			if (l.words[i] == "min_ttl" || l.words[i] == "max_ttl") && i+1 < len(l.words) {
 				v, err := strconv.Atoi(l.words[i+1])
 				if err != nil || v < 0 || v > 255 {
@@ -1090,6 +1114,9 @@ func (p *parser) unicastPeers(n *node, in *Instance) {
 				continue
 			}
 			p.diags.errorf(l.pos, "unicast_peer %v: '%s' is not min_ttl N or max_ttl N", a, l.words[i])
+		}
+		if peer.MinTTL > peer.MaxTTL {
+			p.diags.errorf(l.pos, "unicast_peer %v: min_ttl %d is above max_ttl %d: no advert could arrive", a, peer.MinTTL, peer.MaxTTL)
 		}
 		in.UnicastPeers = append(in.UnicastPeers, peer)
 	}
@@ -1188,6 +1215,37 @@ func (p *parser) syncGroup(n *node) {
 		}
 	}
 	p.walk("vrrp_sync_group "+name, n.block, table)
+}
+
+// garpGroup reads a garp_group block. keepalived's interfaces { … } spreads
+// one group's limits over several interfaces together; xvrrp spaces each
+// instance's rounds and has nothing to share them across, so it is refused.
+func (p *parser) garpGroup(n *node) {
+	if !p.block(n) {
+		return
+	}
+	g := &GarpGroup{Pos: n.pos}
+	p.walk("garp_group", n.block, map[string]handler{
+		"garp_interval": p.durInto(&g.GarpInterval, time.Second),
+		"gna_interval":  p.durInto(&g.GnaInterval, time.Second),
+		"interface": func(n *node) {
+			if p.args(n, 1, 1) {
+				g.Interface = n.words[1]
+			}
+		},
+		"interfaces": func(n *node) {
+			p.diags.errorf(n.pos, "garp_group interfaces: not implemented: xvrrp spaces each instance's rounds and shares no limit across interfaces; give each interface its own garp_group with interface")
+		},
+	})
+	if g.Interface == "" {
+		p.diags.errorf(n.pos, "garp_group needs an interface")
+		return
+	}
+	if p.cfg.GarpGroupOf(g.Interface) != nil {
+		p.diags.errorf(n.pos, "garp_group: interface %s is in another garp_group", g.Interface)
+		return
+	}
+	p.cfg.GarpGroups = append(p.cfg.GarpGroups, g)
 }
 
 func (p *parser) trackFile(n *node) {

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,6 +46,20 @@ func (c *Config) Print(w io.Writer, t Tracking) {
 	}
 	if g.StartupDelay > 0 {
 		fmt.Fprintf(w, ", startup delay %v", g.StartupDelay)
+	}
+	for _, s := range []struct {
+		what string
+		c    *Command
+		secs int
+		when string
+	}{{"startup_script", g.StartupScript, g.StartupScriptTimeout, "before the instances start"},
+		{"shutdown_script", g.ShutdownScript, g.ShutdownScriptTimeout, "after they stop"}} {
+		if s.c != nil {
+			fmt.Fprintf(w, ", %s %q %s (killed after %v)", s.what, s.c.Line, s.when, ScriptTimeout(s.secs))
+		}
+	}
+	if g.DynamicInterfaces {
+		fmt.Fprint(w, ", an instance whose interface is missing waits for it (dynamic_interfaces)")
 	}
 	if g.GarpInterval > 0 {
 		fmt.Fprintf(w, ", gratuitous ARP rounds %v apart", g.GarpInterval)
@@ -138,9 +153,33 @@ func (c *Config) printInstance(w io.Writer, in *Instance, t Tracking) {
 		}
 		// Sources are checked whatever check_unicast_src says: XDP drops
 		// adverts from other sources, as keepalived does with it.
-		fmt.Fprintf(w, "  unicast from %s to %s, sent at TTL %d, peers' adverts taken at any TTL, from them only\n", src, strings.Join(peers, ", "), ttl)
+		anyTTL := "any TTL"
+		if slices.ContainsFunc(in.UnicastPeers, UnicastPeer.TTLChecked) {
+			anyTTL = "any TTL unless narrowed below"
+		}
+		fmt.Fprintf(w, "  unicast from %s to %s, sent at TTL %d, peers' adverts taken at %s, from them only\n", src, strings.Join(peers, ", "), ttl, anyTTL)
+		for _, u := range in.UnicastPeers {
+			if u.TTLChecked() {
+				fmt.Fprintf(w, "  adverts from %v taken only at TTL %d to %d, others dropped and counted as ttl (min_ttl, max_ttl)\n", u.Addr, u.MinTTL, u.MaxTTL)
+			}
+		}
 	} else {
 		fmt.Fprintf(w, "  multicast to %v\n", in.McastDstIP)
+	}
+	if in.SkipCheckAdvAddr {
+		fmt.Fprintln(w, "  adverts must carry exactly its virtual_ipaddress list, checked for a new master's only (skip_check_adv_addr)")
+	} else {
+		fmt.Fprintln(w, "  adverts must carry exactly its virtual_ipaddress list, or are dropped as addr_count")
+	}
+	if in.DontTrackPrimary {
+		fmt.Fprintf(w, "  %s down is no FAULT; the VIPs are fenced while adverts cannot leave (dont_track_primary)\n", in.Interface)
+	}
+	if in.ChecksumAsV2 {
+		if in.Version == 3 && in.Family == IPv4 {
+			fmt.Fprintln(w, "  VRRPv3 checksum over the message alone, no IPv4 pseudo-header: sent so, and adverts with the pseudo-header form dropped as checksum (v3_checksum_as_v2)")
+		} else {
+			fmt.Fprintln(w, "  v3_checksum_as_v2 changes nothing here: it is for VRRPv3 over IPv4")
+		}
 	}
 	src := in.McastSrcIP
 	if len(in.UnicastPeers) > 0 && in.UnicastSrcIP.IsValid() {
@@ -153,6 +192,9 @@ func (c *Config) printInstance(w io.Writer, in *Instance, t Tracking) {
 		fmt.Fprintf(w, "  promote_secondaries set on %s while running\n", in.Interface)
 	}
 	printGarp(w, in.Garp)
+	if g := c.GarpGroupOf(in.Interface); g != nil {
+		fmt.Fprintf(w, "  rounds of gratuitous ARPs %v apart, of unsolicited NAs %v apart (garp_group %s)\n", g.GarpInterval, g.GnaInterval, g.Interface)
+	}
 	if in.GarpExtraIf > 0 {
 		which := "on interfaces other than " + in.Interface
 		if in.GarpExtraIfAll {
@@ -167,19 +209,31 @@ func (c *Config) printInstance(w io.Writer, in *Instance, t Tracking) {
 		fmt.Fprintln(w, "  as master, one advert before stepping down for a higher priority (higher_prio_send_advert)")
 	}
 	for _, v := range in.VIPs {
-		fmt.Fprintf(w, "  VIP %s\n", v)
+		fmt.Fprintf(w, "  VIP %s%s\n", v, putBack(v.NoTrack, " (", ")"))
 	}
 	for _, v := range in.ExcludedVIPs {
-		fmt.Fprintf(w, "  VIP %s (not advertised; held while master, put back if removed)\n", v)
+		fmt.Fprintf(w, "  VIP %s (not advertised; held while master, %s)\n", v, putBack(v.NoTrack, "", ""))
 	}
 	for _, r := range in.Routes {
-		fmt.Fprintf(w, "  route %s (installed while master, put back if removed)\n", strings.Join(r.Words, " "))
+		fmt.Fprintf(w, "  route %s (installed while master, %s)\n", strings.Join(r.Words, " "), putBack(r.NoTrack, "", ""))
 	}
 	for _, r := range in.Rules {
-		fmt.Fprintf(w, "  rule %s (installed while master)\n", strings.Join(r.Words, " "))
+		fmt.Fprintf(w, "  rule %s (installed while master, %s)\n", strings.Join(r.Words, " "), putBack(r.NoTrack, "", ""))
 	}
 	printTrackers(w, t.InstanceTrackers(in))
 	printNotify(w, in.Notify)
+}
+
+// putBack says what becomes of an address, route or rule removed behind a
+// master's back; a VIP says it only when no_track changes it.
+func putBack(noTrack bool, open, closing string) string {
+	if noTrack {
+		return open + "if removed, not put back until the next mastership (no_track)" + closing
+	}
+	if open != "" {
+		return ""
+	}
+	return "put back if removed"
 }
 
 func printTrackers(w io.Writer, effects []Effect) {

@@ -74,6 +74,8 @@ func parseRoute(w []string) (Route, error) {
 			}
 		case "onlink":
 			r.OnLink = true
+		case "no_track":
+			r.NoTrack = true
 		default:
 			if p, perr := parsePrefix(k); perr == nil && !r.Dst.IsValid() {
 				r.Dst = p
@@ -82,7 +84,7 @@ func parseRoute(w []string) (Route, error) {
 			if k == "default" && !r.Dst.IsValid() {
 				return r, fmt.Errorf("write default as 0.0.0.0/0 or ::/0")
 			}
-			return r, fmt.Errorf("not implemented: '%s' in a route (xvrrp takes a type, src, to, via/gw, dev, scope, table, metric, onlink)", k)
+			return r, fmt.Errorf("not implemented: '%s' in a route (xvrrp takes a type, src, to, via/gw, dev, scope, table, metric, onlink, no_track)", k)
 		}
 		if err != nil {
 			return r, err
@@ -112,6 +114,10 @@ func parseRule(w []string) (Rule, error) {
 	r := Rule{Words: w}
 	for i := 0; i < len(w); i++ {
 		k := w[i]
+		if k == "no_track" {
+			r.NoTrack = true
+			continue
+		}
 		if i+1 >= len(w) {
 			return r, fmt.Errorf("%s needs a value", k)
 		}
@@ -156,7 +162,7 @@ func parseRule(w []string) (Rule, error) {
 			}
 			r.FwMark, r.FwMask, r.HasFwMark = uint32(m), uint32(mk), true
 		default:
-			return r, fmt.Errorf("not implemented: '%s' in a rule (xvrrp takes from, to, iif, oif, fwmark, preference, table)", k)
+			return r, fmt.Errorf("not implemented: '%s' in a rule (xvrrp takes from, to, iif, oif, fwmark, preference, table, no_track)", k)
 		}
 		if err != nil {
 			return r, err

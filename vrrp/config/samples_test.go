@@ -88,9 +88,7 @@ func TestDebianSamples(t *testing.T) {
 // the broken ones (testdata/invalid) are not. tests.TestKeepalivedAgrees runs
 // real keepalived -t over the same files.
 func TestCorpus(t *testing.T) {
-	refused := map[string][]string{
-		"testdata/compat/06-trackers-2x.conf": {"vrrp_skip_check_adv_addr"},
-	}
+	refused := map[string][]string{}
 	keyword := regexp.MustCompile(`^(\w+): not implemented`)
 	for dir, wantValid := range map[string]bool{"testdata/compat": true, "testdata/invalid": false} {
 		files, _ := filepath.Glob(filepath.Join(dir, "*.conf"))

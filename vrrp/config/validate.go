@@ -154,7 +154,7 @@ func (p *parser) validateInstance(in *Instance) {
 	if in.Priority == 255 {
 		in.Accept = true // the address owner always answers for its addresses
 	}
-	if !in.SkipCheckAdvAddr {
+	if _, given := seen["skip_check_adv_addr"]; !given {
 		in.SkipCheckAdvAddr = g.SkipCheckAdvAddr
 	}
 	if _, given := seen["garp_extra_if"]; !given {
