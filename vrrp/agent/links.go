@@ -205,7 +205,7 @@ func (a *Agent) rebindVIPs(in *instance) {
 		return
 	}
 	for i, v := range in.cfg.VIPs {
-		if vv, err := a.vipOf(in.cfg, v, lnk); err == nil {
+		if vv, err := a.vipOf(in.cfg, v, in.vipLink(lnk, v)); err == nil {
 			in.vips[i] = vv
 		}
 	}

@@ -173,6 +173,7 @@ func onTheWire(o, n *config.Instance) bool {
 		!slices.EqualFunc(o.UnicastPeers, n.UnicastPeers, func(x, y config.UnicastPeer) bool { return x.Addr == y.Addr }) ||
 		o.UnicastSrcIP != n.UnicastSrcIP || o.McastSrcIP != n.McastSrcIP || o.McastDstIP != n.McastDstIP ||
 		o.DownTimerAdverts != n.DownTimerAdverts ||
+		o.UseVMAC != n.UseVMAC || o.VMACName != n.VMACName || o.VMACAddr != n.VMACAddr || o.VMACXmitBase != n.VMACXmitBase ||
 		// Not applied in place yet: excluded addresses, routes and rules.
 		!slices.EqualFunc(o.ExcludedVIPs, n.ExcludedVIPs, func(x, y config.VIP) bool { return x.Prefix == y.Prefix && x.Dev == y.Dev }) ||
 		!slices.EqualFunc(o.Routes, n.Routes, func(x, y config.Route) bool { return slices.Equal(x.Words, y.Words) }) ||
@@ -202,7 +203,7 @@ func (a *Agent) update(in *instance, nc *config.Instance, now time.Duration) boo
 	}
 	var vips []vip
 	for _, cv := range nc.VIPs {
-		v, err := a.vipOf(nc, cv, lnk)
+		v, err := a.vipOf(nc, cv, in.vipLink(lnk, cv))
 		if err != nil {
 			a.log.Warn(fmt.Sprintf("(%s) reload: %v", nc.Name, err))
 			continue
@@ -256,4 +257,5 @@ func (a *Agent) remove(in *instance, now time.Duration) {
 		a.dp.ForgetVIP(v.ip())
 	}
 	a.deleteKernelEntries(in)
+	a.removeVMAC(in)
 }

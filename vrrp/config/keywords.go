@@ -92,7 +92,7 @@ var notImplemented = map[string]string{
 	"garp_group":                "not implemented",
 	"track_bfd":                 "not implemented: xvrrp has no BFD",
 	"use_ipvlan":                "not implemented",
-	"use_vmac_addr":             "not implemented",
+	"use_vmac_addr":             "not implemented: VIPs on other interfaces get no VMAC of their own (use_vmac puts the instance's VIPs on its VMAC)",
 	"vrf":                       "not implemented",
 	"old_unicast_checksum":      "not implemented: xvrrp uses the RFC 5798 checksum",
 	"vmac_addr_prefix":          "not implemented",
@@ -100,9 +100,6 @@ var notImplemented = map[string]string{
 
 	// Read before issue 17 and not honoured by run: refused until they are,
 	// each moving back to the parser with its behaviour test.
-	"use_vmac":                 "not implemented yet: no VMAC interface is created",
-	"vmac_xmit_base":           "not implemented yet (it only means something with use_vmac)",
-	"vmac_prefix":              "not implemented yet (it only means something with use_vmac)",
 	"skip_check_adv_addr":      "not implemented yet: xvrrp never compares an advert's addresses with virtual_ipaddress (keepalived does, for every advert, or with this for a new master's only)",
 	"vrrp_skip_check_adv_addr": "not implemented yet: xvrrp never compares an advert's addresses with virtual_ipaddress (keepalived does, for every advert, or with this for a new master's only)",
 	"dont_track_primary":       "not implemented: a master that cannot advertise on its interface loses its lease, so its fence closes (by design); the interface going down puts the instance in FAULT",
@@ -118,7 +115,7 @@ func unsupported(key string) (string, bool) {
 // not apply to the address it adds: refused, as a keyword would be.
 var vipOptionRefused = map[string]string{
 	"no_track": "not implemented yet: xvrrp does not follow a VIP's own interface, with or without it (keepalived puts the instance in FAULT when it goes down, unless no_track)",
-	"use_vmac": "not implemented yet: no VMAC interface is created",
+	"use_vmac": "not implemented: a VIP on another interface gets no VMAC of its own (use_vmac on the instance puts the instance's VIPs on its VMAC)",
 }
 
 // Options of a unicast_peer line keepalived takes and xvrrp refuses.

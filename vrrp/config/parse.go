@@ -462,6 +462,11 @@ func (p *parser) global(n *node) {
 		"vrrp_down_timer_adverts": num(&g.DownTimerAdverts, 1, 100),
 		"vrrp_check_unicast_src":  flag(&g.CheckUnicastSrc),
 		"vrrp_garp_interval":      dur(&g.GarpInterval, time.Second),
+		"vmac_prefix": func(n *node) {
+			if p.args(n, 1, 1) {
+				g.VMACPrefix = n.words[1]
+			}
+		},
 		"vrrp_garp_extra_if": func(n *node) {
 			g.GarpExtraIf, g.GarpExtraIfAll, _ = p.extraIf(n)
 		},
@@ -855,6 +860,8 @@ func (p *parser) instance(n *node) {
 		"garp_extra_if": set(func(n *node) {
 			in.GarpExtraIf, in.GarpExtraIfAll, _ = p.extraIf(n)
 		}),
+		"use_vmac":                set(func(n *node) { p.useVMAC(n, in) }),
+		"vmac_xmit_base":          flag(&in.VMACXmitBase),
 		"strict_mode":             flag(&in.Strict),
 		"down_timer_adverts":      num(&in.DownTimerAdverts, 1, 100),
 		"promote_secondaries":     flag(&in.PromoteSecondaries),
@@ -1269,5 +1276,22 @@ func (p *parser) trackProcess(n *node) {
 	}
 	if t.QuorumMax != 0 && t.QuorumMax < t.Quorum {
 		p.diags.errorf(n.pos, "vrrp_track_process %s: quorum_max %d is below quorum %d", name, t.QuorumMax, t.Quorum)
+	}
+}
+
+// useVMAC reads `use_vmac [NAME] [MAC]` as keepalived: a word with four or
+// more colons is the MAC (five octets take the VRID as the sixth), any other
+// the interface's name. Validation fills in the defaults.
+func (p *parser) useVMAC(n *node, in *Instance) {
+	if !p.args(n, 0, 2) {
+		return
+	}
+	in.UseVMAC = true
+	for _, w := range n.words[1:] {
+		if strings.Count(w, ":") >= 4 {
+			in.VMACAddr = w
+		} else {
+			in.VMACName = w
+		}
 	}
 }

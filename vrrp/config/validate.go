@@ -1,8 +1,11 @@
 package config
 
 import (
+	"fmt"
+	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -242,9 +245,56 @@ func (p *parser) validateInstance(in *Instance) {
 	in.TrackInterfaces = slices.DeleteFunc(in.TrackInterfaces, func(t TrackInterface) bool { return t.Name == in.Interface })
 
 	p.trackerRefs(name, in.TrackScripts, in.TrackFiles, in.TrackProcesses)
-	if in.UseVMAC && len(in.UnicastPeers) > 0 && !in.VMACXmitBase {
+	p.vmac(in, at)
+}
+
+// vmac checks use_vmac and fills in keepalived's defaults: the interface is
+// named vmac_prefix.VRID ("vrrp.51"), its MAC is the RFC's virtual router MAC,
+// 00:00:5e:00:01:VRID (IPv6: 00:00:5e:00:02:VRID), and a MAC of five octets
+// takes the VRID as its sixth.
+func (p *parser) vmac(in *Instance, at func(string) Pos) {
+	name := in.Name
+	if !in.UseVMAC {
+		if in.VMACXmitBase {
+			p.diags.warnf(at("vmac_xmit_base"), "%s: vmac_xmit_base without use_vmac: adverts go from %s anyway", name, in.Interface)
+		}
+		return
+	}
+	if len(in.UnicastPeers) > 0 && !in.VMACXmitBase {
 		p.diags.errorf(at("use_vmac"), "%s: use_vmac with unicast peers needs vmac_xmit_base, as in keepalived", name)
 	}
+	if in.Strict && in.VMACXmitBase {
+		p.diags.errorf(at("vmac_xmit_base"), "%s: vmac_xmit_base is not allowed with strict mode, as in keepalived", name)
+	}
+	if in.VMACName == "" {
+		prefix := p.cfg.Global.VMACPrefix
+		if prefix == "" {
+			prefix = "vrrp"
+		}
+		in.VMACName = fmt.Sprintf("%s.%d", prefix, in.VRID)
+	}
+	if len(in.VMACName) > 15 || strings.ContainsAny(in.VMACName, "/ \t") || in.VMACName == "." || in.VMACName == ".." {
+		p.diags.errorf(at("use_vmac"), "%s: use_vmac: '%s' is not an interface name (at most 15 characters, no '/' or spaces)", name, in.VMACName)
+	}
+	if in.VMACName == in.Interface {
+		p.diags.errorf(at("use_vmac"), "%s: use_vmac: the VMAC cannot be the instance's interface %s", name, in.Interface)
+	}
+	mac := in.VMACAddr
+	if mac == "" {
+		mac = "00:00:5e:00:01"
+		if in.Family == IPv6 {
+			mac = "00:00:5e:00:02"
+		}
+	}
+	if strings.Count(mac, ":") == 4 {
+		mac += fmt.Sprintf(":%02x", in.VRID)
+	}
+	hw, err := net.ParseMAC(mac)
+	if err != nil || len(hw) != 6 || hw[0]&1 != 0 || !slices.ContainsFunc(hw, func(b byte) bool { return b != 0 }) {
+		p.diags.errorf(at("use_vmac"), "%s: use_vmac: '%s' is not a unicast MAC address (six octets, or five and the VRID)", name, in.VMACAddr)
+		return
+	}
+	in.VMACAddr = hw.String()
 }
 
 // trackerRefs checks that every tracked script, file and process is defined.

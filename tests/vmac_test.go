@@ -1,0 +1,321 @@
+package tests
+
+import (
+	"bytes"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/xvrrp/xvrrp/bench/lab"
+	"github.com/xvrrp/xvrrp/tests/labtest"
+)
+
+// vmac51 is VRID 51's virtual router MAC for IPv4 (RFC 5798 7.3), what
+// keepalived 2.2.7 gives its VMAC.
+var vmac51 = net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x01, 51}
+
+// vmacOf reads the host's interface name: a macvlan's parent, mode and MAC,
+// and whether it is up; ok is false when there is no such interface.
+func vmacOf(t *testing.T, h *lab.Host, name string) (parent string, mode netlink.MacvlanMode, mac net.HardwareAddr, up, ok bool) {
+	t.Helper()
+	err := h.Netlink(func(nh *netlink.Handle) error {
+		l, err := nh.LinkByName(name)
+		if err != nil {
+			return nil
+		}
+		mv, isMV := l.(*netlink.Macvlan)
+		if !isMV {
+			t.Fatalf("%s: %s is a %s, not a macvlan", h.Name, name, l.Type())
+		}
+		p, err := nh.LinkByIndex(mv.ParentIndex)
+		if err != nil {
+			return err
+		}
+		parent, mode, mac, up, ok = p.Attrs().Name, mv.Mode, mv.HardwareAddr, mv.Flags&net.FlagUp != 0, true
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return
+}
+
+// vipOn says on which interface of the host addr is, "" when on none.
+func vipOn(t *testing.T, h *lab.Host, addr netip.Addr) string {
+	t.Helper()
+	on := ""
+	err := h.Netlink(func(nh *netlink.Handle) error {
+		addrs, err := nh.AddrList(nil, netlink.FAMILY_ALL)
+		for _, a := range addrs {
+			if a.IP.Equal(addr.AsSlice()) {
+				l, err := nh.LinkByIndex(a.LinkIndex)
+				if err != nil {
+					return err
+				}
+				on = l.Attrs().Name
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return on
+}
+
+// sysctl reads /proc/sys/net/PATH in the host's namespace.
+func sysctl(t *testing.T, h *lab.Host, path string) string {
+	t.Helper()
+	var v []byte
+	err := h.Do(func() (err error) {
+		v, err = os.ReadFile(filepath.Join("/proc/sys/net", path))
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(v))
+}
+
+// clientNeigh is the client's neighbour entry's MAC for addr, nil when none.
+func clientNeigh(t *testing.T, l *lab.Lab, addr netip.Addr) net.HardwareAddr {
+	t.Helper()
+	var mac net.HardwareAddr
+	err := l.Client.Netlink(func(nh *netlink.Handle) error {
+		ns, err := nh.NeighList(0, netlink.FAMILY_V4)
+		for _, n := range ns {
+			if n.IP.Equal(addr.AsSlice()) && len(n.HardwareAddr) == 6 {
+				mac = n.HardwareAddr
+			}
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mac
+}
+
+// wireFrame is what the vmac tests read of a captured frame.
+type wireFrame struct {
+	at       time.Time
+	src      net.HardwareAddr
+	vrrpFrom netip.Addr // an IPv4 VRRP advert's source address, else invalid
+	garpFor  netip.Addr // a gratuitous ARP's address, else invalid
+	arpSHA   net.HardwareAddr
+}
+
+func readWire(frames []lab.Frame) []wireFrame {
+	var out []wireFrame
+	for _, f := range frames {
+		d := f.Data
+		if len(d) < 14 {
+			continue
+		}
+		w := wireFrame{at: f.Time, src: net.HardwareAddr(d[6:12])}
+		switch binary.BigEndian.Uint16(d[12:14]) {
+		case 0x0800:
+			if len(d) >= 34 && d[23] == 112 {
+				w.vrrpFrom = netip.AddrFrom4([4]byte(d[26:30]))
+			}
+		case 0x0806:
+			// Ethernet/IPv4 ARP: sender hardware at 22, sender IP at 28,
+			// target IP at 38; gratuitous when the two IPs are the same.
+			if len(d) >= 42 && bytes.Equal(d[28:32], d[38:42]) {
+				w.garpFor, w.arpSHA = netip.AddrFrom4([4]byte(d[28:32])), net.HardwareAddr(d[22:28])
+			}
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+// TestVMAC: use_vmac as keepalived 2.2.7 does it, with and without
+// vmac_xmit_base. Each node makes vrrp.51, a private macvlan on eth0 with MAC
+// 00:00:5e:00:01:33, up as backup too; the master's VIP is on it; eth0 gets
+// arp_ignore and arp_filter, the VMAC arp_ignore and accept_local. On the
+// wire (the client's capture) adverts come from the VMAC's MAC, or from
+// eth0's with vmac_xmit_base, and gratuitous ARPs from the VMAC's either way.
+// The master's link is cut: the backup takes over, and the client's ARP entry
+// for the VIP is the same MAC before and after — the point of a VMAC. Both
+// nodes have the same VMAC MAC, so the backup's XDP must not take the
+// master's adverts for its own (it would become master beside it). At stop the
+// VMAC is removed and the sysctls put back.
+func TestVMAC(t *testing.T) {
+	for _, xmitBase := range []bool{false, true} {
+		name, extra := "adverts from the VMAC", "use_vmac"
+		if xmitBase {
+			name, extra = "vmac_xmit_base", "use_vmac\nvmac_xmit_base"
+		}
+		t.Run(name, func(t *testing.T) {
+			l := labtest.New(t, lab.Options{Hosts: 2, Client: true})
+			h1, h2 := l.Hosts[0], l.Hosts[1]
+			for _, h := range l.Hosts {
+				if err := h.StartResponder(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			capture, err := l.Client.Capture("vrrp or arp")
+			if err != nil {
+				t.Fatal(err)
+			}
+			x1, err := h1.StartXvrrp(xvrrpBin, nodeConfig(node{prio: 150, extra: extra}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitLog(t, x1, "(VI_1) Entering MASTER STATE")
+			x2, err := h2.StartXvrrp(xvrrpBin, nodeConfig(node{prio: 100, extra: extra}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitLog(t, x2, "(VI_1) Entering BACKUP STATE")
+
+			for _, h := range l.Hosts {
+				parent, mode, mac, up, ok := vmacOf(t, h, "vrrp.51")
+				if !ok || parent != "eth0" || mode != netlink.MACVLAN_MODE_PRIVATE || !bytes.Equal(mac, vmac51) || !up {
+					t.Errorf("%s: vrrp.51 exists %v, on %q, mode %v, MAC %v, up %v; want a private macvlan on eth0 with %v, up",
+						h.Name, ok, parent, mode, mac, up, vmac51)
+				}
+				for path, want := range map[string]string{
+					"ipv4/conf/eth0/arp_ignore": "1", "ipv4/conf/eth0/arp_filter": "1",
+					"ipv4/conf/vrrp.51/arp_ignore": "1", "ipv4/conf/vrrp.51/accept_local": "1",
+					"ipv6/conf/vrrp.51/disable_ipv6": "1",
+				} {
+					if got := sysctl(t, h, path); got != want {
+						t.Errorf("%s: %s = %s, want %s (as keepalived sets it)", h.Name, path, got, want)
+					}
+				}
+			}
+			if on := vipOn(t, h1, vip4); on != "vrrp.51" {
+				t.Errorf("h1, master: the VIP is on %q, want vrrp.51", on)
+			}
+			if on := vipOn(t, h2, vip4); on != "" {
+				t.Errorf("h2, backup: the VIP is on %q", on)
+			}
+			p := probeVIP(t, l, "h1")
+			before := clientNeigh(t, l, vip4)
+			if !bytes.Equal(before, vmac51) {
+				t.Errorf("the client's ARP entry for the VIP is %v, want the VMAC %v", before, vmac51)
+			}
+			time.Sleep(300 * time.Millisecond) // the backup hears a few adverts
+			if n := countIn(x2.Proc, "Entering MASTER STATE"); n != 0 {
+				t.Fatalf("the backup became master while the master ran (its XDP took the master's adverts for its own?):\n%s", x2.Output())
+			}
+
+			cut := time.Now()
+			if err := h1.Cut(); err != nil {
+				t.Fatal(err)
+			}
+			waitLog(t, x2, "(VI_1) Entering MASTER STATE")
+			answeredBy(t, p, "h2")
+			if on := vipOn(t, h2, vip4); on != "vrrp.51" {
+				t.Errorf("h2, new master: the VIP is on %q, want vrrp.51", on)
+			}
+			if after := clientNeigh(t, l, vip4); !bytes.Equal(after, before) {
+				t.Errorf("the client's ARP entry for the VIP changed across the failover: %v, then %v", before, after)
+			}
+			time.Sleep(200 * time.Millisecond)
+			frames, err := capture.Stop()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var adverts, garps [2]int
+			for _, f := range readWire(frames) {
+				switch {
+				case f.vrrpFrom.IsValid():
+					i, h := 0, h1
+					if f.vrrpFrom == h2.IPv4.Addr() {
+						i, h = 1, h2
+					} else if f.vrrpFrom != h1.IPv4.Addr() {
+						continue
+					}
+					want := vmac51
+					if xmitBase {
+						want = h.MAC
+					}
+					if !bytes.Equal(f.src, want) {
+						t.Errorf("an advert from %s came from MAC %v, want %v", h.Name, f.src, want)
+					}
+					adverts[i]++
+				case f.garpFor == vip4:
+					if !bytes.Equal(f.src, vmac51) || !bytes.Equal(f.arpSHA, vmac51) {
+						t.Errorf("a gratuitous ARP for the VIP came from %v announcing %v, want the VMAC %v", f.src, f.arpSHA, vmac51)
+					}
+					if f.at.After(cut) {
+						garps[1]++
+					} else {
+						garps[0]++
+					}
+				}
+			}
+			if adverts[0] == 0 || adverts[1] == 0 || garps[0] == 0 || garps[1] == 0 {
+				t.Errorf("captured adverts from h1 %d, h2 %d; gratuitous ARPs before the cut %d, after %d: want some of each",
+					adverts[0], adverts[1], garps[0], garps[1])
+			}
+
+			// At stop the VMAC goes, and the sysctls are put back.
+			if err := x2.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			<-x2.Done()
+			if _, _, _, _, ok := vmacOf(t, h2, "vrrp.51"); ok {
+				t.Error("h2: vrrp.51 is still there after xvrrp stopped")
+			}
+			for _, k := range []string{"arp_ignore", "arp_filter"} {
+				if got := sysctl(t, h2, "ipv4/conf/eth0/"+k); got != "0" {
+					t.Errorf("h2: eth0 %s = %s after stop, want 0 as it was", k, got)
+				}
+			}
+		})
+	}
+}
+
+// TestVMACFence: the VMAC carries the VIP and the client sends to its MAC, but
+// a master frozen past its lease must answer nothing: the fence on eth0 sees
+// the frames to the VMAC before the macvlan does.
+func TestVMACFence(t *testing.T) {
+	l := labtest.New(t, lab.Options{Hosts: 1, Client: true})
+	h1 := l.Hosts[0]
+	if err := h1.StartResponder(); err != nil {
+		t.Fatal(err)
+	}
+	x1, err := h1.StartXvrrp(xvrrpBin, nodeConfig(node{prio: 150, extra: "use_vmac"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x1, "(VI_1) Entering MASTER STATE")
+	p := probeVIP(t, l, "h1")
+	if mac := clientNeigh(t, l, vip4); !bytes.Equal(mac, vmac51) {
+		t.Fatalf("the client reaches the VIP at %v, want the VMAC %v", mac, vmac51)
+	}
+	inBefore, _ := fencedCounts(t, x1.PinDir)
+
+	x1.Signal(syscall.SIGSTOP)
+	t.Cleanup(func() { x1.Signal(syscall.SIGCONT) })
+	frozen := time.Now()
+	time.Sleep(time.Second)
+	p.Stop()
+	if on := vipOn(t, h1, vip4); on != "vrrp.51" {
+		t.Fatalf("the frozen master's VIP is on %q, want still on vrrp.51", on)
+	}
+	lease := 200 * time.Millisecond // 3 × 50 ms adverts, and some
+	answered := 0
+	for _, a := range p.Answers() {
+		if a.Sent.After(frozen.Add(lease)) && a.From != "" {
+			answered++
+		}
+	}
+	if answered > 0 {
+		t.Errorf("the frozen master answered %d probes to its VMAC after its lease ran out", answered)
+	}
+	if in, _ := fencedCounts(t, x1.PinDir); in <= inBefore {
+		t.Error("the fence dropped nothing")
+	}
+}

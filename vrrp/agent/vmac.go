@@ -1,0 +1,192 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+
+	"github.com/vishvananda/netlink"
+	"github.com/xvrrp/xvrrp/vrrp/config"
+	"golang.org/x/sys/unix"
+)
+
+// use_vmac, as keepalived 2.2.7 does it (seen by running it in a namespace):
+//
+//   - a macvlan in private mode on the instance's interface, named vrrp.VRID
+//     (vmac_prefix.VRID, or as given), with the virtual router MAC
+//     00:00:5e:00:01:VRID (IPv6 00:00:5e:00:02:VRID), created at start, up in
+//     every state, removed at stop;
+//   - the VIPs (and the excluded addresses of the instance's family with no
+//     dev of their own) live on it, so a client's ARP or neighbour entry for a
+//     VIP names the virtual MAC whichever router is master;
+//   - adverts leave from it, so their source MAC is the virtual one, unless
+//     vmac_xmit_base, when they leave from the interface; gratuitous ARPs and
+//     NAs always leave from it;
+//   - sysctls: arp_ignore=1 and arp_filter=1 on the interface, so that it does
+//     not answer ARP for the VIPs with its own MAC; arp_ignore=1,
+//     accept_local=1 and promote_secondaries=1 on the VMAC; an IPv4
+//     instance's VMAC has IPv6 off, an IPv6 instance's carries the
+//     interface's link-local address, which its adverts come from.
+//
+// The kernel side stays on the instance's interface. A macvlan receives
+// through its parent's rx handler, which runs after the parent's XDP and TCX
+// ingress: every advert and every packet to a VIP passes the interface's XDP
+// and fence first. The macvlan's transmit goes out through the parent's TCX
+// egress, so the interface's egress fence sees what leaves the VMAC too (the
+// VMAC carries a fence of its own as well, like every interface: fenceOthers).
+// This is also why the instance's own MAC in the kernel stays the
+// interface's: a peer's VMAC has the same MAC as ours, and its adverts are
+// told from our own by their source address.
+
+// vmacIf is an instance's VMAC.
+type vmacIf struct {
+	link netlink.Link
+	ifi  *net.Interface
+}
+
+// ensureVMAC makes the instance's VMAC on base, or takes the one an earlier
+// run left (a restart within the lease keeps its VIPs on it), and sets it up
+// as keepalived does.
+func (a *Agent) ensureVMAC(in *config.Instance, base netlink.Link) (*vmacIf, error) {
+	mac, err := net.ParseMAC(in.VMACAddr)
+	if err != nil {
+		return nil, fmt.Errorf("use_vmac: %w", err)
+	}
+	battrs := base.Attrs()
+	lnk, err := a.nl.LinkByName(in.VMACName)
+	switch {
+	case err == nil:
+		mv, ok := lnk.(*netlink.Macvlan)
+		if !ok || mv.Attrs().ParentIndex != battrs.Index || !slices.Equal(mv.Attrs().HardwareAddr, mac) {
+			return nil, fmt.Errorf("use_vmac: interface %s exists and is not a macvlan on %s with MAC %v", in.VMACName, battrs.Name, mac)
+		}
+	case errors.As(err, new(netlink.LinkNotFoundError)):
+		mv := &netlink.Macvlan{
+			LinkAttrs: netlink.LinkAttrs{Name: in.VMACName, ParentIndex: battrs.Index, HardwareAddr: mac},
+			Mode:      netlink.MACVLAN_MODE_PRIVATE,
+		}
+		if err := a.nl.LinkAdd(mv); err != nil {
+			return nil, fmt.Errorf("use_vmac: create %s on %s: %w", in.VMACName, battrs.Name, err)
+		}
+		if lnk, err = a.nl.LinkByName(in.VMACName); err != nil {
+			return nil, fmt.Errorf("use_vmac: %s: %w", in.VMACName, err)
+		}
+		// No address of its own: keepalived's addrgenmode none.
+		if err := a.nl.LinkSetIP6AddrGenMode(lnk, 1 /* IN6_ADDR_GEN_MODE_NONE */); err != nil {
+			a.log.Warn(fmt.Sprintf("(%s) %s: addrgenmode none: %v", in.Name, in.VMACName, err))
+		}
+		a.log.Info(fmt.Sprintf("(%s): Success creating VMAC interface %s", in.Name, in.VMACName))
+	default:
+		return nil, fmt.Errorf("use_vmac: %s: %w", in.VMACName, err)
+	}
+	set := func(path, val string) {
+		if err := a.setSysctl(path, val); err != nil {
+			a.log.Warn(fmt.Sprintf("(%s) use_vmac: %v", in.Name, err))
+		}
+	}
+	set("ipv4/conf/"+battrs.Name+"/arp_ignore", "1")
+	set("ipv4/conf/"+battrs.Name+"/arp_filter", "1")
+	for k, v := range map[string]string{"arp_ignore": "1", "accept_local": "1", "promote_secondaries": "1"} {
+		set("ipv4/conf/"+in.VMACName+"/"+k, v)
+	}
+	if in.Family != config.IPv6 {
+		set("ipv6/conf/"+in.VMACName+"/disable_ipv6", "1")
+	}
+	if err := a.nl.LinkSetUp(lnk); err != nil {
+		return nil, fmt.Errorf("use_vmac: up %s: %w", in.VMACName, err)
+	}
+	if in.Family == config.IPv6 {
+		if err := a.copyLinkLocal(base, lnk); err != nil {
+			return nil, fmt.Errorf("use_vmac: %s: %w", in.VMACName, err)
+		}
+	}
+	ifi, err := net.InterfaceByIndex(lnk.Attrs().Index)
+	if err != nil {
+		return nil, fmt.Errorf("use_vmac: %s: %w", in.VMACName, err)
+	}
+	return &vmacIf{link: lnk, ifi: ifi}, nil
+}
+
+// copyLinkLocal puts the interface's link-local address on the VMAC, without
+// duplicate address detection, as keepalived: IPv6 adverts come from it.
+func (a *Agent) copyLinkLocal(base, vm netlink.Link) error {
+	addrs, err := a.nl.AddrList(base, netlink.FAMILY_V6)
+	if err != nil {
+		return err
+	}
+	for _, ad := range addrs {
+		ip, _ := netip.AddrFromSlice(ad.IP)
+		if !ip.IsLinkLocalUnicast() {
+			continue
+		}
+		ll := &netlink.Addr{IPNet: ad.IPNet, Flags: unix.IFA_F_NODAD, Scope: unix.RT_SCOPE_LINK}
+		if err := a.nl.AddrReplace(vm, ll); err != nil {
+			return fmt.Errorf("add link-local %v: %w", ad.IPNet, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("%s has no IPv6 link-local address to send adverts from", base.Attrs().Name)
+}
+
+// removeVMAC deletes the instance's VMAC, with whatever addresses are left on
+// it, as keepalived does at stop and when the instance goes from the
+// configuration.
+func (a *Agent) removeVMAC(in *instance) {
+	if in.vmac == nil {
+		return
+	}
+	name := in.vmac.link.Attrs().Name
+	err := a.nl.LinkDel(in.vmac.link)
+	if err != nil && !errors.As(err, new(netlink.LinkNotFoundError)) && !errors.Is(err, unix.ENODEV) {
+		a.log.Warn(fmt.Sprintf("(%s) remove VMAC interface %s: %v", in.cfg.Name, name, err))
+	} else {
+		a.log.Info(fmt.Sprintf("(%s) Success removing VMAC interface %s", in.cfg.Name, name))
+	}
+	// Its socket and announcer; the fence's pins go when the link's
+	// deletion is heard (fenceLink), or with the datapath at stop.
+	idx := in.vmac.link.Attrs().Index
+	for k, s := range a.socks {
+		if k.ifindex == idx {
+			s.close()
+			delete(a.socks, k)
+		}
+	}
+	a.addrs.release(idx)
+	in.vmac = nil
+}
+
+// setSysctl writes /proc/sys/net/PATH, keeping the value found the first time,
+// which restoreSysctls puts back at stop.
+func (a *Agent) setSysctl(path, val string) error {
+	full := "/proc/sys/net/" + path
+	was, err := os.ReadFile(full)
+	if err == nil {
+		err = os.WriteFile(full, []byte(val+"\n"), 0)
+	}
+	if err != nil {
+		return err
+	}
+	if a.sysctlWas == nil {
+		a.sysctlWas = map[string][]byte{}
+	}
+	if _, ok := a.sysctlWas[full]; !ok {
+		a.sysctlWas[full] = was
+		a.sysctlOrder = append(a.sysctlOrder, full)
+	}
+	return nil
+}
+
+// vipLink is where the instance's VIPs of its family with no dev of their own
+// live: its VMAC, or its interface.
+func (in *instance) vipLink(base netlink.Link, v config.VIP) netlink.Link {
+	if in.vmac == nil || (v.Dev != "" && v.Dev != in.cfg.Interface) {
+		return base
+	}
+	if (in.cfg.Family == config.IPv6) != v.Prefix.Addr().Is6() {
+		return base
+	}
+	return in.vmac.link
+}
