@@ -15,6 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/xvrrp/xvrrp/bench/lab"
 	"github.com/xvrrp/xvrrp/tests/labtest"
+	"github.com/xvrrp/xvrrp/vrrp"
 )
 
 // vmac51 is VRID 51's virtual router MAC for IPv4 (RFC 5798 7.3), what
@@ -317,5 +318,175 @@ func TestVMACFence(t *testing.T) {
 	}
 	if in, _ := fencedCounts(t, x1.PinDir); in <= inBefore {
 		t.Error("the fence dropped nothing")
+	}
+}
+
+// TestVMACIPv6: an IPv6 instance's VMAC is vrrp.61 with 00:00:5e:00:02:3d, as
+// keepalived makes it, and carries the interface's link-local address, which
+// the adverts come from with the VMAC's MAC; the new master's unsolicited NA
+// comes from the VMAC too, and the client's neighbour entry for the VIP is the
+// VMAC's MAC before and after a failover.
+func TestVMACIPv6(t *testing.T) {
+	vmac61 := net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x02, 61}
+	conf := func(prio int) string {
+		return strings.Replace(v6Config(prio), "advert_int 0.05", "advert_int 0.05\n    use_vmac", 1)
+	}
+	l := labtest.New(t, lab.Options{Hosts: 2, Client: true})
+	h1, h2 := l.Hosts[0], l.Hosts[1]
+	for _, h := range l.Hosts {
+		if err := h.StartResponder(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	capture, err := l.Client.Capture("ip6 proto 112 or icmp6")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x1, err := h1.StartXvrrp(xvrrpBin, conf(150))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x1, "(VI_6) Entering MASTER STATE")
+	x2, err := h2.StartXvrrp(xvrrpBin, conf(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x2, "(VI_6) Entering BACKUP STATE (init)")
+	for _, h := range l.Hosts {
+		parent, mode, mac, up, ok := vmacOf(t, h, "vrrp.61")
+		if !ok || parent != "eth0" || mode != netlink.MACVLAN_MODE_PRIVATE || !bytes.Equal(mac, vmac61) || !up {
+			t.Errorf("%s: vrrp.61 exists %v, on %q, mode %v, MAC %v, up %v; want a private macvlan on eth0 with %v, up",
+				h.Name, ok, parent, mode, mac, up, vmac61)
+		}
+	}
+	if on := vipOn(t, h1, vip6); on != "vrrp.61" {
+		t.Errorf("h1: the VIP is on %q, want vrrp.61", on)
+	}
+	p, err := l.Client.StartProber(vip6, 5*time.Millisecond, 4000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	answeredBy(t, p, "h1")
+	neigh := func() net.HardwareAddr {
+		var mac net.HardwareAddr
+		err := l.Client.Netlink(func(nh *netlink.Handle) error {
+			ns, err := nh.NeighList(0, netlink.FAMILY_V6)
+			for _, n := range ns {
+				if n.IP.Equal(vip6.AsSlice()) {
+					mac = n.HardwareAddr
+				}
+			}
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return mac
+	}
+	before := neigh()
+	if !bytes.Equal(before, vmac61) {
+		t.Errorf("the client's neighbour entry for the VIP is %v, want the VMAC %v", before, vmac61)
+	}
+	if err := h1.Cut(); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x2, "(VI_6) Entering MASTER STATE")
+	answeredBy(t, p, "h2")
+	if after := neigh(); !bytes.Equal(after, before) {
+		t.Errorf("the client's neighbour entry for the VIP changed across the failover: %v, then %v", before, after)
+	}
+	p.Stop()
+	frames, err := capture.Stop()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lls := map[netip.Addr]string{}
+	for _, h := range l.Hosts {
+		h.Netlink(func(nh *netlink.Handle) error {
+			eth, err := nh.LinkByName("eth0")
+			if err != nil {
+				return err
+			}
+			addrs, err := nh.AddrList(eth, netlink.FAMILY_V6)
+			for _, a := range addrs {
+				if ip, _ := netip.AddrFromSlice(a.IP); ip.IsLinkLocalUnicast() {
+					lls[ip] = h.Name
+				}
+			}
+			return err
+		})
+	}
+	adverts := map[string]int{}
+	na := false
+	for _, f := range frames {
+		if pkt, err := vrrp.DecodeFrame(f.Data); err == nil {
+			if !bytes.Equal(f.Data[6:12], vmac61) || lls[pkt.Src] == "" {
+				t.Errorf("an advert from %v (MAC %v); want an interface's link-local address and the VMAC's MAC",
+					pkt.Src, net.HardwareAddr(f.Data[6:12]))
+			}
+			adverts[lls[pkt.Src]]++
+			continue
+		}
+		if len(f.Data) >= 14+40+24 && f.Data[14+6] == 58 && f.Data[54] == 136 && bytes.Equal(f.Data[62:78], vip6.AsSlice()) {
+			if !bytes.Equal(f.Data[6:12], vmac61) {
+				t.Errorf("a neighbour advertisement for the VIP came from %v, want the VMAC", net.HardwareAddr(f.Data[6:12]))
+			}
+			na = true
+		}
+	}
+	if adverts["h1"] == 0 || adverts["h2"] == 0 || !na {
+		t.Errorf("captured adverts from h1 %d, h2 %d, an NA for the VIP %v: want some of each", adverts["h1"], adverts["h2"], na)
+	}
+}
+
+// TestVMACReloadAndFault: a reload that adds use_vmac to the instance restarts
+// it on a new VMAC, the VIP moves onto it; one that removes the instance
+// removes its VMAC; the interface going down puts a VMAC instance in FAULT and
+// the VIP goes, as without a VMAC; back up, it is master again on its VMAC.
+func TestVMACReloadAndFault(t *testing.T) {
+	l := labtest.New(t, lab.Options{Hosts: 1, Client: true})
+	h1 := l.Hosts[0]
+	x1, err := h1.StartXvrrp(xvrrpBin, nodeConfig(node{prio: 150}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x1, "(VI_1) Entering MASTER STATE")
+	if on := vipOn(t, h1, vip4); on != "eth0" {
+		t.Fatalf("the VIP is on %q, want eth0 before use_vmac", on)
+	}
+	reloadWith(t, x1, nodeConfig(node{prio: 150, extra: "use_vmac"}), "configuration reloaded", 1)
+	waitUntil(t, 5*time.Second, "the VIP on vrrp.51 after the reload", func() bool { return vipOn(t, h1, vip4) == "vrrp.51" })
+	if _, _, mac, _, ok := vmacOf(t, h1, "vrrp.51"); !ok || !bytes.Equal(mac, vmac51) {
+		t.Errorf("after the reload vrrp.51 exists %v with MAC %v", ok, mac)
+	}
+
+	if err := h1.SetLinkDown("eth0"); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x1, "(VI_1) Entering FAULT STATE")
+	waitUntil(t, 5*time.Second, "the VIP gone in FAULT", func() bool { return vipOn(t, h1, vip4) == "" })
+	if err := h1.SetLinkUp("eth0"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, "the VIP back on vrrp.51", func() bool { return vipOn(t, h1, vip4) == "vrrp.51" })
+
+	other := strings.NewReplacer("VI_1", "VI_2", "virtual_router_id 51", "virtual_router_id 52", "192.0.2.1/24", "192.0.2.2/24").
+		Replace(nodeConfig(node{prio: 150}))
+	reloadWith(t, x1, other, "configuration reloaded", 2)
+	waitUntil(t, 5*time.Second, "vrrp.51 removed with its instance", func() bool {
+		_, _, _, _, ok := vmacOf(t, h1, "vrrp.51")
+		return !ok
+	})
+}
+
+func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within %v", what, timeout)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
