@@ -490,3 +490,46 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// TestVMACRPFilter: with all.rp_filter strict, the kernel would apply it to
+// the VMAC whatever the VMAC's own says, and drop a client's packets to the
+// VIP (they arrive on the VMAC, the route back is eth0's). As keepalived
+// 2.2.7 does (seen by running it): eth0 and default get the greater of theirs
+// and all's, all becomes 0, the VMAC 0; the VIP answers; at stop all is put
+// back.
+func TestVMACRPFilter(t *testing.T) {
+	l := labtest.New(t, lab.Options{Hosts: 1, Client: true})
+	h1 := l.Hosts[0]
+	if err := h1.StartResponder(); err != nil {
+		t.Fatal(err)
+	}
+	err := h1.Do(func() error { return os.WriteFile("/proc/sys/net/ipv4/conf/all/rp_filter", []byte("1"), 0) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	x1, err := h1.StartXvrrp(xvrrpBin, nodeConfig(node{prio: 150, extra: "use_vmac"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x1, "(VI_1) Entering MASTER STATE")
+	for path, want := range map[string]string{
+		"ipv4/conf/all/rp_filter": "0", "ipv4/conf/default/rp_filter": "1",
+		"ipv4/conf/eth0/rp_filter": "1", "ipv4/conf/vrrp.51/rp_filter": "0",
+	} {
+		if got := sysctl(t, h1, path); got != want {
+			t.Errorf("%s = %s while running, want %s", path, got, want)
+		}
+	}
+	probeVIP(t, l, "h1")
+	if err := x1.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-x1.Done()
+	for path, want := range map[string]string{
+		"ipv4/conf/all/rp_filter": "1", "ipv4/conf/default/rp_filter": "0", "ipv4/conf/eth0/rp_filter": "0",
+	} {
+		if got := sysctl(t, h1, path); got != want {
+			t.Errorf("%s = %s after stop, want %s as it was", path, got, want)
+		}
+	}
+}

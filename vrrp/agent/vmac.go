@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"github.com/xvrrp/xvrrp/vrrp/config"
@@ -28,8 +29,9 @@ import (
 //   - sysctls: arp_ignore=1 and arp_filter=1 on the interface, so that it does
 //     not answer ARP for the VIPs with its own MAC; arp_ignore=1,
 //     accept_local=1 and promote_secondaries=1 on the VMAC; an IPv4
-//     instance's VMAC has IPv6 off, an IPv6 instance's carries the
-//     interface's link-local address, which its adverts come from.
+//     instance's VMAC has IPv6 off and rp_filter=0 (with all.rp_filter set,
+//     see rpFilter), an IPv6 instance's carries the interface's link-local
+//     address, which its adverts come from.
 //
 // The kernel side stays on the instance's interface. A macvlan receives
 // through its parent's rx handler, which runs after the parent's XDP and TCX
@@ -94,6 +96,10 @@ func (a *Agent) ensureVMAC(in *config.Instance, base netlink.Link) (*vmacIf, err
 	}
 	if in.Family != config.IPv6 {
 		set("ipv6/conf/"+in.VMACName+"/disable_ipv6", "1")
+		a.rpFilter(in.Name)
+		// Strict reverse-path filtering would drop a client's packets that
+		// reach the VIP on the VMAC while the route back is the interface's.
+		set("ipv4/conf/"+in.VMACName+"/rp_filter", "0")
 	}
 	if err := a.nl.LinkSetUp(lnk); err != nil {
 		return nil, fmt.Errorf("use_vmac: up %s: %w", in.VMACName, err)
@@ -108,6 +114,39 @@ func (a *Agent) ensureVMAC(in *config.Instance, base netlink.Link) (*vmacIf, err
 		return nil, fmt.Errorf("use_vmac: %s: %w", in.VMACName, err)
 	}
 	return &vmacIf{link: lnk, ifi: ifi}, nil
+}
+
+// rpFilter does what keepalived does with all.rp_filter set, since the kernel
+// takes the greater of it and an interface's: every interface (loopback aside)
+// and default get the greater of their own and all's, and all becomes 0, so
+// that the VMAC's own 0 counts. Put back at stop.
+func (a *Agent) rpFilter(name string) {
+	all, err := os.ReadFile("/proc/sys/net/ipv4/conf/all/rp_filter")
+	if err != nil || strings.TrimSpace(string(all)) == "0" {
+		return
+	}
+	allV := strings.TrimSpace(string(all))
+	raise := func(path string) {
+		cur, err := os.ReadFile("/proc/sys/net/" + path)
+		if err != nil {
+			return
+		}
+		if strings.TrimSpace(string(cur)) < allV { // 0, 1, 2: one digit
+			if err := a.setSysctl(path, allV); err != nil {
+				a.log.Warn(fmt.Sprintf("(%s) use_vmac: %v", name, err))
+			}
+		}
+	}
+	ifs, _ := net.Interfaces()
+	for _, ifi := range ifs {
+		if ifi.Flags&net.FlagLoopback == 0 {
+			raise("ipv4/conf/" + ifi.Name + "/rp_filter")
+		}
+	}
+	raise("ipv4/conf/default/rp_filter")
+	if err := a.setSysctl("ipv4/conf/all/rp_filter", "0"); err != nil {
+		a.log.Warn(fmt.Sprintf("(%s) use_vmac: %v", name, err))
+	}
 }
 
 // copyLinkLocal puts the interface's link-local address on the VMAC, without
