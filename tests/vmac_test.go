@@ -533,3 +533,65 @@ func TestVMACRPFilter(t *testing.T) {
 		}
 	}
 }
+
+// TestVMACAddr: use_vmac_addr gives the VIP on eth1 a VMAC of its own on eth1,
+// vrrp1.51 (vrrp.51 is the instance's), as keepalived 2.2.7 names it; a
+// client on eth1's subnet reaches that VIP through the VMAC's MAC; at stop
+// both VMACs go.
+func TestVMACAddr(t *testing.T) {
+	l := labtest.New(t, lab.Options{Hosts: 1, Client: true, SecondLink: true})
+	h1 := l.Hosts[0]
+	if err := h1.StartResponder(); err != nil {
+		t.Fatal(err)
+	}
+	vip1 := netip.MustParseAddr("198.51.100.1")
+	err := l.Client.Netlink(func(nh *netlink.Handle) error {
+		eth, err := nh.LinkByName("eth0")
+		if err != nil {
+			return err
+		}
+		return nh.AddrAdd(eth, &netlink.Addr{IPNet: &net.IPNet{IP: net.ParseIP("198.51.100.200"), Mask: net.CIDRMask(24, 32)}})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := strings.Replace(nodeConfig(node{prio: 150, extra: "use_vmac\nuse_vmac_addr"}),
+		"192.0.2.1/24\n", "192.0.2.1/24\n        198.51.100.1/24 dev eth1\n", 1)
+	x1, err := h1.StartXvrrp(xvrrpBin, conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x1, "(VI_1) Entering MASTER STATE")
+	for name, wantParent := range map[string]string{"vrrp.51": "eth0", "vrrp1.51": "eth1"} {
+		parent, mode, mac, up, ok := vmacOf(t, h1, name)
+		if !ok || parent != wantParent || mode != netlink.MACVLAN_MODE_PRIVATE || !bytes.Equal(mac, vmac51) || !up {
+			t.Errorf("%s exists %v, on %q, mode %v, MAC %v, up %v; want a private macvlan on %s with %v, up",
+				name, ok, parent, mode, mac, up, wantParent, vmac51)
+		}
+	}
+	if on := vipOn(t, h1, vip1); on != "vrrp1.51" {
+		t.Errorf("198.51.100.1 is on %q, want vrrp1.51", on)
+	}
+	if on := vipOn(t, h1, vip4); on != "vrrp.51" {
+		t.Errorf("192.0.2.1 is on %q, want vrrp.51", on)
+	}
+	p, err := l.Client.StartProber(vip1, 5*time.Millisecond, 2000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	answeredBy(t, p, "h1")
+	if mac := clientNeigh(t, l, vip1); !bytes.Equal(mac, vmac51) {
+		t.Errorf("the client reaches 198.51.100.1 at %v, want the VMAC %v", mac, vmac51)
+	}
+	p.Stop()
+	if err := x1.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-x1.Done()
+	for _, name := range []string{"vrrp.51", "vrrp1.51"} {
+		if _, _, _, _, ok := vmacOf(t, h1, name); ok {
+			t.Errorf("%s is still there after stop", name)
+		}
+	}
+}

@@ -226,8 +226,10 @@ vrrp_instance B {
 vrrp_instance C {
     interface eth0
     virtual_router_id 53
+    use_vmac_addr
     virtual_ipaddress {
         192.0.2.3/24
+        198.51.100.3/24 dev eth1
     }
 }
 `
@@ -244,12 +246,13 @@ vrrp_instance C {
 		"  VMAC vip52, MAC 02:00:00:00:00:52: a private macvlan on eth0",
 		"    adverts from eth0 with its own MAC (vmac_xmit_base)\n",
 		"sets arp_ignore=1 arp_filter=1 on eth0, arp_ignore=1 accept_local=1 promote_secondaries=1 on vx.51",
+		"  VMAC vx.53, MAC 00:00:5e:00:01:35: a private macvlan on eth1 for 198.51.100.3/24, made at start, removed at stop (use_vmac_addr)\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("check does not print %q:\n%s", want, out)
 		}
 	}
-	if n := strings.Count(out, "  VMAC "); n != 2 {
-		t.Errorf("check prints %d VMACs for 2 instances with use_vmac:\n%s", n, out)
+	if n := strings.Count(out, "  VMAC "); n != 3 {
+		t.Errorf("check prints %d VMACs, want 3:\n%s", n, out)
 	}
 }

@@ -85,8 +85,10 @@ type instance struct {
 	// restored counts addresses and routes put back after something else
 	// removed them while master.
 	restored uint64
-	// vmac is the instance's VMAC interface (use_vmac), nil without.
-	vmac *vmacIf
+	// vmac is the instance's VMAC interface (use_vmac), nil without;
+	// addrVMACs are use_vmac_addr's, by name.
+	vmac      *vmacIf
+	addrVMACs map[string]*vmacIf
 }
 
 // newInstance makes an instance on the host: bound to its interface (bind),
@@ -193,11 +195,8 @@ func (a *Agent) bind(inst *instance) error {
 	if err != nil {
 		return fmt.Errorf("interface %s: %w", in.Interface, err)
 	}
-	inst.vmac = nil
-	if in.UseVMAC {
-		if inst.vmac, err = a.ensureVMAC(in, lnk); err != nil {
-			return err
-		}
+	if err := a.ensureVMACs(inst, lnk); err != nil {
+		return err
 	}
 	var vips []vip
 	vipSet := map[netip.Addr]bool{}
@@ -306,7 +305,7 @@ func (a *Agent) deleteKernelEntries(inst *instance) {
 // label and scope as written; IPv6 without duplicate address detection, as the
 // address moves between routers.
 func (a *Agent) vipOf(in *config.Instance, v config.VIP, lnk netlink.Link) (vip, error) {
-	if v.Dev != "" && v.Dev != in.Interface {
+	if v.VMAC == "" && v.Dev != "" && v.Dev != in.Interface {
 		l, err := a.nl.LinkByName(v.Dev)
 		if err != nil {
 			return vip{}, fmt.Errorf("VIP %v: dev %s: %w", v.Prefix, v.Dev, err)

@@ -174,6 +174,7 @@ func onTheWire(o, n *config.Instance) bool {
 		o.UnicastSrcIP != n.UnicastSrcIP || o.McastSrcIP != n.McastSrcIP || o.McastDstIP != n.McastDstIP ||
 		o.DownTimerAdverts != n.DownTimerAdverts ||
 		o.UseVMAC != n.UseVMAC || o.VMACName != n.VMACName || o.VMACAddr != n.VMACAddr || o.VMACXmitBase != n.VMACXmitBase ||
+		!slices.Equal(o.AddrVMACs, n.AddrVMACs) ||
 		// Not applied in place yet: excluded addresses, routes and rules.
 		!slices.EqualFunc(o.ExcludedVIPs, n.ExcludedVIPs, func(x, y config.VIP) bool { return x.Prefix == y.Prefix && x.Dev == y.Dev }) ||
 		!slices.EqualFunc(o.Routes, n.Routes, func(x, y config.Route) bool { return slices.Equal(x.Words, y.Words) }) ||

@@ -52,66 +52,66 @@ type vmacIf struct {
 // ensureVMAC makes the instance's VMAC on base, or takes the one an earlier
 // run left (a restart within the lease keeps its VIPs on it), and sets it up
 // as keepalived does.
-func (a *Agent) ensureVMAC(in *config.Instance, base netlink.Link) (*vmacIf, error) {
-	mac, err := net.ParseMAC(in.VMACAddr)
+func (a *Agent) ensureVMAC(owner, name, macText string, family config.Family, base netlink.Link) (*vmacIf, error) {
+	mac, err := net.ParseMAC(macText)
 	if err != nil {
 		return nil, fmt.Errorf("use_vmac: %w", err)
 	}
 	battrs := base.Attrs()
-	lnk, err := a.nl.LinkByName(in.VMACName)
+	lnk, err := a.nl.LinkByName(name)
 	switch {
 	case err == nil:
 		mv, ok := lnk.(*netlink.Macvlan)
 		if !ok || mv.Attrs().ParentIndex != battrs.Index || !slices.Equal(mv.Attrs().HardwareAddr, mac) {
-			return nil, fmt.Errorf("use_vmac: interface %s exists and is not a macvlan on %s with MAC %v", in.VMACName, battrs.Name, mac)
+			return nil, fmt.Errorf("use_vmac: interface %s exists and is not a macvlan on %s with MAC %v", name, battrs.Name, mac)
 		}
 	case errors.As(err, new(netlink.LinkNotFoundError)):
 		mv := &netlink.Macvlan{
-			LinkAttrs: netlink.LinkAttrs{Name: in.VMACName, ParentIndex: battrs.Index, HardwareAddr: mac},
+			LinkAttrs: netlink.LinkAttrs{Name: name, ParentIndex: battrs.Index, HardwareAddr: mac},
 			Mode:      netlink.MACVLAN_MODE_PRIVATE,
 		}
 		if err := a.nl.LinkAdd(mv); err != nil {
-			return nil, fmt.Errorf("use_vmac: create %s on %s: %w", in.VMACName, battrs.Name, err)
+			return nil, fmt.Errorf("use_vmac: create %s on %s: %w", name, battrs.Name, err)
 		}
-		if lnk, err = a.nl.LinkByName(in.VMACName); err != nil {
-			return nil, fmt.Errorf("use_vmac: %s: %w", in.VMACName, err)
+		if lnk, err = a.nl.LinkByName(name); err != nil {
+			return nil, fmt.Errorf("use_vmac: %s: %w", name, err)
 		}
 		// No address of its own: keepalived's addrgenmode none.
 		if err := a.nl.LinkSetIP6AddrGenMode(lnk, 1 /* IN6_ADDR_GEN_MODE_NONE */); err != nil {
-			a.log.Warn(fmt.Sprintf("(%s) %s: addrgenmode none: %v", in.Name, in.VMACName, err))
+			a.log.Warn(fmt.Sprintf("(%s) %s: addrgenmode none: %v", owner, name, err))
 		}
-		a.log.Info(fmt.Sprintf("(%s): Success creating VMAC interface %s", in.Name, in.VMACName))
+		a.log.Info(fmt.Sprintf("(%s): Success creating VMAC interface %s", owner, name))
 	default:
-		return nil, fmt.Errorf("use_vmac: %s: %w", in.VMACName, err)
+		return nil, fmt.Errorf("use_vmac: %s: %w", name, err)
 	}
 	set := func(path, val string) {
 		if err := a.setSysctl(path, val); err != nil {
-			a.log.Warn(fmt.Sprintf("(%s) use_vmac: %v", in.Name, err))
+			a.log.Warn(fmt.Sprintf("(%s) use_vmac: %v", owner, err))
 		}
 	}
 	set("ipv4/conf/"+battrs.Name+"/arp_ignore", "1")
 	set("ipv4/conf/"+battrs.Name+"/arp_filter", "1")
 	for k, v := range map[string]string{"arp_ignore": "1", "accept_local": "1", "promote_secondaries": "1"} {
-		set("ipv4/conf/"+in.VMACName+"/"+k, v)
+		set("ipv4/conf/"+name+"/"+k, v)
 	}
-	if in.Family != config.IPv6 {
-		set("ipv6/conf/"+in.VMACName+"/disable_ipv6", "1")
-		a.rpFilter(in.Name)
+	if family != config.IPv6 {
+		set("ipv6/conf/"+name+"/disable_ipv6", "1")
+		a.rpFilter(owner)
 		// Strict reverse-path filtering would drop a client's packets that
 		// reach the VIP on the VMAC while the route back is the interface's.
-		set("ipv4/conf/"+in.VMACName+"/rp_filter", "0")
+		set("ipv4/conf/"+name+"/rp_filter", "0")
 	}
 	if err := a.nl.LinkSetUp(lnk); err != nil {
-		return nil, fmt.Errorf("use_vmac: up %s: %w", in.VMACName, err)
+		return nil, fmt.Errorf("use_vmac: up %s: %w", name, err)
 	}
-	if in.Family == config.IPv6 {
+	if family == config.IPv6 {
 		if err := a.copyLinkLocal(base, lnk); err != nil {
-			return nil, fmt.Errorf("use_vmac: %s: %w", in.VMACName, err)
+			return nil, fmt.Errorf("use_vmac: %s: %w", name, err)
 		}
 	}
 	ifi, err := net.InterfaceByIndex(lnk.Attrs().Index)
 	if err != nil {
-		return nil, fmt.Errorf("use_vmac: %s: %w", in.VMACName, err)
+		return nil, fmt.Errorf("use_vmac: %s: %w", name, err)
 	}
 	return &vmacIf{link: lnk, ifi: ifi}, nil
 }
@@ -170,31 +170,66 @@ func (a *Agent) copyLinkLocal(base, vm netlink.Link) error {
 	return fmt.Errorf("%s has no IPv6 link-local address to send adverts from", base.Attrs().Name)
 }
 
-// removeVMAC deletes the instance's VMAC, with whatever addresses are left on
-// it, as keepalived does at stop and when the instance goes from the
+// ensureVMACs makes the instance's VMACs: use_vmac's on its interface base,
+// and use_vmac_addr's on the interfaces of its other addresses.
+func (a *Agent) ensureVMACs(inst *instance, base netlink.Link) error {
+	in := inst.cfg
+	inst.vmac, inst.addrVMACs = nil, nil
+	if in.UseVMAC {
+		vm, err := a.ensureVMAC(in.Name, in.VMACName, in.VMACAddr, in.Family, base)
+		if err != nil {
+			return err
+		}
+		inst.vmac = vm
+	}
+	for _, av := range in.AddrVMACs {
+		parent, err := a.nl.LinkByName(av.Parent)
+		if err != nil {
+			return fmt.Errorf("use_vmac_addr: %s: %w", av.Parent, err)
+		}
+		vm, err := a.ensureVMAC(in.Name, av.Name, av.MAC, av.Family, parent)
+		if err != nil {
+			return err
+		}
+		if inst.addrVMACs == nil {
+			inst.addrVMACs = map[string]*vmacIf{}
+		}
+		inst.addrVMACs[av.Name] = vm
+	}
+	return nil
+}
+
+// removeVMAC deletes the instance's VMACs, with whatever addresses are left on
+// them, as keepalived does at stop and when the instance goes from the
 // configuration.
 func (a *Agent) removeVMAC(in *instance) {
-	if in.vmac == nil {
-		return
+	all := []*vmacIf{in.vmac}
+	for _, vm := range in.addrVMACs {
+		all = append(all, vm)
 	}
-	name := in.vmac.link.Attrs().Name
-	err := a.nl.LinkDel(in.vmac.link)
-	if err != nil && !errors.As(err, new(netlink.LinkNotFoundError)) && !errors.Is(err, unix.ENODEV) {
-		a.log.Warn(fmt.Sprintf("(%s) remove VMAC interface %s: %v", in.cfg.Name, name, err))
-	} else {
-		a.log.Info(fmt.Sprintf("(%s) Success removing VMAC interface %s", in.cfg.Name, name))
-	}
-	// Its socket and announcer; the fence's pins go when the link's
-	// deletion is heard (fenceLink), or with the datapath at stop.
-	idx := in.vmac.link.Attrs().Index
-	for k, s := range a.socks {
-		if k.ifindex == idx {
-			s.close()
-			delete(a.socks, k)
+	for _, vm := range all {
+		if vm == nil {
+			continue
 		}
+		name := vm.link.Attrs().Name
+		err := a.nl.LinkDel(vm.link)
+		if err != nil && !errors.As(err, new(netlink.LinkNotFoundError)) && !errors.Is(err, unix.ENODEV) {
+			a.log.Warn(fmt.Sprintf("(%s) remove VMAC interface %s: %v", in.cfg.Name, name, err))
+		} else {
+			a.log.Info(fmt.Sprintf("(%s) Success removing VMAC interface %s", in.cfg.Name, name))
+		}
+		// Its socket and announcer; the fence's pins go when the link's
+		// deletion is heard (fenceLink), or with the datapath at stop.
+		idx := vm.link.Attrs().Index
+		for k, s := range a.socks {
+			if k.ifindex == idx {
+				s.close()
+				delete(a.socks, k)
+			}
+		}
+		a.addrs.release(idx)
 	}
-	a.addrs.release(idx)
-	in.vmac = nil
+	in.vmac, in.addrVMACs = nil, nil
 }
 
 // setSysctl writes /proc/sys/net/PATH, keeping the value found the first time,
@@ -218,9 +253,13 @@ func (a *Agent) setSysctl(path, val string) error {
 	return nil
 }
 
-// vipLink is where the instance's VIPs of its family with no dev of their own
-// live: its VMAC, or its interface.
+// vipLink is where an address of the instance lives when it has no dev of its
+// own, or a VMAC: its use_vmac_addr VMAC, its VMAC (its family, no other dev),
+// or its interface.
 func (in *instance) vipLink(base netlink.Link, v config.VIP) netlink.Link {
+	if vm := in.addrVMACs[v.VMAC]; v.VMAC != "" && vm != nil {
+		return vm.link
+	}
 	if in.vmac == nil || (v.Dev != "" && v.Dev != in.cfg.Interface) {
 		return base
 	}

@@ -92,10 +92,8 @@ var notImplemented = map[string]string{
 	"garp_group":                "not implemented",
 	"track_bfd":                 "not implemented: xvrrp has no BFD",
 	"use_ipvlan":                "not implemented",
-	"use_vmac_addr":             "not implemented: VIPs on other interfaces get no VMAC of their own (use_vmac puts the instance's VIPs on its VMAC)",
 	"vrf":                       "not implemented",
 	"old_unicast_checksum":      "not implemented: xvrrp uses the RFC 5798 checksum",
-	"vmac_addr_prefix":          "not implemented",
 	"dynamic_interfaces_ignore": "not implemented",
 
 	// Read before issue 17 and not honoured by run: refused until they are,
@@ -115,7 +113,6 @@ func unsupported(key string) (string, bool) {
 // not apply to the address it adds: refused, as a keyword would be.
 var vipOptionRefused = map[string]string{
 	"no_track": "not implemented yet: xvrrp does not follow a VIP's own interface, with or without it (keepalived puts the instance in FAULT when it goes down, unless no_track)",
-	"use_vmac": "not implemented: a VIP on another interface gets no VMAC of its own (use_vmac on the instance puts the instance's VIPs on its VMAC)",
 }
 
 // Options of a unicast_peer line keepalived takes and xvrrp refuses.

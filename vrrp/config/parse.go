@@ -467,6 +467,11 @@ func (p *parser) global(n *node) {
 				g.VMACPrefix = n.words[1]
 			}
 		},
+		"vmac_addr_prefix": func(n *node) {
+			if p.args(n, 1, 1) {
+				g.VMACAddrPrefix = n.words[1]
+			}
+		},
 		"vrrp_garp_extra_if": func(n *node) {
 			g.GarpExtraIf, g.GarpExtraIfAll, _ = p.extraIf(n)
 		},
@@ -862,6 +867,7 @@ func (p *parser) instance(n *node) {
 		}),
 		"use_vmac":                set(func(n *node) { p.useVMAC(n, in) }),
 		"vmac_xmit_base":          flag(&in.VMACXmitBase),
+		"use_vmac_addr":           flag(&in.UseVMACAddr),
 		"strict_mode":             flag(&in.Strict),
 		"down_timer_adverts":      num(&in.DownTimerAdverts, 1, 100),
 		"promote_secondaries":     flag(&in.PromoteSecondaries),
@@ -1030,6 +1036,8 @@ func (p *parser) vip(l *node) (VIP, bool) {
 			v.AutoJoin = true
 		case "noprefixroute":
 			v.NoPrefixRt = true
+		case "use_vmac":
+			v.UseVMAC = true
 		case "track_group":
 			p.diags.errorf(l.pos, "%s: track_group applies to static addresses, which xvrrp does not manage", w[0])
 			ok = false

@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -290,6 +291,16 @@ func printGarp(w io.Writer, g Garp) {
 
 // printVMAC says what use_vmac and vmac_xmit_base will do.
 func printVMAC(w io.Writer, in *Instance) {
+	for _, av := range in.AddrVMACs {
+		var addrs []string
+		for _, v := range append(slices.Clone(in.VIPs), in.ExcludedVIPs...) {
+			if v.VMAC == av.Name {
+				addrs = append(addrs, v.Prefix.String())
+			}
+		}
+		fmt.Fprintf(w, "  VMAC %s, MAC %s: a private macvlan on %s for %s, made at start, removed at stop (use_vmac_addr)\n",
+			av.Name, av.MAC, av.Parent, strings.Join(addrs, ", "))
+	}
 	if !in.UseVMAC {
 		return
 	}

@@ -19,6 +19,7 @@ func (p *parser) validate() {
 	}
 	p.validateSyncGroups()
 	p.uniqueVRIDs()
+	p.addrVMACs()
 	var programs []*Script
 	for _, s := range c.Scripts {
 		if s.Command != nil {
@@ -421,4 +422,71 @@ func familyOf(a netip.Addr) Family {
 		return IPv4
 	}
 	return IPv6
+}
+
+// addrVMACs gives the addresses that use_vmac_addr (or use_vmac on the
+// address) puts on a VMAC of their own — those on another interface than the
+// instance's, or of the other family — one VMAC per interface and family,
+// named as keepalived 2.2.7 names them (seen by running it): the
+// vmac_addr_prefix (else vmac_prefix, else "vrrp"), "6" for IPv6, then ".VRID",
+// or with 1, 2, … before the dot when that name is taken.
+func (p *parser) addrVMACs() {
+	c := p.cfg
+	used := map[string]bool{}
+	for _, in := range c.Instances {
+		if in.UseVMAC {
+			used[in.VMACName] = true
+		}
+	}
+	prefix := c.Global.VMACAddrPrefix
+	if prefix == "" {
+		prefix = c.Global.VMACPrefix
+	}
+	if prefix == "" {
+		prefix = "vrrp"
+	}
+	for _, in := range c.Instances {
+		byKey := map[string]string{}
+		place := func(v *VIP) {
+			fam := IPv4
+			if v.Prefix.Addr().Is6() {
+				fam = IPv6
+			}
+			dev := v.Dev
+			if dev == "" {
+				dev = in.Interface
+			}
+			onMain := in.UseVMAC && dev == in.Interface && fam == in.Family
+			if !(in.UseVMACAddr || v.UseVMAC) || onMain || (dev == in.Interface && fam == in.Family && !v.UseVMAC) {
+				return
+			}
+			key := fmt.Sprintf("%s/%d", dev, fam)
+			if name, ok := byKey[key]; ok {
+				v.VMAC = name
+				return
+			}
+			base := prefix
+			mac := fmt.Sprintf("00:00:5e:00:01:%02x", in.VRID)
+			if fam == IPv6 {
+				base += "6"
+				mac = fmt.Sprintf("00:00:5e:00:02:%02x", in.VRID)
+			}
+			name := fmt.Sprintf("%s.%d", base, in.VRID)
+			for n := 1; used[name]; n++ {
+				name = fmt.Sprintf("%s%d.%d", base, n, in.VRID)
+			}
+			if len(name) > 15 {
+				p.diags.errorf(v.Pos, "%s: the VMAC for %v on %s would be named %s, longer than an interface name can be: set a shorter vmac_addr_prefix", in.Name, v.Prefix, dev, name)
+				return
+			}
+			used[name], byKey[key], v.VMAC = true, name, name
+			in.AddrVMACs = append(in.AddrVMACs, AddrVMAC{Name: name, Parent: dev, Family: fam, MAC: mac})
+		}
+		for i := range in.VIPs {
+			place(&in.VIPs[i])
+		}
+		for i := range in.ExcludedVIPs {
+			place(&in.ExcludedVIPs[i])
+		}
+	}
 }

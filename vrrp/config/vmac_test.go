@@ -3,6 +3,8 @@ package config
 import (
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 // TestVMACDefaults: use_vmac's name and MAC as keepalived 2.2.7 makes them
@@ -47,6 +49,69 @@ func TestVMACDefaults(t *testing.T) {
 			_, err := Parse("k.conf", instance(base+"\n"+tc.body))
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v; want one with %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestAddrVMACNames: use_vmac_addr's VMACs, named as keepalived 2.2.7 named
+// them in the same configurations (seen by running it): one per interface and
+// family other than the instance's own, vmac_addr_prefix (else vmac_prefix,
+// else vrrp), 6 for IPv6, a number when the name is taken.
+func TestAddrVMACNames(t *testing.T) {
+	for _, tc := range []struct {
+		name, global, body string
+		want               []AddrVMAC
+		vipOn              map[string]string // address → VMAC
+	}{
+		{"vmac_addr_prefix", "vmac_addr_prefix va", `use_vmac
+use_vmac_addr
+virtual_ipaddress {
+192.0.2.1/24
+198.51.100.130/25 dev eth2
+198.51.100.1/24 dev eth1
+}
+virtual_ipaddress_excluded {
+2001:db8::5/64 dev eth1
+}`, []AddrVMAC{
+			{"va.51", "eth2", IPv4, "00:00:5e:00:01:33"},
+			{"va1.51", "eth1", IPv4, "00:00:5e:00:01:33"},
+			{"va6.51", "eth1", IPv6, "00:00:5e:00:02:33"},
+		}, map[string]string{"192.0.2.1": "", "198.51.100.130": "va.51", "198.51.100.1": "va1.51", "2001:db8::5": "va6.51"}},
+		{"default prefix", "", `use_vmac
+use_vmac_addr
+virtual_ipaddress {
+192.0.2.1/24
+198.51.100.1/24 dev eth1
+}
+virtual_ipaddress_excluded {
+2001:db8::5/64
+198.51.100.6/24 dev eth1
+}`, []AddrVMAC{
+			{"vrrp1.51", "eth1", IPv4, "00:00:5e:00:01:33"},
+			{"vrrp6.51", "eth0", IPv6, "00:00:5e:00:02:33"},
+		}, map[string]string{"198.51.100.1": "vrrp1.51", "198.51.100.6": "vrrp1.51", "2001:db8::5": "vrrp6.51"}},
+		{"use_vmac_addr alone", "", `use_vmac_addr
+virtual_ipaddress {
+192.0.2.1/24
+198.51.100.1/24 dev eth1
+}`, []AddrVMAC{{"vrrp.51", "eth1", IPv4, "00:00:5e:00:01:33"}}, map[string]string{"192.0.2.1": ""}},
+		{"use_vmac on one address", "", `virtual_ipaddress {
+192.0.2.1/24
+198.51.100.1/24 dev eth1 use_vmac
+198.51.100.2/24 dev eth2
+}`, []AddrVMAC{{"vrrp.51", "eth1", IPv4, "00:00:5e:00:01:33"}}, map[string]string{"198.51.100.2": ""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := mustParse(t, "global_defs {\n"+tc.global+"\n}\nvrrp_instance VI_1 {\ninterface eth0\nvirtual_router_id 51\n"+tc.body+"\n}\n")
+			in := c.Instances[0]
+			if diff := cmp.Diff(tc.want, in.AddrVMACs); diff != "" {
+				t.Errorf("VMACs (-want +got):\n%s", diff)
+			}
+			for _, v := range append(in.VIPs, in.ExcludedVIPs...) {
+				if want, ok := tc.vipOn[v.Prefix.Addr().String()]; ok && v.VMAC != want {
+					t.Errorf("%v on VMAC %q, want %q", v.Prefix, v.VMAC, want)
+				}
 			}
 		})
 	}
