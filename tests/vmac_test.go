@@ -106,11 +106,14 @@ func clientNeigh(t *testing.T, l *lab.Lab, addr netip.Addr) net.HardwareAddr {
 
 // wireFrame is what the vmac tests read of a captured frame.
 type wireFrame struct {
-	at       time.Time
-	src      net.HardwareAddr
-	vrrpFrom netip.Addr // an IPv4 VRRP advert's source address, else invalid
-	garpFor  netip.Addr // a gratuitous ARP's address, else invalid
-	arpSHA   net.HardwareAddr
+	at        time.Time
+	src       net.HardwareAddr
+	vrrpFrom  netip.Addr // an IPv4 VRRP advert's source address, else invalid
+	garpFor   netip.Addr // a gratuitous ARP's address, else invalid
+	arpSHA    net.HardwareAddr
+	arp       bool // any ARP
+	ethertype uint16
+	proto     uint8 // IPv4 protocol or IPv6 next header
 }
 
 func readWire(frames []lab.Frame) []wireFrame {
@@ -120,13 +123,21 @@ func readWire(frames []lab.Frame) []wireFrame {
 		if len(d) < 14 {
 			continue
 		}
-		w := wireFrame{at: f.Time, src: net.HardwareAddr(d[6:12])}
-		switch binary.BigEndian.Uint16(d[12:14]) {
+		w := wireFrame{at: f.Time, src: net.HardwareAddr(d[6:12]), ethertype: binary.BigEndian.Uint16(d[12:14])}
+		switch w.ethertype {
 		case 0x0800:
+			if len(d) >= 34 {
+				w.proto = d[23]
+			}
 			if len(d) >= 34 && d[23] == 112 {
 				w.vrrpFrom = netip.AddrFrom4([4]byte(d[26:30]))
 			}
+		case 0x86dd:
+			if len(d) >= 54 {
+				w.proto = d[20]
+			}
 		case 0x0806:
+			w.arp = true
 			// Ethernet/IPv4 ARP: sender hardware at 22, sender IP at 28,
 			// target IP at 38; gratuitous when the two IPs are the same.
 			if len(d) >= 42 && bytes.Equal(d[28:32], d[38:42]) {
@@ -163,7 +174,7 @@ func TestVMAC(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			capture, err := l.Client.Capture("vrrp or arp")
+			capture, err := l.Client.Capture("")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -230,6 +241,11 @@ func TestVMAC(t *testing.T) {
 			var adverts, garps [2]int
 			for _, f := range readWire(frames) {
 				switch {
+				case bytes.Equal(f.src, vmac51) && !f.vrrpFrom.IsValid() && !f.garpFor.IsValid() && !f.arp:
+					// The kernel's own IGMP/MLD reports and router
+					// solicitations from a VMAC would draw the VIP's
+					// traffic to whichever node sent them last.
+					t.Errorf("a frame from the VMAC's MAC that is neither an advert nor ARP (ethertype %#04x, IP protocol %d)", f.ethertype, f.proto)
 				case f.vrrpFrom.IsValid():
 					i, h := 0, h1
 					if f.vrrpFrom == h2.IPv4.Addr() {
@@ -338,7 +354,7 @@ func TestVMACIPv6(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	capture, err := l.Client.Capture("ip6 proto 112 or icmp6")
+	capture, err := l.Client.Capture("ip6")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -433,6 +449,14 @@ func TestVMACIPv6(t *testing.T) {
 				t.Errorf("a neighbour advertisement for the VIP came from %v, want the VMAC", net.HardwareAddr(f.Data[6:12]))
 			}
 			na = true
+			continue
+		}
+		// Anything else from the VMAC's MAC (the kernel's MLD reports for
+		// its addresses' groups, router solicitations) would draw the
+		// VIP's traffic to whichever node sent it last.
+		if bytes.Equal(f.Data[6:12], vmac61) && len(f.Data) >= 55 {
+			t.Errorf("a frame from the VMAC's MAC that is neither an advert nor an NA for the VIP: next header %d, then %d",
+				f.Data[20], f.Data[54])
 		}
 	}
 	if adverts["h1"] == 0 || adverts["h2"] == 0 || !na {
@@ -443,7 +467,8 @@ func TestVMACIPv6(t *testing.T) {
 // TestVMACReloadAndFault: a reload that adds use_vmac to the instance restarts
 // it on a new VMAC, the VIP moves onto it; one that removes the instance
 // removes its VMAC; the interface going down puts a VMAC instance in FAULT and
-// the VIP goes, as without a VMAC; back up, it is master again on its VMAC.
+// the VIP goes, as without a VMAC; back up, it is master again on its VMAC;
+// deleted and re-created, on a new VMAC.
 func TestVMACReloadAndFault(t *testing.T) {
 	l := labtest.New(t, lab.Options{Hosts: 1, Client: true})
 	h1 := l.Hosts[0]
@@ -470,6 +495,21 @@ func TestVMACReloadAndFault(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, 5*time.Second, "the VIP back on vrrp.51", func() bool { return vipOn(t, h1, vip4) == "vrrp.51" })
+
+	// eth0 deleted takes the VMAC with it; re-created, the instance makes
+	// a new VMAC on it and is master there again.
+	if err := h1.DeleteLink("eth0"); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 5*time.Second, "the VIP gone with eth0", func() bool { return vipOn(t, h1, vip4) == "" })
+	if err := h1.RecreateLink("eth0"); err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x1, "re-created")
+	waitUntil(t, 10*time.Second, "the VIP on a new vrrp.51", func() bool { return vipOn(t, h1, vip4) == "vrrp.51" })
+	if parent, _, mac, up, ok := vmacOf(t, h1, "vrrp.51"); !ok || parent != "eth0" || !bytes.Equal(mac, vmac51) || !up {
+		t.Errorf("after eth0 came back vrrp.51 exists %v on %q with %v, up %v", ok, parent, mac, up)
+	}
 
 	other := strings.NewReplacer("VI_1", "VI_2", "virtual_router_id 51", "virtual_router_id 52", "192.0.2.1/24", "192.0.2.2/24").
 		Replace(nodeConfig(node{prio: 150}))
@@ -593,5 +633,16 @@ func TestVMACAddr(t *testing.T) {
 		if _, _, _, _, ok := vmacOf(t, h1, name); ok {
 			t.Errorf("%s is still there after stop", name)
 		}
+	}
+}
+
+// TestVMACRestartWithinLease: with --keep-datapath the VMAC stays with the
+// VIP on it, and the daemon started again takes it over (it is a private
+// macvlan on eth0 with the virtual MAC) and carries on as master with no
+// answer from the backup (restartWithinLease checks that).
+func TestVMACRestartWithinLease(t *testing.T) {
+	h1 := restartWithinLease(t, "use_vmac")
+	if on := vipOn(t, h1, vip4); on != "vrrp.51" {
+		t.Errorf("after the restart the VIP is on %q, want vrrp.51", on)
 	}
 }

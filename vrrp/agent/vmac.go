@@ -33,7 +33,11 @@ import (
 //     see rpFilter), an IPv6 instance's carries the interface's link-local
 //     address, which its adverts come from.
 //
-// The kernel side stays on the instance's interface. A macvlan receives
+// The kernel side stays on the instance's interface; the VMAC's egress fence
+// also keeps the kernel's own IGMP and MLD reports from carrying the virtual
+// MAC, and drops its router solicitations (vmac_egress in bpf/xvrrp.c), as
+// keepalived does with nftables: a backup's VMAC that sent them would draw
+// the master's traffic to itself. A macvlan receives
 // through its parent's rx handler, which runs after the parent's XDP and TCX
 // ingress: every advert and every packet to a VIP passes the interface's XDP
 // and fence first. The macvlan's transmit goes out through the parent's TCX
@@ -100,6 +104,18 @@ func (a *Agent) ensureVMAC(owner, name, macText string, family config.Family, ba
 		// Strict reverse-path filtering would drop a client's packets that
 		// reach the VIP on the VMAC while the route back is the interface's.
 		set("ipv4/conf/"+name+"/rp_filter", "0")
+	}
+	// The fence, before it is up: the kernel's first IGMP or MLD report
+	// from it must not carry the virtual MAC (vmac_egress in bpf/xvrrp.c).
+	idx := lnk.Attrs().Index
+	if err := a.dp.PutVMAC(idx, battrs.HardwareAddr); err != nil {
+		return nil, fmt.Errorf("use_vmac: %s: %w", name, err)
+	}
+	if !a.fenceOnly[idx] {
+		if err := a.dp.AttachFence(idx); err != nil {
+			return nil, fmt.Errorf("use_vmac: fence %s: %w", name, err)
+		}
+		a.fenceOnly[idx] = true
 	}
 	if err := a.nl.LinkSetUp(lnk); err != nil {
 		return nil, fmt.Errorf("use_vmac: up %s: %w", name, err)
@@ -221,6 +237,9 @@ func (a *Agent) removeVMAC(in *instance) {
 		// Its socket and announcer; the fence's pins go when the link's
 		// deletion is heard (fenceLink), or with the datapath at stop.
 		idx := vm.link.Attrs().Index
+		if err := a.dp.ForgetVMAC(idx); err != nil {
+			a.log.Warn(fmt.Sprintf("(%s) forget VMAC %s in the kernel: %v", in.cfg.Name, name, err))
+		}
 		for k, s := range a.socks {
 			if k.ifindex == idx {
 				s.close()
