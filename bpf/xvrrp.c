@@ -914,24 +914,22 @@ struct {
 #define ICMPV6_RS 133
 
 /* vmac_egress returns TC_ACT_SHOT for a router solicitation leaving a VMAC,
- * and rewrites an IGMP or MLD report's source MAC to the parent's. */
-static __always_inline int vmac_egress(struct __sk_buff *skb)
+ * and rewrites an IGMP or MLD report's source MAC to the parent's. Only such
+ * packets cost a map lookup: everything else leaves after the header checks.
+ * Not inlined: merged into fence, clang hoisted the ctx offsets out of the
+ * loads of skb->data, which the verifier refuses. */
+static __attribute__((noinline)) int vmac_egress(struct __sk_buff *skb)
 {
-	__u32 idx = skb->ifindex;
-	struct xvrrp_vmac_parent *vp = bpf_map_lookup_elem(&vmacs, &idx);
-	if (!vp)
-		return TC_ACT_UNSPEC;
 	void *data = (void *)(long)skb->data;
 	void *end = (void *)(long)skb->data_end;
 	struct ethhdr *eth = data;
 	if ((void *)(eth + 1) > end)
 		return TC_ACT_UNSPEC;
-	int report = 0;
+	int rs = 0;
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = (void *)(eth + 1);
-		if ((void *)(ip + 1) > end)
+		if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_IGMP)
 			return TC_ACT_UNSPEC;
-		report = ip->protocol == IPPROTO_IGMP;
 	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = (void *)(eth + 1);
 		if ((void *)(ip6 + 1) > end)
@@ -946,16 +944,23 @@ static __always_inline int vmac_egress(struct __sk_buff *skb)
 		}
 		if (nh != IPPROTO_ICMPV6 || (void *)(l4 + 1) > end)
 			return TC_ACT_UNSPEC;
-		if (l4[0] == ICMPV6_RS)
-			return TC_ACT_SHOT;
-		/* MLDv1 query, report, done; MLDv2 report */
-		report = l4[0] == 130 || l4[0] == 131 || l4[0] == 132 || l4[0] == 143;
+		/* MLDv1 query, report, done; MLDv2 report; router solicitation */
+		__u8 t = l4[0];
+		if (t != 130 && t != 131 && t != 132 && t != 143 && t != ICMPV6_RS)
+			return TC_ACT_UNSPEC;
+		rs = t == ICMPV6_RS;
+	} else {
+		return TC_ACT_UNSPEC;
 	}
-	if (report) {
-		__u8 mac[6];
-		__builtin_memcpy(mac, vp->mac, 6);
-		bpf_skb_store_bytes(skb, 6, mac, 6, 0);
-	}
+	__u32 idx = skb->ifindex;
+	struct xvrrp_vmac_parent *vp = bpf_map_lookup_elem(&vmacs, &idx);
+	if (!vp)
+		return TC_ACT_UNSPEC;
+	if (rs)
+		return TC_ACT_SHOT;
+	__u8 mac[6];
+	__builtin_memcpy(mac, vp->mac, 6);
+	bpf_skb_store_bytes(skb, 6, mac, 6, 0);
 	return TC_ACT_UNSPEC;
 }
 
