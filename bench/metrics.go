@@ -54,8 +54,13 @@ type Advert struct {
 // GARP is a gratuitous ARP for the VIP seen on the wire.
 type GARP struct {
 	At   time.Time
-	Host string
+	Host string // the sender, or AnyNew
 }
+
+// AnyNew is the sender of a gratuitous ARP that names no host, as with a
+// VMAC, where every node announces the VIP with the same MAC: it counts as the
+// new master's, the node that announces after a failure.
+const AnyNew = "(any new master)"
 
 // Measure computes the trial's metrics; a metric that cannot be measured (no
 // new master advert, no ARP) is absent.
@@ -85,7 +90,7 @@ func (t *Trial) Measure() map[string]time.Duration {
 		}
 		m[MetricDetect] = first.At.Sub(ref)
 		for _, g := range t.ARPs {
-			if g.Host == t.New && !g.At.Before(t.Start) && !g.At.After(t.End) {
+			if (g.Host == t.New || g.Host == AnyNew) && !g.At.Before(t.Start) && !g.At.After(t.End) {
 				m[MetricGARP] = g.At.Sub(ref.Add(t.MasterDown))
 				for _, p := range t.Probes {
 					if p.From == t.New && !p.Sent.Before(g.At) {

@@ -29,6 +29,20 @@ type Summary struct {
 
 type groupKey struct{ impl, mode, interval, metric string }
 
+// columns are the implementations as the results name them, in report order:
+// each, then each with a VMAC (IMPL+vmac) when measured.
+func (r *Report) columns() []string {
+	var cols []string
+	for _, impl := range r.Impls {
+		for _, l := range []string{impl, impl + VMACSuffix} {
+			if slices.ContainsFunc(r.Results, func(res Result) bool { return res.Impl == l }) {
+				cols = append(cols, l)
+			}
+		}
+	}
+	return cols
+}
+
 // Summaries sums the results up, in report order.
 func (r *Report) Summaries() []Summary {
 	values := map[groupKey][]time.Duration{}
@@ -63,7 +77,8 @@ func (r *Report) Summaries() []Summary {
 		if c := rank(Metrics, a.metric) - rank(Metrics, b.metric); c != 0 {
 			return c
 		}
-		return rank(r.Impls, a.impl) - rank(r.Impls, b.impl)
+		cols := r.columns()
+		return rank(cols, a.impl) - rank(cols, b.impl)
 	})
 	var out []Summary
 	for _, k := range order {
@@ -109,7 +124,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		newTable(fmt.Sprintf("%s, %s: milliseconds over %d trial(s); the new master's Master_Down_Interval is %s ms",
 			sec.mode, sec.interval, r.Trials, ms(md[sec.mode+" "+sec.interval])))
 		head := []string{"metric"}
-		for _, impl := range r.Impls {
+		for _, impl := range r.columns() {
 			head = append(head, impl+" p50", "p95", "p99", "max")
 		}
 		if ratio {
@@ -119,7 +134,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		for _, m := range Metrics {
 			row := []string{m}
 			any := false
-			for _, impl := range r.Impls {
+			for _, impl := range r.columns() {
 				s, ok := by[groupKey{impl, sec.mode, sec.interval, m}]
 				if !ok {
 					row = append(row, "-", "-", "-", "-")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -91,7 +92,18 @@ type Options struct {
 	// the old master is brought back; what the old master does meanwhile
 	// (answer for the VIP or not) is the dual-answer time.
 	Hold time.Duration
+	// VMAC lists the variants to measure: false, without use_vmac; true,
+	// every node with use_vmac (none: without only). Results with a VMAC
+	// are labelled IMPL+vmac.
+	VMAC []bool
 }
+
+// VMACSuffix marks the results of nodes running with use_vmac.
+const VMACSuffix = "+vmac"
+
+// vmac51 is the VMAC's MAC (VRID 51, IPv4): the sender of every gratuitous
+// ARP in a VMAC cell, whichever node sends it.
+var vmac51 = net.HardwareAddr{0x00, 0x00, 0x5e, 0x00, 0x01, 51}
 
 // Result is one trial's metrics.
 type Result struct {
@@ -142,7 +154,10 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		}
 		r.Impls = append(r.Impls, impl)
 	}
-	total := len(r.Impls) * len(opt.Intervals) * len(opt.Modes) * opt.Trials
+	if len(opt.VMAC) == 0 {
+		opt.VMAC = []bool{false}
+	}
+	total := len(r.Impls) * len(opt.VMAC) * len(opt.Intervals) * len(opt.Modes) * opt.Trials
 	if opt.Cost.enabled() {
 		total += len(r.Impls) * 2
 	}
@@ -156,17 +171,19 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		}
 	}
 	for _, impl := range r.Impls {
-		for _, iv := range opt.Intervals {
-			if len(opt.Modes) == 0 {
-				break
-			}
-			res, err := runCell(ctx, opt, impl, iv, func(what string) {
-				progress(what)
-				step++
-			})
-			r.Results = append(r.Results, res...)
-			if err != nil {
-				return r, fmt.Errorf("%s %v: %w", impl, iv, err)
+		for _, vm := range opt.VMAC {
+			for _, iv := range opt.Intervals {
+				if len(opt.Modes) == 0 {
+					break
+				}
+				res, err := runCell(ctx, opt, impl, vm, iv, func(what string) {
+					progress(what)
+					step++
+				})
+				r.Results = append(r.Results, res...)
+				if err != nil {
+					return r, fmt.Errorf("%s %v: %w", label(impl, vm), iv, err)
+				}
 			}
 		}
 	}
@@ -209,13 +226,17 @@ var vip = netip.MustParseAddr("192.0.2.1")
 
 // nodeConfig is the keepalived.conf both implementations run: one VRRP
 // instance for the VIP, tracking a file that the health mode writes.
-func nodeConfig(prio int, iv Interval, healthFile string) string {
+func nodeConfig(prio int, iv Interval, healthFile string, vmac bool) string {
 	// The first node starts as master rather than waiting a
 	// Master_Down_Interval (3.6 s at 1 s adverts), at the start of each lab
 	// and when a daemon is started again after a trial.
 	state := "BACKUP"
 	if prio == prioOf(0) {
 		state = "MASTER"
+	}
+	useVMAC := ""
+	if vmac {
+		useVMAC = "    use_vmac"
 	}
 	return fmt.Sprintf(`global_defs {
     router_id bench-%[1]d
@@ -233,11 +254,12 @@ vrrp_instance VI_1 {
     track_file {
         health weight -100
     }
+%[6]s
     virtual_ipaddress {
         192.0.2.1/24
     }
 }
-`, prio, iv.Version, iv.Every.Seconds(), healthFile, state)
+`, prio, iv.Version, iv.Every.Seconds(), healthFile, state, useVMAC)
 }
 
 // daemon is xvrrp or keepalived running on a lab host.
@@ -330,7 +352,15 @@ func prioOf(i int) int {
 	return 100 - 10*(i-1)
 }
 
-func runCell(ctx context.Context, opt Options, impl string, iv Interval, step func(string)) (_ []Result, err error) {
+// label is an implementation's name in the results: IMPL, or IMPL+vmac.
+func label(impl string, vmac bool) string {
+	if vmac {
+		return impl + VMACSuffix
+	}
+	return impl
+}
+
+func runCell(ctx context.Context, opt Options, impl string, vm bool, iv Interval, step func(string)) (_ []Result, err error) {
 	l, err := lab.New(ctx, lab.Options{Hosts: 2 + opt.Backups, Client: true})
 	if err != nil {
 		return nil, err
@@ -361,7 +391,7 @@ func runCell(ctx context.Context, opt Options, impl string, iv Interval, step fu
 		if err := h.StartResponder(); err != nil {
 			return nil, err
 		}
-		c.daemons = append(c.daemons, &daemon{impl: impl, host: h, bin: opt.XvrrpBin, conf: nodeConfig(prioOf(i), iv, hf)})
+		c.daemons = append(c.daemons, &daemon{impl: impl, host: h, bin: opt.XvrrpBin, conf: nodeConfig(prioOf(i), iv, hf, vm)})
 	}
 	capture, err := l.Client.Capture("arp or ip proto 112")
 	if err != nil {
@@ -405,7 +435,7 @@ func runCell(ctx context.Context, opt Options, impl string, iv Interval, step fu
 	var names []string
 	for _, mode := range opt.Modes {
 		for n := range opt.Trials {
-			step(fmt.Sprintf("%s %s %v trial %d/%d", impl, mode, iv, n+1, opt.Trials))
+			step(fmt.Sprintf("%s %s %v trial %d/%d", label(impl, vm), mode, iv, n+1, opt.Trials))
 			t, err := c.trial(mode)
 			if err != nil {
 				return nil, fmt.Errorf("%s trial %d: %w", mode, n+1, err)
@@ -421,6 +451,11 @@ func runCell(ctx context.Context, opt Options, impl string, iv Interval, step fu
 	if err != nil {
 		return nil, err
 	}
+	if vm {
+		// Every node announces the VIP with the VMAC's MAC: within a
+		// trial, the new master's are the ones there are.
+		byMAC[vmac51.String()] = AnyNew
+	}
 	adverts, garps := DecodeFrames(frames, vip, byIP, byMAC)
 	probes, rounds := c.probe.Answers(), c.directed.Rounds()
 	var results []Result
@@ -428,7 +463,7 @@ func runCell(ctx context.Context, opt Options, impl string, iv Interval, step fu
 		t := &trials[i]
 		t.Adverts, t.ARPs, t.Probes, t.Directed, t.Tick = adverts, garps, probes, rounds, probeTick
 		results = append(results, Result{
-			Impl: impl, Mode: names[i], Interval: iv.String(), Trial: i%opt.Trials + 1,
+			Impl: label(impl, vm), Mode: names[i], Interval: iv.String(), Trial: i%opt.Trials + 1,
 			Metrics: t.Measure(), MasterDown: t.MasterDown,
 		})
 	}

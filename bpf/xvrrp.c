@@ -1003,8 +1003,84 @@ int tc_fence_ingress(struct __sk_buff *skb)
 	return fence(skb, 0);
 }
 
+/* VMACs (use_vmac). A backup's VMAC has the master's MAC, and a switch learns
+ * a MAC's port from every frame that carries it: a backup's VMAC that sent
+ * anything would pull the master's traffic to itself until the master's next
+ * advert. The kernel sends, on its own, IGMP and MLD reports for the groups
+ * joined on an interface (the VRRP group, its addresses' solicited-node
+ * groups) and router solicitations. As keepalived does with nftables, reports
+ * leaving a VMAC go with its parent's MAC, and solicitations are dropped.
+ * The agent lists its VMACs here: ifindex → the parent's MAC. */
+struct xvrrp_vmac_parent {
+	__u8 mac[6];
+	__u16 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct xvrrp_vmac_parent);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vmacs SEC(".maps");
+
+#define ICMPV6_RS 133
+
+/* vmac_egress returns TC_ACT_SHOT for a router solicitation leaving a VMAC,
+ * and rewrites an IGMP or MLD report's source MAC to the parent's. Only such
+ * packets cost a map lookup: everything else leaves after the header checks.
+ * Not inlined: merged into fence, clang hoisted the ctx offsets out of the
+ * loads of skb->data, which the verifier refuses. */
+static __attribute__((noinline)) int vmac_egress(struct __sk_buff *skb)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	if ((void *)(eth + 1) > end)
+		return TC_ACT_UNSPEC;
+	int rs = 0;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+		if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_IGMP)
+			return TC_ACT_UNSPEC;
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+		if ((void *)(ip6 + 1) > end)
+			return TC_ACT_UNSPEC;
+		__u8 nh = ip6->nexthdr;
+		__u8 *l4 = (__u8 *)(ip6 + 1);
+		if (nh == 0) { /* MLD comes after a hop-by-hop header (router alert) */
+			if ((void *)(l4 + 2) > end)
+				return TC_ACT_UNSPEC;
+			nh = l4[0];
+			l4 += ((__u32)l4[1] + 1) * 8;
+		}
+		if (nh != IPPROTO_ICMPV6 || (void *)(l4 + 1) > end)
+			return TC_ACT_UNSPEC;
+		/* MLDv1 query, report, done; MLDv2 report; router solicitation */
+		__u8 t = l4[0];
+		if (t != 130 && t != 131 && t != 132 && t != 143 && t != ICMPV6_RS)
+			return TC_ACT_UNSPEC;
+		rs = t == ICMPV6_RS;
+	} else {
+		return TC_ACT_UNSPEC;
+	}
+	__u32 idx = skb->ifindex;
+	struct xvrrp_vmac_parent *vp = bpf_map_lookup_elem(&vmacs, &idx);
+	if (!vp)
+		return TC_ACT_UNSPEC;
+	if (rs)
+		return TC_ACT_SHOT;
+	__u8 mac[6];
+	__builtin_memcpy(mac, vp->mac, 6);
+	bpf_skb_store_bytes(skb, 6, mac, 6, 0);
+	return TC_ACT_UNSPEC;
+}
+
 SEC("tcx/egress")
 int tc_fence_egress(struct __sk_buff *skb)
 {
+	if (vmac_egress(skb) == TC_ACT_SHOT)
+		return TC_ACT_SHOT;
 	return fence(skb, 1);
 }

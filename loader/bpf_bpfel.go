@@ -186,6 +186,12 @@ type bpfXvrrpVipKey struct {
 	Addr   [16]uint8
 }
 
+type bpfXvrrpVmacParent struct {
+	_   structs.HostLayout
+	Mac [6]uint8
+	Pad uint16
+}
+
 // Names of all BPF objects in the ELF.
 //
 // Used for safe lookups in a Collection or CollectionSpec.
@@ -199,6 +205,7 @@ const (
 	bpfMapStats               = "stats"
 	bpfMapUnicastPeers        = "unicast_peers"
 	bpfMapVips                = "vips"
+	bpfMapVmacs               = "vmacs"
 	bpfProgTcFenceEgress      = "tc_fence_egress"
 	bpfProgTcFenceIngress     = "tc_fence_ingress"
 	bpfProgXdpVrrp            = "xdp_vrrp"
@@ -276,6 +283,7 @@ type bpfMapSpecs struct {
 	Stats         *ebpf.MapSpec `ebpf:"stats"`
 	UnicastPeers  *ebpf.MapSpec `ebpf:"unicast_peers"`
 	Vips          *ebpf.MapSpec `ebpf:"vips"`
+	Vmacs         *ebpf.MapSpec `ebpf:"vmacs"`
 }
 
 // bpfVariableSpecs contains global variables before they are loaded into the kernel.
@@ -325,6 +333,7 @@ type bpfMaps struct {
 	Stats         *ebpf.Map `ebpf:"stats"`
 	UnicastPeers  *ebpf.Map `ebpf:"unicast_peers"`
 	Vips          *ebpf.Map `ebpf:"vips"`
+	Vmacs         *ebpf.Map `ebpf:"vmacs"`
 }
 
 func (m *bpfMaps) Close() error {
@@ -338,6 +347,7 @@ func (m *bpfMaps) Close() error {
 		m.Stats,
 		m.UnicastPeers,
 		m.Vips,
+		m.Vmacs,
 	)
 }
 

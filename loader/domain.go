@@ -241,6 +241,24 @@ func (d *Datapath) CheckAdvertAddrs(k Key, old, addrs []netip.Addr, skipSameMast
 	return nil
 }
 
+// PutVMAC tells the egress fence that ifindex is a VMAC (use_vmac) on an
+// interface with MAC parent: the IGMP and MLD reports the kernel sends from it
+// leave with the parent's MAC, its router solicitations not at all, so that a
+// backup's VMAC never draws the master's traffic to itself.
+func (d *Datapath) PutVMAC(ifindex int, parent net.HardwareAddr) error {
+	var v [8]byte
+	copy(v[:6], parent)
+	return d.objs.Vmacs.Put(uint32(ifindex), v)
+}
+
+// ForgetVMAC removes a VMAC that PutVMAC listed.
+func (d *Datapath) ForgetVMAC(ifindex int) error {
+	if err := d.objs.Vmacs.Delete(uint32(ifindex)); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+		return err
+	}
+	return nil
+}
+
 // ForgetAdvertAddrs removes what CheckAdvertAddrs wrote for an instance.
 func (d *Datapath) ForgetAdvertAddrs(k Key, addrs []netip.Addr) error {
 	kk := k.kernel()

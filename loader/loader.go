@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 
@@ -421,9 +422,8 @@ func (d *Datapath) Remove() error {
 		l.Close()
 	}
 	d.links = map[string]link.Link{}
-	for _, m := range []*ebpf.Map{d.objs.Instances, d.objs.Peers, d.objs.Vips, d.objs.UnicastPeers, d.objs.Stats, d.objs.InstanceStats, d.objs.Events,
-		d.objs.AdvertChecks, d.objs.AdvertAddrs} {
-		if m != nil && m.IsPinned() {
+	for _, m := range d.maps() {
+		if m.IsPinned() {
 			errs = append(errs, m.Unpin())
 		}
 	}
@@ -432,6 +432,20 @@ func (d *Datapath) Remove() error {
 	os.Remove(d.pinDir)
 	errs = append(errs, d.unlock())
 	return errors.Join(errs...)
+}
+
+// maps is every map of the objects, found by walking the generated struct, so
+// that a map added to the C is unpinned by Remove without a list to keep
+// (three maps were once left pinned because a list missed them).
+func (d *Datapath) maps() []*ebpf.Map {
+	var ms []*ebpf.Map
+	v := reflect.ValueOf(&d.objs.bpfMaps).Elem()
+	for i := range v.NumField() {
+		if m, ok := v.Field(i).Interface().(*ebpf.Map); ok && m != nil {
+			ms = append(ms, m)
+		}
+	}
+	return ms
 }
 
 // Programs, for tests and benchmarks that run them with prog.Run, or attach

@@ -390,9 +390,13 @@ func TestFrozenMasterWakes(t *testing.T) {
 // Proof 8: the master's daemon restarts within its lease (stopped with
 // --keep-datapath, started again): the VIP keeps answering from h1 throughout and
 // the backup never takes over.
-func TestRestartWithinLease(t *testing.T) {
+func TestRestartWithinLease(t *testing.T) { restartWithinLease(t, "") }
+
+// restartWithinLease is TestRestartWithinLease with extra lines in both
+// nodes' instance; it returns the master's lab host.
+func restartWithinLease(t *testing.T, extra string) *lab.Host {
 	// At 1 s adverts the lease is 3 s, ample for a restart.
-	n1, n2 := node{prio: 150, interval: "1"}, node{prio: 100, interval: "1"}
+	n1, n2 := node{prio: 150, interval: "1", extra: extra}, node{prio: 100, interval: "1", extra: extra}
 	l := labtest.New(t, lab.Options{Hosts: 2, Client: true})
 	h1, h2 := l.Hosts[0], l.Hosts[1]
 	for _, h := range l.Hosts {
@@ -423,6 +427,11 @@ func TestRestartWithinLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("h1 before the restart:\n%s\nh1 after:\n%s", x1.Output(), x1b.Output())
+		}
+	})
 	waitLog(t, x1b, "adopting mastership within the previous run's lease")
 	waitLog(t, x1b, "(VI_1) Entering MASTER STATE")
 	time.Sleep(time.Second)
@@ -438,6 +447,7 @@ func TestRestartWithinLease(t *testing.T) {
 	}
 	outage, err := p.Outage(restart)
 	t.Logf("largest gap across the restart: %v (%v)", outage, err)
+	return h1
 }
 
 // counters reads a daemon's pinned stats map.

@@ -129,3 +129,42 @@ func TestBenchCommand(t *testing.T) {
 		t.Log(text)
 	}
 }
+
+// TestBenchVMAC: `xvrrp bench --vmac both` measures each cell without and with
+// use_vmac on every node, the latter labelled xvrrp+vmac, every metric
+// measured in both — the gratuitous ARPs, which with a VMAC all carry the same
+// MAC, counted as the new master's.
+func TestBenchVMAC(t *testing.T) {
+	labtest.Require(t)
+	js := filepath.Join(t.TempDir(), "r.json")
+	var out bytes.Buffer
+	cmd := exec.Command(xvrrpBin, "bench", "--impls", "xvrrp", "--vmac", "both", "--trials", "1", "--intervals", "100ms",
+		"--modes", "linkcut", "--cost-instances", "0", "--json", js)
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("xvrrp bench: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "xvrrp+vmac p50") {
+		t.Errorf("the table has no xvrrp+vmac column:\n%s", out.String())
+	}
+	var r bench.Report
+	b, err := os.ReadFile(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	impls := map[string]int{}
+	for _, res := range r.Results {
+		impls[res.Impl]++
+		for _, m := range bench.Metrics {
+			if _, ok := res.Metrics[m]; !ok {
+				t.Errorf("%s %s: no %s", res.Impl, res.Mode, m)
+			}
+		}
+	}
+	if impls[bench.Xvrrp] != 1 || impls[bench.Xvrrp+bench.VMACSuffix] != 1 {
+		t.Errorf("results by implementation %v, want one xvrrp and one xvrrp+vmac", impls)
+	}
+}

@@ -46,6 +46,7 @@ takeovers and the gaps between the master's adverts as the backup received them.
 		&cli.StringFlag{Name: "modes", Value: "graceful,health,failback,sigkill,sigstop", Usage: "failure modes, or all: " + strings.Join(bench.Modes, ",")},
 		&cli.StringFlag{Name: "impls", Value: "xvrrp,keepalived", Usage: "implementations (keepalived is skipped when not installed)"},
 		&cli.IntFlag{Name: "backups", Value: 0, Usage: "backups besides the first"},
+		&cli.StringFlag{Name: "vmac", Value: "off", Usage: "nodes with use_vmac: off, on, or both (each measured, labelled IMPL+vmac)"},
 		&cli.DurationFlag{Name: "hold", Value: 300 * time.Millisecond, Usage: "how long a failure lasts after the new master answers"},
 		&cli.IntFlag{Name: "cost-instances", Value: 20, Usage: "instances on the backup whose cost is measured (0: skip)"},
 		&cli.StringFlag{Name: "cost-interval", Value: "20ms", Usage: "their advert interval"},
@@ -121,6 +122,16 @@ func benchOptions(c *cli.Context) (bench.Options, error) {
 		default:
 			return opt, fmt.Errorf("--modes: %q is not one of %s, %s", m, strings.Join(bench.Modes, ", "), bench.ModeStarve)
 		}
+	}
+	switch c.String("vmac") {
+	case "off":
+		opt.VMAC = []bool{false}
+	case "on":
+		opt.VMAC = []bool{true}
+	case "both":
+		opt.VMAC = []bool{false, true}
+	default:
+		return opt, fmt.Errorf("--vmac %q: want off, on or both", c.String("vmac"))
 	}
 	opt.Impls = list(c.String("impls"))
 	for _, i := range opt.Impls {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -196,4 +197,62 @@ func everyState(t *testing.T, cfg *config.Config, in *config.Instance) reach {
 	}
 	try(0)
 	return r
+}
+
+// TestCheckVMAC: check says, per instance, what use_vmac and vmac_xmit_base
+// will do, with the names and MACs run uses (config resolves both).
+func TestCheckVMAC(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "k.conf")
+	conf := `global_defs {
+    vmac_prefix vx
+}
+vrrp_instance A {
+    interface eth0
+    virtual_router_id 51
+    use_vmac
+    virtual_ipaddress {
+        192.0.2.1/24
+    }
+}
+vrrp_instance B {
+    interface eth0
+    virtual_router_id 52
+    use_vmac vip52 02:00:00:00:00:52
+    vmac_xmit_base
+    virtual_ipaddress {
+        2001:db8::52/64
+    }
+}
+vrrp_instance C {
+    interface eth0
+    virtual_router_id 53
+    use_vmac_addr
+    virtual_ipaddress {
+        192.0.2.3/24
+        198.51.100.3/24 dev eth1
+    }
+}
+`
+	if err := os.WriteFile(f, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := runCLI(t, "check", "-f", f)
+	if code != 0 {
+		t.Fatalf("check exit %d\n%s", code, errOut)
+	}
+	for _, want := range []string{
+		"  VMAC vx.51, MAC 00:00:5e:00:01:33: a private macvlan on eth0",
+		"    adverts from vx.51 with MAC 00:00:5e:00:01:33, source address eth0's\n",
+		"  VMAC vip52, MAC 02:00:00:00:00:52: a private macvlan on eth0",
+		"    adverts from eth0 with its own MAC (vmac_xmit_base)\n",
+		"sets arp_ignore=1 arp_filter=1 on eth0, arp_ignore=1 accept_local=1 promote_secondaries=1 on vx.51",
+		"  VMAC vx.53, MAC 00:00:5e:00:01:35: a private macvlan on eth1 for 198.51.100.3/24, made at start, removed at stop (use_vmac_addr)\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("check does not print %q:\n%s", want, out)
+		}
+	}
+	if n := strings.Count(out, "  VMAC "); n != 3 {
+		t.Errorf("check prints %d VMACs, want 3:\n%s", n, out)
+	}
 }

@@ -34,6 +34,15 @@ fences the VIP on every node that is not master with a lease the daemon renews,
 so a crashed or frozen master stops answering by itself. Maps are pinned under
 --pin-dir; bpftool map dump pinned shows them with named fields.
 
+use_vmac: the instance's VIPs live on a VMAC, a private macvlan on its interface
+named vmac_prefix.VRID (vrrp.VRID by default) or as given, with the MAC
+00:00:5e:00:01:VRID (IPv6 00:00:5e:00:02:VRID), made at start and removed at stop,
+as keepalived does; adverts leave from it unless vmac_xmit_base, gratuitous ARPs
+always; use_vmac_addr gives the addresses on other interfaces, or of the other
+family, VMACs of their own. A VMAC sends no IGMP/MLD report with the virtual MAC
+and no router solicitation (the egress fence). xvrrp check prints what each
+instance's VMAC settings will do.
+
 Signals: SIGTERM and SIGINT stop the daemon (masters resign with priority 0, the
 VIPs and the datapath are removed unless --keep-datapath). SIGHUP reloads the
 configuration: unchanged instances keep their state, an invalid file changes

@@ -34,6 +34,9 @@ logs their transitions as keepalived does, e.g. "(VI_1) Entering MASTER STATE".
 SIGTERM or SIGINT stops it: each master sends a priority-0 advert, the VIPs are
 removed and so is the datapath. With --keep-datapath, the datapath, the VIPs and
 the masters' leases stay for a restarted daemon to take over without a gap.
+An instance with use_vmac creates its VMAC (a private macvlan, vrrp.VRID by
+default, MAC 00:00:5e:00:01:VRID or 00:00:5e:00:02:VRID) at start and removes it
+at stop; its VIPs live there and its adverts leave from it unless vmac_xmit_base.
 Needs root (CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF).`,
 	Flags: append(append([]cli.Flag{}, configFlags...),
 		&cli.StringFlag{Name: "pin-dir", Value: loader.DefaultPinDir, Usage: "bpffs directory for the pinned maps and links; one per daemon"},

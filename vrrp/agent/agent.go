@@ -98,6 +98,10 @@ type Agent struct {
 	stopTrackers context.CancelFunc
 	notify       *notifier
 	groupState   map[string]vrrp.State // last state a sync group was notified in
+	// sysctlWas are the values use_vmac found before it wrote them, by
+	// path, in the order written; restoreSysctls puts them back.
+	sysctlWas   map[string][]byte
+	sysctlOrder []string
 }
 
 // New checks the configuration against this host, loads and attaches the
@@ -133,7 +137,9 @@ func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
 				for _, v := range in.held() {
 					a.addrs.del(v)
 				}
+				a.removeVMAC(in)
 			}
+			a.restoreSysctls()
 			a.closeAll()
 			if rerr := a.dp.Remove(); rerr != nil {
 				a.log.Warn("remove the datapath after a failed start", "error", rerr)
@@ -420,6 +426,9 @@ func (a *Agent) stop() error {
 		}
 	}
 	a.flush()
+	for _, in := range a.insts {
+		a.removeVMAC(in)
+	}
 	a.restoreSysctls()
 	a.closeAll()
 	errs = append(errs, a.dp.Remove())

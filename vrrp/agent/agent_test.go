@@ -89,6 +89,8 @@ func (fakeKernel) ForgetAdvertAddrs(loader.Key, []netip.Addr) error          { r
 func (fakeKernel) ReadHeard(ctx context.Context, _ func(loader.Heard)) error { return nil }
 func (fakeKernel) Attach(int) error                                          { return nil }
 func (fakeKernel) AttachFence(int) error                                     { return nil }
+func (fakeKernel) PutVMAC(int, net.HardwareAddr) error                       { return nil }
+func (fakeKernel) ForgetVMAC(int) error                                      { return nil }
 func (fakeKernel) Detach(int) error                                          { return nil }
 func (fakeKernel) Close() error                                              { return nil }
 func (fakeKernel) Remove() error                                             { return nil }

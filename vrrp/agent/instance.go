@@ -85,19 +85,25 @@ type instance struct {
 	// restored counts addresses and routes put back after something else
 	// removed them while master.
 	restored uint64
+	// vmac is the instance's VMAC interface (use_vmac), nil without;
+	// addrVMACs are use_vmac_addr's, by name.
+	vmac      *vmacIf
+	addrVMACs map[string]*vmacIf
 }
 
 // newInstance makes an instance on the host: bound to its interface (bind),
 // built (build), and adopting or cleaning what an earlier run left (adopt).
 func (a *Agent) newInstance(in *config.Instance) (*instance, error) {
 	inst := &instance{cfg: in}
-	if err := a.bind(inst); err != nil {
-		return nil, err
+	err := a.bind(inst)
+	if err == nil {
+		err = build(inst)
 	}
-	if err := build(inst); err != nil {
-		return nil, err
+	if err == nil {
+		err = a.adopt(inst)
 	}
-	if err := a.adopt(inst); err != nil {
+	if err != nil {
+		a.removeVMAC(inst) // one bind made, if it got that far
 		return nil, err
 	}
 	return inst, nil
@@ -191,10 +197,13 @@ func (a *Agent) bind(inst *instance) error {
 	if err != nil {
 		return fmt.Errorf("interface %s: %w", in.Interface, err)
 	}
+	if err := a.ensureVMACs(inst, lnk); err != nil {
+		return err
+	}
 	var vips []vip
 	vipSet := map[netip.Addr]bool{}
 	for _, v := range in.VIPs {
-		vv, err := a.vipOf(in, v, lnk)
+		vv, err := a.vipOf(in, v, inst.vipLink(lnk, v))
 		if err != nil {
 			return err
 		}
@@ -224,7 +233,13 @@ func (a *Agent) bind(inst *instance) error {
 	if err != nil {
 		return err
 	}
-	sock, err := a.socket(ifi, src)
+	// use_vmac: adverts leave from the VMAC, with its MAC, unless
+	// vmac_xmit_base; their source address is the interface's either way.
+	sendIfi := ifi
+	if inst.vmac != nil && !in.VMACXmitBase {
+		sendIfi = inst.vmac.ifi
+	}
+	sock, err := a.socket(sendIfi, src)
 	if err != nil {
 		return err
 	}
@@ -300,7 +315,7 @@ func (a *Agent) deleteKernelEntries(inst *instance) {
 // label and scope as written; IPv6 without duplicate address detection, as the
 // address moves between routers.
 func (a *Agent) vipOf(in *config.Instance, v config.VIP, lnk netlink.Link) (vip, error) {
-	if v.Dev != "" && v.Dev != in.Interface {
+	if v.VMAC == "" && v.Dev != "" && v.Dev != in.Interface {
 		l, err := a.nl.LinkByName(v.Dev)
 		if err != nil {
 			return vip{}, fmt.Errorf("VIP %v: dev %s: %w", v.Prefix, v.Dev, err)

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -187,6 +189,12 @@ func (a *Agent) rebind(in *instance, now time.Duration) {
 	if err := a.putKernelEntries(in); err != nil {
 		a.log.Error(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
 	}
+	// The VMACs went with the old interface; bind made new ones.
+	for _, vm := range append([]*vmacIf{old.vmac}, slices.Collect(maps.Values(old.addrVMACs))...) {
+		if vm != nil {
+			a.addrs.release(vm.link.Attrs().Index)
+		}
+	}
 	if old.ifi.Index != in.ifi.Index {
 		a.releaseInterface(old.ifi.Index, old.sender.sock)
 		if err := a.dp.Attach(in.ifi.Index); err != nil {
@@ -208,7 +216,7 @@ func (a *Agent) rebindVIPs(in *instance) {
 		return
 	}
 	for i, v := range in.cfg.VIPs {
-		if vv, err := a.vipOf(in.cfg, v, lnk); err == nil {
+		if vv, err := a.vipOf(in.cfg, v, in.vipLink(lnk, v)); err == nil {
 			in.vips[i] = vv
 		}
 	}

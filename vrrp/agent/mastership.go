@@ -29,7 +29,7 @@ import (
 func (a *Agent) bindExcluded(inst *instance, lnk netlink.Link) error {
 	var ex []vip
 	for _, v := range inst.cfg.ExcludedVIPs {
-		vv, err := a.vipOf(inst.cfg, v, lnk)
+		vv, err := a.vipOf(inst.cfg, v, inst.vipLink(lnk, v))
 		if err != nil {
 			return fmt.Errorf("excluded %w", err)
 		}
@@ -87,6 +87,13 @@ func (a *Agent) restoreSysctls() {
 		}
 		in.promoteWas = nil
 	}
+	// What use_vmac set, last first; a VMAC's own are gone with it.
+	for _, path := range slices.Backward(a.sysctlOrder) {
+		if err := os.WriteFile(path, a.sysctlWas[path], 0); err != nil && !errors.Is(err, os.ErrNotExist) {
+			a.log.Warn(fmt.Sprintf("put back %s: %v", path, err))
+		}
+	}
+	a.sysctlWas, a.sysctlOrder = nil, nil
 }
 
 var routeTypes = map[string]int{"blackhole": unix.RTN_BLACKHOLE, "unreachable": unix.RTN_UNREACHABLE, "prohibit": unix.RTN_PROHIBIT, "throw": unix.RTN_THROW}

@@ -378,7 +378,7 @@ func (v vip) present(nl *netlink.Handle) bool {
 // VIPs on one interface.
 type announcer struct {
 	ifi *net.Interface
-	arp *arp.Client
+	arp *packet.Conn
 	ndp *ndp.Conn
 }
 
@@ -388,16 +388,13 @@ func (a *announcer) open(ip netip.Addr) error {
 	// Both sockets only send. The packet socket has protocol 0, so the
 	// kernel queues it no frames; the ICMPv6 one filters every type out.
 	if ip.Is4() && a.arp == nil {
+		// A packet socket, not arp.New, which wants an IPv4 address on
+		// the interface: a VMAC has none until its instance is master.
 		p, err := packet.Listen(a.ifi, packet.Raw, 0, nil)
 		if err != nil {
 			return fmt.Errorf("gratuitous ARP on %s: %w", a.ifi.Name, err)
 		}
-		c, err := arp.New(a.ifi, p)
-		if err != nil {
-			p.Close()
-			return fmt.Errorf("gratuitous ARP on %s: %w", a.ifi.Name, err)
-		}
-		a.arp = c
+		a.arp = p
 	}
 	if ip.Is6() && a.ndp == nil {
 		c, _, err := ndp.Listen(a.ifi, ndp.LinkLocal)
@@ -424,7 +421,17 @@ func (a *announcer) announce(ip netip.Addr) error {
 		if err != nil {
 			return err
 		}
-		return a.arp.WriteTo(p, ethernet.Broadcast)
+		pb, err := p.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		f := &ethernet.Frame{Destination: ethernet.Broadcast, Source: a.ifi.HardwareAddr, EtherType: ethernet.EtherTypeARP, Payload: pb}
+		fb, err := f.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		_, err = a.arp.WriteTo(fb, &packet.Addr{HardwareAddr: ethernet.Broadcast})
+		return err
 	}
 	na := &ndp.NeighborAdvertisement{
 		Override:      true,

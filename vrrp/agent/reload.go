@@ -177,6 +177,8 @@ func onTheWire(o, n *config.Instance) bool {
 		!slices.Equal(o.UnicastPeers, n.UnicastPeers) || o.ChecksumAsV2 != n.ChecksumAsV2 ||
 		o.UnicastSrcIP != n.UnicastSrcIP || o.McastSrcIP != n.McastSrcIP || o.McastDstIP != n.McastDstIP ||
 		o.DownTimerAdverts != n.DownTimerAdverts ||
+		o.UseVMAC != n.UseVMAC || o.VMACName != n.VMACName || o.VMACAddr != n.VMACAddr || o.VMACXmitBase != n.VMACXmitBase ||
+		!slices.Equal(o.AddrVMACs, n.AddrVMACs) ||
 		// Not applied in place yet: excluded addresses, routes and rules.
 		!slices.EqualFunc(o.ExcludedVIPs, n.ExcludedVIPs, func(x, y config.VIP) bool { return x.Prefix == y.Prefix && x.Dev == y.Dev }) ||
 		!slices.EqualFunc(o.Routes, n.Routes, func(x, y config.Route) bool { return slices.Equal(x.Words, y.Words) }) ||
@@ -206,7 +208,7 @@ func (a *Agent) update(in *instance, nc *config.Instance, now time.Duration) boo
 	}
 	var vips []vip
 	for _, cv := range nc.VIPs {
-		v, err := a.vipOf(nc, cv, lnk)
+		v, err := a.vipOf(nc, cv, in.vipLink(lnk, cv))
 		if err != nil {
 			a.log.Warn(fmt.Sprintf("(%s) reload: %v", nc.Name, err))
 			continue
@@ -267,4 +269,5 @@ func (a *Agent) remove(in *instance, now time.Duration) {
 		a.dp.ForgetVIP(v.ip())
 	}
 	a.deleteKernelEntries(in)
+	a.removeVMAC(in)
 }

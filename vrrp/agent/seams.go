@@ -28,6 +28,8 @@ type kernel interface {
 	AllowPeer(loader.Key, netip.Addr, vrrp.TTLRange) error
 	CheckAdvertAddrs(k loader.Key, old, addrs []netip.Addr, skipSameMaster bool) error
 	ForgetAdvertAddrs(loader.Key, []netip.Addr) error
+	PutVMAC(ifindex int, parent net.HardwareAddr) error
+	ForgetVMAC(ifindex int) error
 	ReadHeard(context.Context, func(loader.Heard)) error
 	Attach(ifindex int) error
 	AttachFence(ifindex int) error

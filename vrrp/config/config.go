@@ -67,6 +67,7 @@ type Global struct {
 	StartupScriptTimeout, ShutdownScriptTimeout int
 	LogUnknownVRIDs                             bool
 	VMACPrefix                                  string
+	VMACAddrPrefix                              string // vmac_addr_prefix: names the VMACs of use_vmac_addr
 	// Process tuning of the daemon: vrrp_rt_priority (0: unset),
 	// vrrp_rlimit_rttime (0: unset), vrrp_no_swap, vrrp_cpu_affinity.
 	RTPriority   int
@@ -223,12 +224,17 @@ type Instance struct {
 	// GarpExtraIf: while master, gratuitous ARPs every GarpExtraIf for the
 	// addresses on interfaces other than the instance's, or on all of them
 	// with GarpExtraIfAll (garp_extra_if [all] N); 0: none.
-	GarpExtraIf          time.Duration
-	GarpExtraIfAll       bool
-	UseVMAC              bool
-	VMACName             string
-	VMACAddr             string
-	VMACXmitBase         bool
+	GarpExtraIf    time.Duration
+	GarpExtraIfAll bool
+	UseVMAC        bool
+	VMACName       string
+	VMACAddr       string
+	VMACXmitBase   bool
+	// UseVMACAddr: use_vmac_addr. AddrVMACs are the VMACs it (or use_vmac
+	// on an address) makes, for addresses on other interfaces or of the
+	// other family; each such VIP names its own in VMAC.
+	UseVMACAddr          bool
+	AddrVMACs            []AddrVMAC
 	DontTrackPrimary     bool
 	TrackSrcIP           bool
 	SkipCheckAdvAddr     bool
@@ -261,6 +267,18 @@ type VIP struct {
 	NoTrack      bool
 	UseVMAC      bool
 	PreferredLFT string
+	// VMAC is the name of the use_vmac_addr VMAC the address lives on, ""
+	// when none (validation fills it in).
+	VMAC string
+}
+
+// AddrVMAC is a VMAC that use_vmac_addr, or use_vmac on an address, makes on
+// an interface for the addresses of one family there.
+type AddrVMAC struct {
+	Name   string // vmac_addr_prefix[6][N].VRID, as keepalived names it
+	Parent string
+	Family Family
+	MAC    string
 }
 
 // Route is one line of virtual_routes: keepalived's `ip route`-like syntax,

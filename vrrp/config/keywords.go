@@ -87,17 +87,9 @@ var notImplemented = map[string]string{
 	"track_group":               "not implemented (it tracks static addresses)",
 	"track_bfd":                 "not implemented: xvrrp has no BFD",
 	"use_ipvlan":                "not implemented",
-	"use_vmac_addr":             "not implemented",
 	"vrf":                       "not implemented",
 	"old_unicast_checksum":      "not implemented: keepalived's pre-1.3.6 unicast VRRPv3 checksum (the multicast group in the pseudo-header) is neither sent nor accepted: such adverts are dropped as checksum",
-	"vmac_addr_prefix":          "not implemented",
 	"dynamic_interfaces_ignore": "not implemented",
-
-	// Read before issue 17 and not honoured by run: refused until they are,
-	// each moving back to the parser with its behaviour test.
-	"use_vmac":       "not implemented yet: no VMAC interface is created",
-	"vmac_xmit_base": "not implemented yet (it only means something with use_vmac)",
-	"vmac_prefix":    "not implemented yet (it only means something with use_vmac)",
 }
 
 func unsupported(key string) (string, bool) {
@@ -107,6 +99,4 @@ func unsupported(key string) (string, bool) {
 
 // Address options keepalived takes on a virtual_ipaddress line and xvrrp does
 // not apply to the address it adds: refused, as a keyword would be.
-var vipOptionRefused = map[string]string{
-	"use_vmac": "not implemented yet: no VMAC interface is created",
-}
+var vipOptionRefused = map[string]string{}

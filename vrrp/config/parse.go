@@ -482,6 +482,16 @@ func (p *parser) global(n *node) {
 			g.DynamicInterfaces = true
 		},
 		"vrrp_garp_interval": dur(&g.GarpInterval, time.Second),
+		"vmac_prefix": func(n *node) {
+			if p.args(n, 1, 1) {
+				g.VMACPrefix = n.words[1]
+			}
+		},
+		"vmac_addr_prefix": func(n *node) {
+			if p.args(n, 1, 1) {
+				g.VMACAddrPrefix = n.words[1]
+			}
+		},
 		"vrrp_garp_extra_if": func(n *node) {
 			g.GarpExtraIf, g.GarpExtraIfAll, _ = p.extraIf(n)
 		},
@@ -882,6 +892,9 @@ func (p *parser) instance(n *node) {
 		"garp_extra_if": set(func(n *node) {
 			in.GarpExtraIf, in.GarpExtraIfAll, _ = p.extraIf(n)
 		}),
+		"use_vmac":                set(func(n *node) { p.useVMAC(n, in) }),
+		"vmac_xmit_base":          flag(&in.VMACXmitBase),
+		"use_vmac_addr":           flag(&in.UseVMACAddr),
 		"strict_mode":             flag(&in.Strict),
 		"down_timer_adverts":      num(&in.DownTimerAdverts, 1, 100),
 		"promote_secondaries":     flag(&in.PromoteSecondaries),
@@ -1052,6 +1065,8 @@ func (p *parser) vip(l *node) (VIP, bool) {
 			v.NoPrefixRt = true
 		case "no_track":
 			v.NoTrack = true
+		case "use_vmac":
+			v.UseVMAC = true
 		case "track_group":
 			p.diags.errorf(l.pos, "%s: track_group applies to static addresses, which xvrrp does not manage", w[0])
 			ok = false
@@ -1327,5 +1342,22 @@ func (p *parser) trackProcess(n *node) {
 	}
 	if t.QuorumMax != 0 && t.QuorumMax < t.Quorum {
 		p.diags.errorf(n.pos, "vrrp_track_process %s: quorum_max %d is below quorum %d", name, t.QuorumMax, t.Quorum)
+	}
+}
+
+// useVMAC reads `use_vmac [NAME] [MAC]` as keepalived: a word with four or
+// more colons is the MAC (five octets take the VRID as the sixth), any other
+// the interface's name. Validation fills in the defaults.
+func (p *parser) useVMAC(n *node, in *Instance) {
+	if !p.args(n, 0, 2) {
+		return
+	}
+	in.UseVMAC = true
+	for _, w := range n.words[1:] {
+		if strings.Count(w, ":") >= 4 {
+			in.VMACAddr = w
+		} else {
+			in.VMACName = w
+		}
 	}
 }

@@ -191,6 +191,7 @@ func (c *Config) printInstance(w io.Writer, in *Instance, t Tracking) {
 	if in.PromoteSecondaries {
 		fmt.Fprintf(w, "  promote_secondaries set on %s while running\n", in.Interface)
 	}
+	printVMAC(w, in)
 	printGarp(w, in.Garp)
 	if g := c.GarpGroupOf(in.Interface); g != nil {
 		fmt.Fprintf(w, "  rounds of gratuitous ARPs %v apart, of unsolicited NAs %v apart (garp_group %s)\n", g.GarpInterval, g.GnaInterval, g.Interface)
@@ -339,4 +340,31 @@ func printGarp(w io.Writer, g Garp) {
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// printVMAC says what use_vmac and vmac_xmit_base will do.
+func printVMAC(w io.Writer, in *Instance) {
+	for _, av := range in.AddrVMACs {
+		var addrs []string
+		for _, v := range append(slices.Clone(in.VIPs), in.ExcludedVIPs...) {
+			if v.VMAC == av.Name {
+				addrs = append(addrs, v.Prefix.String())
+			}
+		}
+		fmt.Fprintf(w, "  VMAC %s, MAC %s: a private macvlan on %s for %s, made at start, removed at stop (use_vmac_addr)\n",
+			av.Name, av.MAC, av.Parent, strings.Join(addrs, ", "))
+	}
+	if !in.UseVMAC {
+		return
+	}
+	fmt.Fprintf(w, "  VMAC %s, MAC %s: a private macvlan on %s, made at start (or taken over), up in every state, removed at stop (use_vmac)\n",
+		in.VMACName, in.VMACAddr, in.Interface)
+	fmt.Fprintf(w, "    carries the VIPs of the instance's family with no other dev; gratuitous ARPs/NAs from it\n")
+	if in.VMACXmitBase {
+		fmt.Fprintf(w, "    adverts from %s with its own MAC (vmac_xmit_base)\n", in.Interface)
+	} else {
+		fmt.Fprintf(w, "    adverts from %s with MAC %s, source address %s's\n", in.VMACName, in.VMACAddr, in.Interface)
+	}
+	fmt.Fprintf(w, "    sets arp_ignore=1 arp_filter=1 on %s, arp_ignore=1 accept_local=1 promote_secondaries=1 on %s; %s's put back at stop\n",
+		in.Interface, in.VMACName, in.Interface)
 }

@@ -34,11 +34,11 @@ func TestDebianSamples(t *testing.T) {
 		// The sample's "to 192.168.200./24" is no prefix.
 		"keepalived.conf.vrrp.rules":            {"static_rules", "virtual_rules"},
 		"keepalived.conf.vrrp.static_ipaddress": {"static_ipaddress"},
-		"keepalived.conf.conditional_conf@high": {"net_namespace", "use_vmac"},
-		"keepalived.conf.conditional_conf@low":  {"net_namespace", "use_vmac"},
+		"keepalived.conf.conditional_conf@high": {"net_namespace"},
+		"keepalived.conf.conditional_conf@low":  {"net_namespace"},
 		// keepalived rejects these too (keepalived -t exits 5): without -i the
 		// script lines are dropped; the sync group lacks its group block.
-		"keepalived.conf.conditional_conf": {"vrrp_script check_VI_0 has no script", "use_vmac"},
+		"keepalived.conf.conditional_conf": {"vrrp_script check_VI_0 has no script"},
 		"keepalived.conf.vrrp.lvs_syncd":   {"vrrp_sync_group VG1 has no group", "unknown keyword 'VI_2'", "unknown keyword 'VI_3'"},
 	}
 	keyword := regexp.MustCompile(`^(\w+): not implemented|^(virtual_r\w+): |^(auth_type AH)|^(unknown keyword '\w+')|^(vrrp_\w+ \w+ has no \w+)`)

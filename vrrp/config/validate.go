@@ -1,8 +1,11 @@
 package config
 
 import (
+	"fmt"
+	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -16,6 +19,7 @@ func (p *parser) validate() {
 	}
 	p.validateSyncGroups()
 	p.uniqueVRIDs()
+	p.addrVMACs()
 	var programs []*Script
 	for _, s := range c.Scripts {
 		if s.Command != nil {
@@ -242,9 +246,56 @@ func (p *parser) validateInstance(in *Instance) {
 	in.TrackInterfaces = slices.DeleteFunc(in.TrackInterfaces, func(t TrackInterface) bool { return t.Name == in.Interface })
 
 	p.trackerRefs(name, in.TrackScripts, in.TrackFiles, in.TrackProcesses)
-	if in.UseVMAC && len(in.UnicastPeers) > 0 && !in.VMACXmitBase {
+	p.vmac(in, at)
+}
+
+// vmac checks use_vmac and fills in keepalived's defaults: the interface is
+// named vmac_prefix.VRID ("vrrp.51"), its MAC is the RFC's virtual router MAC,
+// 00:00:5e:00:01:VRID (IPv6: 00:00:5e:00:02:VRID), and a MAC of five octets
+// takes the VRID as its sixth.
+func (p *parser) vmac(in *Instance, at func(string) Pos) {
+	name := in.Name
+	if !in.UseVMAC {
+		if in.VMACXmitBase {
+			p.diags.warnf(at("vmac_xmit_base"), "%s: vmac_xmit_base without use_vmac: adverts go from %s anyway", name, in.Interface)
+		}
+		return
+	}
+	if len(in.UnicastPeers) > 0 && !in.VMACXmitBase {
 		p.diags.errorf(at("use_vmac"), "%s: use_vmac with unicast peers needs vmac_xmit_base, as in keepalived", name)
 	}
+	if in.Strict && in.VMACXmitBase {
+		p.diags.errorf(at("vmac_xmit_base"), "%s: vmac_xmit_base is not allowed with strict mode, as in keepalived", name)
+	}
+	if in.VMACName == "" {
+		prefix := p.cfg.Global.VMACPrefix
+		if prefix == "" {
+			prefix = "vrrp"
+		}
+		in.VMACName = fmt.Sprintf("%s.%d", prefix, in.VRID)
+	}
+	if len(in.VMACName) > 15 || strings.ContainsAny(in.VMACName, "/ \t") || in.VMACName == "." || in.VMACName == ".." {
+		p.diags.errorf(at("use_vmac"), "%s: use_vmac: '%s' is not an interface name (at most 15 characters, no '/' or spaces)", name, in.VMACName)
+	}
+	if in.VMACName == in.Interface {
+		p.diags.errorf(at("use_vmac"), "%s: use_vmac: the VMAC cannot be the instance's interface %s", name, in.Interface)
+	}
+	mac := in.VMACAddr
+	if mac == "" {
+		mac = "00:00:5e:00:01"
+		if in.Family == IPv6 {
+			mac = "00:00:5e:00:02"
+		}
+	}
+	if strings.Count(mac, ":") == 4 {
+		mac += fmt.Sprintf(":%02x", in.VRID)
+	}
+	hw, err := net.ParseMAC(mac)
+	if err != nil || len(hw) != 6 || hw[0]&1 != 0 || !slices.ContainsFunc(hw, func(b byte) bool { return b != 0 }) {
+		p.diags.errorf(at("use_vmac"), "%s: use_vmac: '%s' is not a unicast MAC address (six octets, or five and the VRID)", name, in.VMACAddr)
+		return
+	}
+	in.VMACAddr = hw.String()
 }
 
 // trackerRefs checks that every tracked script, file and process is defined.
@@ -371,4 +422,71 @@ func familyOf(a netip.Addr) Family {
 		return IPv4
 	}
 	return IPv6
+}
+
+// addrVMACs gives the addresses that use_vmac_addr (or use_vmac on the
+// address) puts on a VMAC of their own — those on another interface than the
+// instance's, or of the other family — one VMAC per interface and family,
+// named as keepalived 2.2.7 names them (seen by running it): the
+// vmac_addr_prefix (else vmac_prefix, else "vrrp"), "6" for IPv6, then ".VRID",
+// or with 1, 2, … before the dot when that name is taken.
+func (p *parser) addrVMACs() {
+	c := p.cfg
+	used := map[string]bool{}
+	for _, in := range c.Instances {
+		if in.UseVMAC {
+			used[in.VMACName] = true
+		}
+	}
+	prefix := c.Global.VMACAddrPrefix
+	if prefix == "" {
+		prefix = c.Global.VMACPrefix
+	}
+	if prefix == "" {
+		prefix = "vrrp"
+	}
+	for _, in := range c.Instances {
+		byKey := map[string]string{}
+		place := func(v *VIP) {
+			fam := IPv4
+			if v.Prefix.Addr().Is6() {
+				fam = IPv6
+			}
+			dev := v.Dev
+			if dev == "" {
+				dev = in.Interface
+			}
+			onMain := in.UseVMAC && dev == in.Interface && fam == in.Family
+			if !(in.UseVMACAddr || v.UseVMAC) || onMain || (dev == in.Interface && fam == in.Family && !v.UseVMAC) {
+				return
+			}
+			key := fmt.Sprintf("%s/%d", dev, fam)
+			if name, ok := byKey[key]; ok {
+				v.VMAC = name
+				return
+			}
+			base := prefix
+			mac := fmt.Sprintf("00:00:5e:00:01:%02x", in.VRID)
+			if fam == IPv6 {
+				base += "6"
+				mac = fmt.Sprintf("00:00:5e:00:02:%02x", in.VRID)
+			}
+			name := fmt.Sprintf("%s.%d", base, in.VRID)
+			for n := 1; used[name]; n++ {
+				name = fmt.Sprintf("%s%d.%d", base, n, in.VRID)
+			}
+			if len(name) > 15 {
+				p.diags.errorf(v.Pos, "%s: the VMAC for %v on %s would be named %s, longer than an interface name can be: set a shorter vmac_addr_prefix", in.Name, v.Prefix, dev, name)
+				return
+			}
+			used[name], byKey[key], v.VMAC = true, name, name
+			in.AddrVMACs = append(in.AddrVMACs, AddrVMAC{Name: name, Parent: dev, Family: fam, MAC: mac})
+		}
+		for i := range in.VIPs {
+			place(&in.VIPs[i])
+		}
+		for i := range in.ExcludedVIPs {
+			place(&in.ExcludedVIPs[i])
+		}
+	}
 }
