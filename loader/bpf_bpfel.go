@@ -23,6 +23,30 @@ const (
 	bpfXvrrpCounterXVRRP_COUNTER_MAX            bpfXvrrpCounter = 21
 )
 
+type bpfXvrrpDownFlag uint32
+
+const (
+	bpfXvrrpDownFlagXVRRP_DOWN_NO_PREEMPT bpfXvrrpDownFlag = 1
+)
+
+type bpfXvrrpDownTimer struct {
+	_     structs.HostLayout
+	Timer struct {
+		_      structs.HostLayout
+		Opaque [2]uint64
+	}
+	DownAdverts uint8
+	Flags       uint8
+	Ready       uint8
+	Graced      uint8
+	InitErrors  uint32
+	HeardNs     uint64
+	IntervalNs  uint64
+	DueNs       uint64
+	Fired       uint64
+	Graces      uint64
+}
+
 type bpfXvrrpEvent struct {
 	_            structs.HostLayout
 	Key          bpfXvrrpInstanceKey
@@ -39,10 +63,11 @@ type bpfXvrrpEvent struct {
 type bpfXvrrpEventKind uint32
 
 const (
-	bpfXvrrpEventKindXVRRP_EVENT_NEW_SOURCE bpfXvrrpEventKind = 1
-	bpfXvrrpEventKindXVRRP_EVENT_PRIORITY   bpfXvrrpEventKind = 2
-	bpfXvrrpEventKindXVRRP_EVENT_RESIGN     bpfXvrrpEventKind = 3
-	bpfXvrrpEventKindXVRRP_EVENT_CONTEST    bpfXvrrpEventKind = 4
+	bpfXvrrpEventKindXVRRP_EVENT_NEW_SOURCE  bpfXvrrpEventKind = 1
+	bpfXvrrpEventKindXVRRP_EVENT_PRIORITY    bpfXvrrpEventKind = 2
+	bpfXvrrpEventKindXVRRP_EVENT_RESIGN      bpfXvrrpEventKind = 3
+	bpfXvrrpEventKindXVRRP_EVENT_CONTEST     bpfXvrrpEventKind = 4
+	bpfXvrrpEventKindXVRRP_EVENT_MASTER_DOWN bpfXvrrpEventKind = 5
 )
 
 type bpfXvrrpFamily uint32
@@ -177,6 +202,7 @@ type bpfXvrrpVipKey struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
+	bpfMapDownTimers          = "down_timers"
 	bpfMapEvents              = "events"
 	bpfMapInstanceStats       = "instance_stats"
 	bpfMapInstances           = "instances"
@@ -188,6 +214,8 @@ const (
 	bpfProgTcFenceIngress     = "tc_fence_ingress"
 	bpfProgXdpVrrp            = "xdp_vrrp"
 	bpfVarUnusedCounter       = "unused_counter"
+	bpfVarUnusedDownFlag      = "unused_down_flag"
+	bpfVarUnusedDownTimer     = "unused_down_timer"
 	bpfVarUnusedEvent         = "unused_event"
 	bpfVarUnusedEventKind     = "unused_event_kind"
 	bpfVarUnusedFamily        = "unused_family"
@@ -250,6 +278,7 @@ type bpfProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfMapSpecs struct {
+	DownTimers    *ebpf.MapSpec `ebpf:"down_timers"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	InstanceStats *ebpf.MapSpec `ebpf:"instance_stats"`
 	Instances     *ebpf.MapSpec `ebpf:"instances"`
@@ -264,6 +293,8 @@ type bpfMapSpecs struct {
 // It can be passed ebpf.CollectionSpec.Assign.
 type bpfVariableSpecs struct {
 	UnusedCounter       *ebpf.VariableSpec `ebpf:"unused_counter"`
+	UnusedDownFlag      *ebpf.VariableSpec `ebpf:"unused_down_flag"`
+	UnusedDownTimer     *ebpf.VariableSpec `ebpf:"unused_down_timer"`
 	UnusedEvent         *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedEventKind     *ebpf.VariableSpec `ebpf:"unused_event_kind"`
 	UnusedFamily        *ebpf.VariableSpec `ebpf:"unused_family"`
@@ -295,6 +326,7 @@ func (o *bpfObjects) Close() error {
 //
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfMaps struct {
+	DownTimers    *ebpf.Map `ebpf:"down_timers"`
 	Events        *ebpf.Map `ebpf:"events"`
 	InstanceStats *ebpf.Map `ebpf:"instance_stats"`
 	Instances     *ebpf.Map `ebpf:"instances"`
@@ -306,6 +338,7 @@ type bpfMaps struct {
 
 func (m *bpfMaps) Close() error {
 	return _BpfClose(
+		m.DownTimers,
 		m.Events,
 		m.InstanceStats,
 		m.Instances,
@@ -321,6 +354,8 @@ func (m *bpfMaps) Close() error {
 // It can be passed to loadBpfObjects or ebpf.CollectionSpec.LoadAndAssign.
 type bpfVariables struct {
 	UnusedCounter       *ebpf.Variable `ebpf:"unused_counter"`
+	UnusedDownFlag      *ebpf.Variable `ebpf:"unused_down_flag"`
+	UnusedDownTimer     *ebpf.Variable `ebpf:"unused_down_timer"`
 	UnusedEvent         *ebpf.Variable `ebpf:"unused_event"`
 	UnusedEventKind     *ebpf.Variable `ebpf:"unused_event_kind"`
 	UnusedFamily        *ebpf.Variable `ebpf:"unused_family"`

@@ -167,7 +167,8 @@ func (d *Datapath) LastAdvert(k Key) (vrrp.Heard, error) {
 // peers: what a re-created interface leaves under its old index.
 func (d *Datapath) Forget(k Key, peers []netip.Addr) error {
 	kk := k.kernel()
-	errs := []error{d.objs.Instances.Delete(kk), d.objs.Peers.Delete(kk), d.objs.InstanceStats.Delete(kk)}
+	errs := []error{d.objs.Instances.Delete(kk), d.objs.Peers.Delete(kk), d.objs.InstanceStats.Delete(kk),
+		d.objs.DownTimers.Delete(kk)}
 	for _, p := range peers {
 		errs = append(errs, d.objs.UnicastPeers.Delete(unicastKey(kk, p)))
 	}
@@ -211,10 +212,13 @@ func unicastKey(k bpfXvrrpInstanceKey, a netip.Addr) bpfXvrrpUnicastKey {
 }
 
 // Heard is an event of the kernel's: an advert that changed something for an
-// instance (a new source, another priority, priority 0, one contesting ours).
+// instance (a new source, another priority, priority 0, one contesting ours),
+// or, with MasterDown, the instance's Master_Down_Timer ran out in the kernel
+// (SetDownTimer): then only Key is set, and At is when it was due.
 type Heard struct {
 	Key
 	vrrp.Heard
+	MasterDown bool
 }
 
 // ReadHeard calls fn with each event until ctx is done, then returns
@@ -222,6 +226,10 @@ type Heard struct {
 func (d *Datapath) ReadHeard(ctx context.Context, fn func(Heard)) error {
 	return d.ReadEvents(ctx, func(e Event) {
 		k := keyOf(e.Key)
+		if uint32(e.Kind) == EventMasterDown {
+			fn(Heard{Key: k, Heard: vrrp.Heard{At: time.Duration(e.TimeNs)}, MasterDown: true})
+			return
+		}
 		fn(Heard{Key: k, Heard: vrrp.Heard{Addr: k.addrOf(e.Addr), Priority: e.Priority,
 			Interval: time.Duration(e.IntervalCs) * vrrp.IntervalUnitV3, At: time.Duration(e.TimeNs)}})
 	})
