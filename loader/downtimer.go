@@ -56,8 +56,8 @@ type DownTimerState struct {
 	// it was armed with, Due when it runs out (CLOCK_MONOTONIC); all zero
 	// until an advert arms it.
 	Heard, Interval, Due time.Duration
-	Fired  uint64 // MASTER_DOWN events pushed
-	Graces uint64 // late expiries given one more interval (stall_grace)
+	Fired                uint64 // MASTER_DOWN events pushed
+	Graces               uint64 // late expiries given one more interval (stall_grace)
 	// InitErrors counts adverts that found the timer could not be set up
 	// (bpf_timer_init: no memory in that context); the next one tries again.
 	InitErrors uint32
