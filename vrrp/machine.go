@@ -109,6 +109,10 @@ type Machine struct {
 	preemptAt time.Duration
 	// heard is the last advert Advert or Expire was given.
 	heard time.Duration
+	// heldOffBy is the kernel time of the advert that last restarted a
+	// backup's Master_Down_Timer; zero when the timer runs from something
+	// else (entering BACKUP, a resignation) or none runs.
+	heldOffBy time.Duration
 }
 
 // NewMachine returns a machine in Init.
@@ -119,6 +123,18 @@ func NewMachine(p Params) *Machine {
 func (m *Machine) State() State            { return m.state }
 func (m *Machine) Priority() uint8         { return m.p.Priority }
 func (m *Machine) Deadline() time.Duration { return m.deadline }
+
+// HeldOffBy is the time of the advert that last restarted a backup's
+// Master_Down_Timer, which then runs out Master_Down_Interval after it: the
+// rule a kernel that restarts the timer at each such advert follows too
+// (hold_off in bpf/xvrrp.c). Zero when the timer runs from anything else —
+// entering BACKUP, a resignation's Skew_Time — or the machine is no backup.
+func (m *Machine) HeldOffBy() time.Duration {
+	if m.state != Backup {
+		return 0
+	}
+	return m.heldOffBy
+}
 
 // SkewTime is RFC 5798's Skew_Time for a backup of the given priority: a
 // fraction of the master's interval (v3) or of a second (v2).
@@ -208,6 +224,7 @@ func (m *Machine) Advert(now time.Duration, h Heard) []Action {
 		if h.Priority == 0 {
 			// The master resigned: take over after Skew_Time.
 			m.deadline = h.At + m.skew()
+			m.heldOffBy = 0
 			return nil
 		}
 		if m.accepts(now, h) {
@@ -215,6 +232,7 @@ func (m *Machine) Advert(now time.Duration, h Heard) []Action {
 				m.masterInterval = h.Interval
 			}
 			m.deadline = h.At + m.masterDown()
+			m.heldOffBy = h.At
 		}
 		// A lower-priority master with preemption on: the Master_Down_Timer
 		// runs out and we take over.
@@ -365,6 +383,7 @@ func (m *Machine) transition(to State, why string) Action {
 	a := Action{Kind: ActTransition, From: m.state, To: to, Why: why}
 	m.state = to
 	m.preemptAt = 0
+	m.heldOffBy = 0
 	return a
 }
 
@@ -383,6 +402,7 @@ func (m *Machine) toBackup(now time.Duration, h *Heard, why string) []Action {
 			m.masterInterval = h.Interval
 		}
 		m.deadline = h.At + m.masterDown()
+		m.heldOffBy = h.At
 	}
 	return acts
 }

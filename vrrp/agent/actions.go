@@ -136,6 +136,7 @@ func (a *Agent) putKernel(in *instance, state vrrp.State, now time.Duration) {
 	if err := a.dp.SetInstance(in.key, in.spec, k); err != nil {
 		a.log.Error(fmt.Sprintf("(%s) update kernel instance: %v", in.cfg.Name, err))
 	}
+	in.kernelWrote(k, a.now())
 }
 
 func (a *Agent) advert(in *instance, prio uint8, now time.Duration) {

@@ -73,6 +73,9 @@ type Agent struct {
 	queued []*instance
 	// fenceOnly are the interfaces that run no instance but carry the fence.
 	fenceOnly map[int]bool
+	// sweepAt is when the backups whose Master_Down_Timers the kernel runs
+	// are next looked at (downtimer.go); 0: none is.
+	sweepAt time.Duration
 	// forcing is set while a sync group's members follow one of them.
 	forcing bool
 	// running is set once the instances have started.
@@ -233,6 +236,14 @@ func (a *Agent) Run(ctx context.Context) error {
 	evDone := make(chan error, 1)
 	go func() {
 		evDone <- a.dp.ReadHeard(evCtx, func(e loader.Heard) {
+			if e.MasterDown {
+				// Nothing else would wake us for it: wait.
+				select {
+				case events <- e:
+				case <-evCtx.Done():
+				}
+				return
+			}
 			select {
 			case events <- e:
 			default: // the timers re-read peers: nothing is lost for good
@@ -329,19 +340,40 @@ func linkUp(attrs *netlink.LinkAttrs) bool {
 	return attrs.Flags&net.FlagUp != 0 && attrs.RawFlags&unix.IFF_RUNNING != 0
 }
 
-// arm sets the timer to the earliest deadline of any instance.
+// arm sets the timer to the earliest deadline of any instance; a backup's
+// Master_Down_Timer that the kernel runs counts only for the sweep.
 func (a *Agent) arm(t *timer) {
+	if err := t.set(a.nextWake()); err != nil {
+		a.log.Error("arm timer", "error", err)
+	}
+}
+
+// nextWake is when the event loop must next wake by itself: the earliest
+// deadline of any instance, the watchdog's, the sweep's; 0: never.
+func (a *Agent) nextWake() time.Duration {
 	next := a.watchdogAt
+	sweep := false
 	for _, in := range a.insts {
-		for _, d := range []time.Duration{in.m.Deadline(), in.garpAt, in.sendFaultUntil, in.rebindAt, in.handoverUntil, in.extrasAt()} {
+		down := in.m.Deadline()
+		if in.timedByKernel() {
+			down, sweep = 0, true
+		}
+		for _, d := range []time.Duration{down, in.garpAt, in.sendFaultUntil, in.rebindAt, in.handoverUntil, in.extrasAt()} {
 			if d != 0 && (next == 0 || d < next) {
 				next = d
 			}
 		}
 	}
-	if err := t.set(next); err != nil {
-		a.log.Error("arm timer", "error", err)
+	switch {
+	case !sweep:
+		a.sweepAt = 0
+	case a.sweepAt == 0:
+		a.sweepAt = a.now() + sweepEvery
 	}
+	if d := a.sweepAt; d != 0 && (next == 0 || d < next) {
+		next = d
+	}
+	return next
 }
 
 func (a *Agent) start() {
@@ -415,6 +447,10 @@ func (a *Agent) event(e loader.Heard) {
 	if in == nil {
 		return
 	}
+	if e.MasterDown {
+		a.masterDown(in)
+		return
+	}
 	now := a.now()
 	lower := in.m.State() == vrrp.Master && e.Priority != 0 && e.Priority < in.m.Priority()
 	if lower {
@@ -431,13 +467,20 @@ func (a *Agent) event(e loader.Heard) {
 
 func (a *Agent) expire() {
 	now := a.now()
+	if a.sweepAt != 0 && a.sweepAt <= now {
+		a.sweepAt = 0 // arm sets the next
+	}
 	for _, in := range a.insts {
 		if d := in.m.Deadline(); d != 0 && d <= now {
-			var last *vrrp.Heard
-			if h, err := a.dp.LastAdvert(in.key); err == nil {
-				last = &h
+			if in.m.State() == vrrp.Backup {
+				a.expireBackup(in, now)
+			} else {
+				var last *vrrp.Heard
+				if h, err := a.dp.LastAdvert(in.key); err == nil {
+					last = &h
+				}
+				a.apply(in, in.m.Expire(now, last))
 			}
-			a.apply(in, in.m.Expire(now, last))
 		}
 		if in.garpAt != 0 && in.garpAt <= now {
 			a.garpDue(in, now)

@@ -36,6 +36,17 @@ type world struct {
 	vips map[string]bool
 	// adverts: the error the next sends get
 	sendErr error
+	// the kernel's Master_Down_Timers
+	downs map[loader.Key]*fakeDown
+}
+
+// fakeDown is a kernel Master_Down_Timer: the entry the agent wrote, and what
+// the kernel made of it (record arms it).
+type fakeDown struct {
+	loader.DownTimer
+	st loader.DownTimerState
+	// broken: bpf_timer_init fails, so no advert arms it
+	broken bool
 }
 
 func (w *world) do(format string, args ...any) { w.ops = append(w.ops, fmt.Sprintf(format, args...)) }
@@ -79,6 +90,23 @@ func (k fakeKernel) LastAdvert(key loader.Key) (vrrp.Heard, error) {
 }
 
 func (fakeKernel) Forget(loader.Key, []netip.Addr) error                     { return nil }
+func (k fakeKernel) SetDownTimer(key loader.Key, t loader.DownTimer) error {
+	k.w.downs[key] = &fakeDown{DownTimer: t}
+	return nil
+}
+
+func (k fakeKernel) ForgetDownTimer(key loader.Key) error {
+	delete(k.w.downs, key)
+	return nil
+}
+
+func (k fakeKernel) DownTimerOf(key loader.Key) (loader.DownTimerState, error) {
+	d := k.w.downs[key]
+	if d == nil {
+		return loader.DownTimerState{}, ebpf.ErrKeyNotExist
+	}
+	return d.st, nil
+}
 func (fakeKernel) PutVIPOf(loader.Key, netip.Addr) error                     { return nil }
 func (fakeKernel) ForgetVIP(netip.Addr) error                                { return nil }
 func (fakeKernel) AllowPeer(loader.Key, netip.Addr) error                    { return nil }
@@ -141,7 +169,8 @@ func newRig(t *testing.T, conf string) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{states: map[loader.Key]loader.InstanceState{}, heard: map[loader.Key]vrrp.Heard{}, vips: map[string]bool{}}
+	w := &world{states: map[loader.Key]loader.InstanceState{}, heard: map[loader.Key]vrrp.Heard{}, vips: map[string]bool{},
+		downs: map[loader.Key]*fakeDown{}}
 	r := &rig{w: w, clock: time.Second}
 	a := &Agent{cfg: cfg, log: slog.New(slog.DiscardHandler), now: func() time.Duration { return r.clock },
 		dp: fakeKernel{w}, addrs: fakeAddrs{w}, byKey: map[loader.Key]*instance{}, groups: map[string][]*instance{},
@@ -220,6 +249,7 @@ func (r *rig) hear(vrid uint8, from string, prio uint8) {
 	if st, ok := r.w.states[key]; ok && st.State == vrrp.Master && prio != 0 && (st.HandingOver || prio > st.Priority) {
 		r.w.states[key] = loader.InstanceState{State: vrrp.Backup, Priority: st.Priority}
 	}
+	r.w.holdOff(key, h)
 	r.event(loader.Heard{Key: key, Heard: h})
 	r.loop()
 }

@@ -22,6 +22,9 @@ type kernel interface {
 	SetInstance(loader.Key, loader.Spec, loader.InstanceState) error
 	State(loader.Key) (loader.InstanceState, error)
 	LastAdvert(loader.Key) (vrrp.Heard, error)
+	SetDownTimer(loader.Key, loader.DownTimer) error
+	ForgetDownTimer(loader.Key) error
+	DownTimerOf(loader.Key) (loader.DownTimerState, error)
 	Forget(loader.Key, []netip.Addr) error
 	PutVIPOf(loader.Key, netip.Addr) error
 	ForgetVIP(netip.Addr) error
