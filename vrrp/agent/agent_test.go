@@ -89,7 +89,7 @@ func (k fakeKernel) LastAdvert(key loader.Key) (vrrp.Heard, error) {
 	return h, nil
 }
 
-func (fakeKernel) Forget(loader.Key, []netip.Addr) error                     { return nil }
+func (fakeKernel) Forget(loader.Key, []netip.Addr) error { return nil }
 func (k fakeKernel) SetDownTimer(key loader.Key, t loader.DownTimer) error {
 	k.w.downs[key] = &fakeDown{DownTimer: t}
 	return nil
@@ -473,7 +473,8 @@ func TestAdoptLease(t *testing.T) {
 		want  bool
 	}{{"within", 2 * time.Second, true}, {"past", 500 * time.Millisecond, false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := &world{states: map[loader.Key]loader.InstanceState{}, heard: map[loader.Key]vrrp.Heard{}, vips: map[string]bool{"192.0.2.1/24 dev eth0": true}}
+			w := &world{states: map[loader.Key]loader.InstanceState{}, heard: map[loader.Key]vrrp.Heard{}, vips: map[string]bool{"192.0.2.1/24 dev eth0": true},
+				downs: map[loader.Key]*fakeDown{}}
 			w.states[loader.Key{Ifindex: 2, VRID: 51}] = loader.InstanceState{State: vrrp.Master, Priority: 100, LeaseUntil: tc.lease}
 			cfg, _ := config.Parse("keepalived.conf", oneInstance(100, ""))
 			a := &Agent{cfg: cfg, log: slog.New(slog.DiscardHandler), now: func() time.Duration { return time.Second }, dp: fakeKernel{w}, addrs: fakeAddrs{w}}
