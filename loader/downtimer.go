@@ -73,3 +73,18 @@ func (d *Datapath) DownTimerOf(k Key) (DownTimerState, error) {
 	return DownTimerState{Heard: time.Duration(v.HeardNs), Interval: time.Duration(v.IntervalNs),
 		Due: time.Duration(v.DueNs), Fired: v.Fired, Graces: v.Graces, InitErrors: v.InitErrors}, nil
 }
+
+// DownTimers is the kernel's side of every Master_Down_Timer handed to it.
+func (d *Datapath) DownTimers() (map[Key]DownTimerState, error) {
+	out := map[Key]DownTimerState{}
+	var (
+		k bpfXvrrpInstanceKey
+		v bpfXvrrpDownTimer
+	)
+	it := d.objs.DownTimers.Iterate()
+	for it.Next(&k, &v) {
+		out[keyOf(k)] = DownTimerState{Heard: time.Duration(v.HeardNs), Interval: time.Duration(v.IntervalNs),
+			Due: time.Duration(v.DueNs), Fired: v.Fired, Graces: v.Graces, InitErrors: v.InitErrors}
+	}
+	return out, it.Err()
+}

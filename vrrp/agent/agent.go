@@ -267,8 +267,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	// After loading: the verifier's work would count against RLIMIT_RTTIME.
-	tune := &tuner{t: a.opt.Tuning, log: a.log, start: a.now()}
-	tune.undo = applyTuning(a.opt.Tuning, a.log)
+	tune := &tuner{t: a.opt.Tuning, log: a.log, start: a.now(), recheck: make(chan struct{}, 1)}
+	tune.undo = applyTuning(a.opt.Tuning, a.log, tune.recheck)
 	tune.rt = a.opt.Tuning.RTPriority > 0
 	defer func() { tune.undo() }()
 
@@ -300,6 +300,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	for {
 		a.flush()
 		a.arm(timer)
+		tune.awake(a.now())
 		select {
 		case <-ctx.Done():
 			return a.stop()

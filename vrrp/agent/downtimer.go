@@ -31,10 +31,14 @@ import (
 // machine knows.
 
 // sweepEvery is how often the daemon looks at the backups whose timers the
-// kernel runs, in case a MASTER_DOWN never reached it. The kernel retries a
-// full ring buffer and the event loop never drops one, so the sweep is a
-// backstop: it bounds what a lost event costs, at one wakeup per period.
-const sweepEvery = 2 * time.Second
+// kernel runs, in case a MASTER_DOWN never reached it. Nothing is known to
+// lose one — the kernel retries a full ring buffer, the event loop never drops
+// one, and a MASTER_DOWN that finds the master alive puts the deadline back on
+// the daemon's timer — so the sweep is a backstop that bounds what an unknown
+// loss would cost, at a wakeup per period: each wakeup of an idle Go daemon
+// costs about a dozen context switches (the timer's reader, the loop, the
+// runtime's sysmon polling until every P is idle again).
+const sweepEvery = 30 * time.Second
 
 // putDownTimer hands the instance's Master_Down_Timer to the kernel, or takes
 // it back (preempt_delay), and forgets any delegation: writing the entry

@@ -1,0 +1,169 @@
+package tests
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/xvrrp/xvrrp/bench/lab"
+	"github.com/xvrrp/xvrrp/loader"
+	"github.com/xvrrp/xvrrp/tests/labtest"
+)
+
+// switches sums the voluntary and involuntary context switches of a process's
+// threads: each time one of them ran after waiting, or was put off the CPU.
+func switches(t *testing.T, pid int) int {
+	t.Helper()
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*", pid))
+	if err != nil || len(tasks) == 0 {
+		t.Fatalf("threads of %d: %v", pid, err)
+	}
+	n := 0
+	for _, task := range tasks {
+		status, err := os.ReadFile(task + "/status")
+		if err != nil {
+			continue // a thread that ended
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			for _, p := range []string{"voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:"} {
+				if v, ok := strings.CutPrefix(line, p); ok {
+					c, _ := strconv.Atoi(strings.TrimSpace(v))
+					n += c
+				}
+			}
+		}
+	}
+	return n
+}
+
+// downTimers reads the kernel's Master_Down_Timers of a daemon's pinned
+// datapath.
+func downTimers(t *testing.T, pinDir string) map[loader.Key]loader.DownTimerState {
+	t.Helper()
+	dp, err := loader.Load(loader.Options{PinDir: pinDir, Observe: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dp.Close()
+	ts, err := dp.DownTimers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ts
+}
+
+// sleepyPair starts h1 master and h2 backup of count instances at 10 ms, and
+// waits until h2's kernel has armed every instance's Master_Down_Timer.
+func sleepyPair(t *testing.T, count int) (l *lab.Lab, x1, x2 *lab.Xvrrp) {
+	t.Helper()
+	l = labtest.New(t, lab.Options{Hosts: 2})
+	h1, h2 := l.Hosts[0], l.Hosts[1]
+	x1, err := h1.StartXvrrp(xvrrpBin, manyConfig(count, 150, "0.01"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForCount(t, x1.Proc, "Entering MASTER STATE", count)
+	x2, err = h2.StartXvrrp(xvrrpBin, manyConfig(count, 100, "0.01"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForCount(t, x2.Proc, "Entering BACKUP STATE (init)", count)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		armed := 0
+		for _, st := range downTimers(t, x2.PinDir) {
+			if st.Heard != 0 {
+				armed++
+			}
+		}
+		if armed == count {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d Master_Down_Timers armed in h2's kernel", armed, count)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return l, x1, x2
+}
+
+// The backup of 50 instances at 10 ms adverts sleeps while they arrive: its
+// kernel re-arms the Master_Down_Timers, and the daemon wakes only for its
+// sweep. Without the kernel's timers it woke at each instance's
+// Master_Down_Interval, 36 ms at 10 ms adverts: about 50 / 36 ms = 1,400 times
+// a second (BenchmarkBackupWakeups measured 1,500 for 255). With them, the
+// design has it wake only for its sweep, every 30 s (agent.sweepEvery), so
+// at most once in the window; a wakeup of the idle daemon costs about a dozen
+// context switches over its threads (the timerfd's reader, the loop, the
+// runtime's sysmon polling until every P is idle), say 15: 15 in 5 s is 3 a
+// second, and the old design fails it by a factor of 500.
+func TestBackupSleepsWhileAdvertsArrive(t *testing.T) {
+	const count, window = 50, 5 * time.Second
+	const maxPerSecond = 3
+	_, _, x2 := sleepyPair(t, count)
+	time.Sleep(2500 * time.Millisecond) // past the first sweep: every instance delegated
+	pid := x2.Pid()
+	before := downTimers(t, x2.PinDir)
+	s0 := switches(t, pid)
+	time.Sleep(window)
+	s1 := switches(t, pid)
+	after := downTimers(t, x2.PinDir)
+
+	if n := countIn(x2.Proc, "Entering MASTER STATE"); n != 0 {
+		t.Fatalf("the backup took over %d instances from a live master:\n%s", n, lastLines(x2.Output(), 20))
+	}
+	// The adverts did arrive and re-arm the timers, which never ran out.
+	for k, a := range after {
+		b := before[k]
+		if a.Heard <= b.Heard || a.Fired != b.Fired {
+			t.Errorf("instance %+v: timer armed at %v then %v, fired %d then %d: want re-armed, never fired",
+				k, b.Heard, a.Heard, b.Fired, a.Fired)
+		}
+	}
+	rate := float64(s1-s0) / window.Seconds()
+	t.Logf("backup daemon: %d context switches in %v (%.1f/s), %d instances at 10 ms", s1-s0, window, rate, count)
+	if rate > maxPerSecond {
+		t.Errorf("backup daemon switched %.1f times a second while adverts arrived, want at most %d", rate, maxPerSecond)
+	}
+}
+
+// A backup daemon stopped (SIGSTOP) for far longer than Master_Down_Interval
+// while the master keeps advertising takes nothing over when it continues: its
+// kernel kept re-arming the timers, and what it reads is the last advert.
+// Then the master is killed, and the backup takes every instance over, on the
+// kernel's timers running out.
+func TestStalledBackupThenDeadMaster(t *testing.T) {
+	const count = 20
+	_, x1, x2 := sleepyPair(t, count)
+	if err := x2.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // 28 Master_Down_Intervals
+	if err := x2.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if n := countIn(x2.Proc, "Entering MASTER STATE"); n != 0 {
+		t.Fatalf("after a stall of its daemon, the backup took over %d instances from a live master:\n%s",
+			n, lastLines(x2.Output(), 20))
+	}
+	before := downTimers(t, x2.PinDir)
+
+	killed := time.Now()
+	if err := x1.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-x1.Done()
+	waitForCount(t, x2.Proc, "Entering MASTER STATE", count)
+	t.Logf("%d instances taken over %v after the master was killed", count, time.Since(killed))
+	for k, a := range downTimers(t, x2.PinDir) {
+		if a.Fired <= before[k].Fired {
+			t.Errorf("instance %+v taken over without its kernel timer running out (fired %d)", k, a.Fired)
+		}
+	}
+}
