@@ -107,6 +107,43 @@ func stateOf(v bpfXvrrpInstance) InstanceState {
 // SetInstance writes an instance: what its adverts are checked against, and
 // its state and lease. A master renews its lease by writing it again.
 func (d *Datapath) SetInstance(k Key, s Spec, st InstanceState) error {
+	if err := d.objs.Instances.Put(k.kernel(), instanceValue(s, st)); err != nil {
+		return fmt.Errorf("put instance %+v: %w", k, err)
+	}
+	return nil
+}
+
+// SetInstances writes instances as SetInstance does, in one system call
+// where the kernel can (a master renewing the leases of all its instances
+// due together), else one by one.
+func (d *Datapath) SetInstances(ks []Key, ss []Spec, sts []InstanceState) error {
+	if len(ks) != len(ss) || len(ks) != len(sts) {
+		return fmt.Errorf("put instances: %d keys, %d specs, %d states", len(ks), len(ss), len(sts))
+	}
+	keys := make([]bpfXvrrpInstanceKey, len(ks))
+	vals := make([]bpfXvrrpInstance, len(ks))
+	for i := range ks {
+		keys[i], vals[i] = ks[i].kernel(), instanceValue(ss[i], sts[i])
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	_, err := d.objs.Instances.BatchUpdate(keys, vals, nil)
+	if errors.Is(err, ebpf.ErrNotSupported) {
+		var errs []error
+		for i := range keys {
+			errs = append(errs, d.objs.Instances.Put(keys[i], vals[i]))
+		}
+		err = errors.Join(errs...)
+	}
+	if err != nil {
+		return fmt.Errorf("put %d instances: %w", len(keys), err)
+	}
+	return nil
+}
+
+// instanceValue is an instance as the kernel holds it.
+func instanceValue(s Spec, st InstanceState) bpfXvrrpInstance {
 	v := bpfXvrrpInstance{
 		Version:       s.Version,
 		AuthType:      s.AuthType,
@@ -135,10 +172,7 @@ func (d *Datapath) SetInstance(k Key, s Spec, st InstanceState) error {
 	v.SetGroup(s.Group)
 	v.SetLocal(s.Local)
 	v.SetMAC(s.MAC)
-	if err := d.objs.Instances.Put(k.kernel(), v); err != nil {
-		return fmt.Errorf("put instance %+v: %w", k, err)
-	}
-	return nil
+	return v
 }
 
 // State reads an instance's state and lease as the kernel has them. It

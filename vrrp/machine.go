@@ -49,6 +49,12 @@ type Params struct {
 	// advert with one of its own, as RFC 5798 has it (keepalived's
 	// lower_prio_no_advert); it waits for its next advert.
 	LowerPrioNoAdvert bool
+	// AlignAdverts puts a master's adverts on a grid of its interval on the
+	// clock (its multiples since the clock's zero): instances with the same
+	// interval, or multiples of one, fall due together, and the runtime sends
+	// them in one wakeup and one batch. The advert after one sent off the grid
+	// (a takeover, an answer) comes sooner than an interval, never later.
+	AlignAdverts bool
 	// HigherPrioSendAdvert: a master beaten by a higher-priority advert sends
 	// one more advert of its own before it steps down, so that the winner,
 	// hearing a lower priority, repeats its gratuitous ARPs (keepalived's
@@ -167,6 +173,16 @@ func Lease(version uint8, interval time.Duration, adverts int) time.Duration {
 	return MasterDownInterval(version, 255, interval, adverts)
 }
 
+// nextAdvert is when a master sends its next advert, sending one at now: an
+// interval later, or the first point of its grid after now (AlignAdverts).
+func (m *Machine) nextAdvert(now time.Duration) time.Duration {
+	next := now + m.p.Interval
+	if m.p.AlignAdverts && m.p.Interval > 0 {
+		next -= next % m.p.Interval
+	}
+	return next
+}
+
 func (m *Machine) masterDown() time.Duration {
 	return MasterDownInterval(m.p.Version, m.p.Priority, m.masterInterval, m.p.DownAdverts)
 }
@@ -240,7 +256,7 @@ func (m *Machine) Advert(now time.Duration, h Heard) []Action {
 	case Master:
 		if h.Priority == 0 {
 			// Another router resigned: advertise at once so backups move on.
-			m.deadline = now + m.p.Interval
+			m.deadline = m.nextAdvert(now)
 			return []Action{{Kind: ActAdvert, Priority: m.p.Priority}}
 		}
 		if m.beats(h) {
@@ -255,7 +271,7 @@ func (m *Machine) Advert(now time.Duration, h Heard) []Action {
 		}
 		// keepalived answers a lower-priority master at once, so that it steps
 		// down without waiting for our next advert.
-		m.deadline = now + m.p.Interval
+		m.deadline = m.nextAdvert(now)
 		return []Action{{Kind: ActAdvert, Priority: m.p.Priority}}
 	}
 	return nil
@@ -300,7 +316,7 @@ func (m *Machine) Expire(now time.Duration, last *Heard) []Action {
 				return m.toBackup(now, last, fmt.Sprintf("higher priority advert from %v", last.Addr))
 			}
 		}
-		m.deadline = now + m.p.Interval
+		m.deadline = m.nextAdvert(now)
 		return []Action{{Kind: ActAdvert, Priority: m.p.Priority}}
 	}
 	return nil
@@ -318,7 +334,7 @@ func (m *Machine) SetPriority(now time.Duration, p uint8) []Action {
 	}
 	m.p.Priority = p
 	if m.state == Master {
-		m.deadline = now + m.p.Interval
+		m.deadline = m.nextAdvert(now)
 		return []Action{{Kind: ActAdvert, Priority: p}}
 	}
 	return nil
@@ -390,7 +406,7 @@ func (m *Machine) transition(to State, why string) Action {
 func (m *Machine) toMaster(now time.Duration, why string) []Action {
 	acts := []Action{m.transition(Master, why), {Kind: ActAdvert, Priority: m.p.Priority}}
 	m.masterInterval = m.p.Interval
-	m.deadline = now + m.p.Interval
+	m.deadline = m.nextAdvert(now)
 	return acts
 }
 

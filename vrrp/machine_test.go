@@ -294,3 +294,37 @@ func TestHeldOffBy(t *testing.T) {
 	m.Advert(2*time.Second, Heard{Addr: lower, Priority: 50, Interval: 20 * ms, At: 2 * time.Second})
 	check("nopreempt, a lower priority", 2*time.Second)
 }
+
+// TestAlignAdverts: a master's adverts fall on its interval's grid, the first
+// after a takeover sooner than an interval; two instances that became master
+// apart fall due together from then on.
+func TestAlignAdverts(t *testing.T) {
+	iv := 10 * ms
+	a := NewMachine(Params{Version: 3, Priority: 255, Interval: iv, Addr: us, AlignAdverts: true})
+	b := NewMachine(Params{Version: 3, Priority: 255, Interval: 20 * ms, Addr: us, AlignAdverts: true})
+	a.Start(1003 * time.Microsecond)
+	b.Start(1007 * time.Microsecond)
+	if a.Deadline() != 10*ms || b.Deadline() != 20*ms {
+		t.Fatalf("first deadlines %v and %v, want 10ms and 20ms", a.Deadline(), b.Deadline())
+	}
+	// Timers late by a little: still on the grid.
+	a.Expire(10*ms+300*time.Microsecond, nil)
+	if a.Deadline() != 20*ms {
+		t.Errorf("after a late wake: %v, want 20ms", a.Deadline())
+	}
+	a.Expire(20*ms+50*time.Microsecond, nil)
+	b.Expire(20*ms+50*time.Microsecond, nil)
+	if a.Deadline() != 30*ms || b.Deadline() != 40*ms {
+		t.Errorf("deadlines %v and %v, want 30ms and 40ms", a.Deadline(), b.Deadline())
+	}
+	// Never more than an interval apart.
+	for now := 30 * ms; now < time.Second; now += 7 * ms {
+		if now >= a.Deadline() {
+			prev := a.Deadline()
+			a.Expire(now, nil)
+			if d := a.Deadline(); d <= now || d-now > iv || d%iv != 0 {
+				t.Fatalf("at %v (due %v): next %v", now, prev, d)
+			}
+		}
+	}
+}

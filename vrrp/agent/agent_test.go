@@ -73,6 +73,13 @@ func (k fakeKernel) SetInstance(key loader.Key, _ loader.Spec, st loader.Instanc
 	return nil
 }
 
+func (k fakeKernel) SetInstances(ks []loader.Key, ss []loader.Spec, sts []loader.InstanceState) error {
+	for i := range ks {
+		k.SetInstance(ks[i], ss[i], sts[i])
+	}
+	return nil
+}
+
 func (k fakeKernel) State(key loader.Key) (loader.InstanceState, error) {
 	st, ok := k.w.states[key]
 	if !ok {

@@ -137,6 +137,7 @@ func build(inst *instance) error {
 		PreemptDelay: in.PreemptDelay,
 		DownAdverts:  in.DownTimerAdverts,
 
+		AlignAdverts:         true,
 		LowerPrioNoAdvert:    in.LowerPrioNoAdvert,
 		HigherPrioSendAdvert: in.HigherPrioSendAdvert,
 	})
