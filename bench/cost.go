@@ -49,9 +49,9 @@ type CostResult struct {
 	Idle      Usage  `json:"idle"`
 	// Master is the master's usage over the backup's idle time: it sends
 	// every instance's adverts.
-	Master Usage `json:"master"`
-	Flood     Usage  `json:"flood"`
-	FloodRate int    `json:"flood_rate_pps"`
+	Master    Usage `json:"master"`
+	Flood     Usage `json:"flood"`
+	FloodRate int   `json:"flood_rate_pps"`
 	// Forged adverts sent, and where they were dropped: the kernel's XDP
 	// counters by reason (xvrrp), or nowhere before the daemon (keepalived,
 	// which has no filter in the kernel).
