@@ -100,13 +100,14 @@ func sleepyPair(t *testing.T, count int) (l *lab.Lab, x1, x2 *lab.Xvrrp) {
 // design has it wake only for its sweep, every 30 s (agent.sweepEvery), so
 // at most once in the window; a wakeup of the idle daemon costs about a dozen
 // context switches over its threads (the timerfd's reader, the loop, the
-// runtime's sysmon polling until every P is idle), say 15: 15 in 5 s is 3 a
-// second, and the old design fails it by a factor of 500.
+// runtime's sysmon polling until every P is idle), say 15: 15 in 5 s, where
+// the old design made some 7,000.
 func TestBackupSleepsWhileAdvertsArrive(t *testing.T) {
 	const count, window = 50, 5 * time.Second
-	const maxPerSecond = 3
+	// perWake is what a wakeup of the idle daemon may cost in switches.
+	const perWake = 15
 	_, _, x2 := sleepyPair(t, count)
-	time.Sleep(2500 * time.Millisecond) // past the first sweep: every instance delegated
+	time.Sleep(2500 * time.Millisecond) // past the first deadlines: every instance delegated
 	pid := x2.Pid()
 	before := downTimers(t, x2.PinDir)
 	s0 := switches(t, pid)
@@ -117,18 +118,24 @@ func TestBackupSleepsWhileAdvertsArrive(t *testing.T) {
 	if n := countIn(x2.Proc, "Entering MASTER STATE"); n != 0 {
 		t.Fatalf("the backup took over %d instances from a live master:\n%s", n, lastLines(x2.Output(), 20))
 	}
-	// The adverts did arrive and re-arm the timers, which never ran out.
+	// The adverts did arrive and re-arm the timers. A timer runs out only
+	// when the master (on this shared machine) was late by more than
+	// Master_Down_Interval: then the daemon must wake and look, and each
+	// such moment is one more wakeup allowed.
+	fired := uint64(0)
 	for k, a := range after {
 		b := before[k]
-		if a.Heard <= b.Heard || a.Fired != b.Fired {
-			t.Errorf("instance %+v: timer armed at %v then %v, fired %d then %d: want re-armed, never fired",
-				k, b.Heard, a.Heard, b.Fired, a.Fired)
+		if a.Heard <= b.Heard {
+			t.Errorf("instance %+v: timer armed at %v then %v: no advert re-armed it", k, b.Heard, a.Heard)
 		}
+		fired = max(fired, a.Fired-b.Fired)
 	}
-	rate := float64(s1-s0) / window.Seconds()
-	t.Logf("backup daemon: %d context switches in %v (%.1f/s), %d instances at 10 ms", s1-s0, window, rate, count)
-	if rate > maxPerSecond {
-		t.Errorf("backup daemon switched %.1f times a second while adverts arrived, want at most %d", rate, maxPerSecond)
+	allowed := perWake * (1 + int(fired))
+	t.Logf("backup daemon: %d context switches in %v, %d instances at 10 ms; kernel timers ran out up to %d times (master late)",
+		s1-s0, window, count, fired)
+	if s1-s0 > allowed {
+		t.Errorf("backup daemon switched %d times in %v while adverts arrived, want at most %d (%d per wakeup: one sweep, %d master-late moments)",
+			s1-s0, window, allowed, perWake, fired)
 	}
 }
 
