@@ -149,7 +149,8 @@ func manyConfig(count, prio int, interval string) string {
 // overrides 255). It reports the medians — the backup's wakeups (voluntary
 // context switches over its threads) per second and CPU, the master's CPU —
 // for each implementation, and xvrrp's over keepalived's; the cost goals are
-// read off them (bench.CostGoals), and logged.
+// read off them (bench.CostGoals), and logged. XVRRP_BENCH_BIN runs another
+// xvrrp binary in place of this tree's (another build, for A/B runs).
 func BenchmarkBackupWakeups(b *testing.B) {
 	env := func(name string, def, lo, hi int) int {
 		if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n >= lo && n <= hi {
@@ -160,10 +161,14 @@ func BenchmarkBackupWakeups(b *testing.B) {
 	seconds := env("XVRRP_BENCH_SECONDS", 8, 1, 600)
 	count := env("XVRRP_BENCH_INSTANCES", 255, 1, bench.MaxCostInstances)
 	runs := env("XVRRP_BENCH_RUNS", 3, 1, 20)
+	bin := xvrrpBin
+	if p := os.Getenv("XVRRP_BENCH_BIN"); p != "" {
+		bin = p
+	}
 	labtest.Require(b)
 	for b.Loop() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
-		r, err := bench.Run(ctx, bench.Options{XvrrpBin: xvrrpBin, Impls: []string{bench.Xvrrp, bench.Keepalived},
+		r, err := bench.Run(ctx, bench.Options{XvrrpBin: bin, Impls: []string{bench.Xvrrp, bench.Keepalived},
 			Cost: bench.CostOptions{Instances: count, Interval: bench.Interval{Version: 3, Every: 10 * time.Millisecond},
 				Duration: time.Duration(seconds) * time.Second, Runs: runs}})
 		cancel()
