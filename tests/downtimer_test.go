@@ -13,6 +13,7 @@ import (
 	"github.com/xvrrp/xvrrp/bench/lab"
 	"github.com/xvrrp/xvrrp/loader"
 	"github.com/xvrrp/xvrrp/tests/labtest"
+	"github.com/xvrrp/xvrrp/vrrp/agent"
 )
 
 // switches sums the voluntary and involuntary context switches of a process's
@@ -59,7 +60,7 @@ func downTimers(t *testing.T, pinDir string) map[loader.Key]loader.DownTimerStat
 
 // sleepyPair starts h1 master and h2 backup of count instances at 10 ms, and
 // waits until h2's kernel has armed every instance's Master_Down_Timer.
-func sleepyPair(t *testing.T, count int) (l *lab.Lab, x1, x2 *lab.Xvrrp) {
+func sleepyPair(t *testing.T, count int, backupArgs ...string) (l *lab.Lab, x1, x2 *lab.Xvrrp) {
 	t.Helper()
 	l = labtest.New(t, lab.Options{Hosts: 2})
 	h1, h2 := l.Hosts[0], l.Hosts[1]
@@ -68,28 +69,35 @@ func sleepyPair(t *testing.T, count int) (l *lab.Lab, x1, x2 *lab.Xvrrp) {
 		t.Fatal(err)
 	}
 	waitForCount(t, x1.Proc, "Entering MASTER STATE", count)
-	x2, err = h2.StartXvrrp(xvrrpBin, manyConfig(count, 100, "0.01"))
+	x2, err = h2.StartXvrrp(xvrrpBin, manyConfig(count, 100, "0.01"), backupArgs...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitForCount(t, x2.Proc, "Entering BACKUP STATE (init)", count)
+	allArmed(t, x2, count, 0)
+	return l, x1, x2
+}
+
+// allArmed waits until the kernel has armed every one of count instances'
+// Master_Down_Timers of x2 from an advert heard after since (monotonic).
+func allArmed(t *testing.T, x2 *lab.Xvrrp, count int, since time.Duration) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		armed := 0
 		for _, st := range downTimers(t, x2.PinDir) {
-			if st.Heard != 0 {
+			if st.Heard != 0 && st.Heard > since {
 				armed++
 			}
 		}
 		if armed == count {
-			break
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("%d of %d Master_Down_Timers armed in h2's kernel", armed, count)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	return l, x1, x2
 }
 
 // The backup of 50 instances at 10 ms adverts sleeps while they arrive: its
@@ -171,6 +179,60 @@ func TestStalledBackupThenDeadMaster(t *testing.T) {
 	for k, a := range downTimers(t, x2.PinDir) {
 		if a.Fired <= before[k].Fired {
 			t.Errorf("instance %+v taken over without its kernel timer running out (fired %d)", k, a.Fired)
+		}
+	}
+}
+
+// A backup daemon stopped with --keep-datapath leaves its kernel timers
+// running on the pinned map; started again, it writes their entries anew
+// (which cancels them), times its instances itself until the kernel has armed
+// them again, then sleeps; and a master killed after that is still taken over
+// on the kernel's timers.
+func TestRestartedBackupSleepsAgain(t *testing.T) {
+	const count, window = 20, 5 * time.Second
+	const perWake = 15 // as in TestBackupSleepsWhileAdvertsArrive
+	l, x1, x2 := sleepyPair(t, count, "--keep-datapath")
+	x2.Signal(syscall.SIGTERM)
+	<-x2.Done()
+	stopped := agent.Monotonic()
+	time.Sleep(500 * time.Millisecond)
+	// No daemon: the kernel kept re-arming the timers from the pinned map.
+	for k, st := range downTimers(t, x2.PinDir) {
+		if st.Heard <= stopped {
+			t.Errorf("instance %+v: not re-armed while the daemon was stopped (last %v, stopped at %v)", k, st.Heard, stopped)
+		}
+	}
+	x2b, err := l.Hosts[1].StartXvrrp(xvrrpBin, manyConfig(count, 100, "0.01"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitForCount(t, x2b.Proc, "Entering BACKUP STATE (init)", count)
+	started := agent.Monotonic()
+	allArmed(t, x2b, count, started)
+	time.Sleep(time.Second) // past every first deadline of the new run
+	before := downTimers(t, x2b.PinDir)
+	s0 := switches(t, x2b.Pid())
+	time.Sleep(window)
+	s1 := switches(t, x2b.Pid())
+	fired := uint64(0)
+	for k, a := range downTimers(t, x2b.PinDir) {
+		fired = max(fired, a.Fired-before[k].Fired)
+	}
+	t.Logf("restarted backup: %d context switches in %v; kernel timers ran out up to %d times", s1-s0, window, fired)
+	if allowed := perWake * (1 + int(fired)); s1-s0 > allowed {
+		t.Errorf("restarted backup switched %d times in %v, want at most %d", s1-s0, window, allowed)
+	}
+	if n := countIn(x2b.Proc, "Entering MASTER STATE"); n != 0 {
+		t.Fatalf("the restarted backup took over %d instances from a live master", n)
+	}
+	before = downTimers(t, x2b.PinDir)
+	if err := x1.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	waitForCount(t, x2b.Proc, "Entering MASTER STATE", count)
+	for k, a := range downTimers(t, x2b.PinDir) {
+		if a.Fired <= before[k].Fired {
+			t.Errorf("instance %+v taken over without its kernel timer running out", k)
 		}
 	}
 }
