@@ -485,7 +485,8 @@ func (a *Agent) event(e loader.Heard) {
 
 func (a *Agent) expire() {
 	now := a.now()
-	if a.sweepAt != 0 && a.sweepAt <= now {
+	sweep := a.sweepAt != 0 && a.sweepAt <= now
+	if sweep {
 		a.sweepAt = 0 // arm sets the next
 	}
 	// A master hears every advert of another router as an event (CONTEST,
@@ -496,7 +497,10 @@ func (a *Agent) expire() {
 		a.droppedSeen, reread = n, true
 	}
 	for _, in := range a.insts {
-		if d := in.m.Deadline(); d != 0 && d <= now {
+		// A backup whose timer the kernel runs has a deadline gone stale:
+		// it is looked at on its MASTER_DOWN, or by the sweep, not each
+		// time the loop wakes for another instance.
+		if d := in.m.Deadline(); d != 0 && d <= now && (sweep || !in.timedByKernel()) {
 			if in.m.State() == vrrp.Backup {
 				a.expireBackup(in, now)
 			} else {

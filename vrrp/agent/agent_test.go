@@ -38,6 +38,8 @@ type world struct {
 	sendErr error
 	// the kernel's Master_Down_Timers
 	downs map[loader.Key]*fakeDown
+	// lastReads counts LastAdvert calls
+	lastReads int
 }
 
 // fakeDown is a kernel Master_Down_Timer: the entry the agent wrote, and what
@@ -89,6 +91,7 @@ func (k fakeKernel) State(key loader.Key) (loader.InstanceState, error) {
 }
 
 func (k fakeKernel) LastAdvert(key loader.Key) (vrrp.Heard, error) {
+	k.w.lastReads++
 	h, ok := k.w.heard[key]
 	if !ok {
 		return h, ebpf.ErrKeyNotExist

@@ -63,6 +63,13 @@ func TestBackupSleepsWhileKernelTimes(t *testing.T) {
 	if next := r.nextWake(); next-r.clock > sweepEvery || next <= r.clock {
 		t.Errorf("next wake %v after now, want the sweep's, at most %v", next-r.clock, sweepEvery)
 	}
+	// The loop woken for something else (another instance, a gratuitous
+	// ARP) leaves the delegated backup alone: no read of the kernel.
+	reads := r.w.lastReads
+	r.at(r.clock + time.Millisecond)
+	if r.w.lastReads != reads {
+		t.Errorf("a wakeup for nothing of its own read the delegated backup's last advert %d times", r.w.lastReads-reads)
+	}
 
 	// The master stops; the kernel's timer runs out and says so.
 	due := r.w.downs[key].st.Due
