@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -255,5 +256,37 @@ func TestReportFormats(t *testing.T) {
 	}
 	if lines != 2 {
 		t.Errorf("%d CDF lines, want 2 (one per implementation and interval)", lines)
+	}
+}
+
+// TestCostGoals: medians over alternating runs, and the goals read off them.
+func TestCostGoals(t *testing.T) {
+	u := func(cpu float64, wakeups int) Usage {
+		return Usage{Seconds: 10, CPUSeconds: cpu / 10, Wakeups: wakeups}
+	}
+	r := &Report{Impls: []string{Xvrrp, Keepalived}, Cost: []CostResult{
+		{Impl: Xvrrp, Run: 1, Idle: u(1, 0), Master: u(20, 100)},
+		{Impl: Keepalived, Run: 1, Idle: u(50, 5000), Master: u(60, 8000)},
+		{Impl: Xvrrp, Run: 2, Idle: u(3, 20), Master: u(40, 100)},
+		{Impl: Keepalived, Run: 2, Idle: u(10, 5000), Master: u(70, 8000)},
+		{Impl: Xvrrp, Run: 3, Idle: u(2, 5), Master: u(25, 100)},
+		{Impl: Keepalived, Run: 3, Idle: u(20, 5000), Master: u(65, 8000)},
+	}}
+	sums := r.CostSummaries()
+	if len(sums) != 2 || sums[0].Runs != 3 || sums[0].BackupCPU != (Spread{2, 1, 3}) || sums[0].BackupWakeups != (Spread{0.5, 0, 2}) ||
+		sums[1].MasterCPU != (Spread{65, 60, 70}) {
+		t.Fatalf("summaries %+v", sums)
+	}
+	var met []bool
+	for _, g := range CostGoals(sums) {
+		met = append(met, g.Met)
+	}
+	// 0.5 wakeups/s; backup 2% vs 20% (≤ 4%); master 25% vs 65% (≤ 32.5%).
+	if want := []bool{true, true, true}; !slices.Equal(met, want) {
+		t.Errorf("goals met %v, want %v: %+v", met, want, CostGoals(sums))
+	}
+	r.Cost[4].Master = u(40, 100) // master median 40%: more than half of 65%
+	if g := CostGoals(r.CostSummaries()); g[2].Met {
+		t.Errorf("master goal met at 40%% against 65%%: %+v", g[2])
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -18,26 +19,39 @@ import (
 )
 
 // CostOptions says how to measure what a backup costs: K instances at an
-// interval, idle for Duration, then under a flood of forged adverts at
-// FloodRate packets per second for FloodDuration.
+// interval, idle for Duration (the master measured over the same time), then
+// under a flood of forged adverts at FloodRate packets per second for
+// FloodDuration. Runs alternate the implementations that many times (A B A B
+// …): a shared machine's load moves from run to run, and medians over
+// alternating runs compare them under the same.
 type CostOptions struct {
 	Instances     int
 	Interval      Interval
 	Duration      time.Duration
 	FloodRate     int
 	FloodDuration time.Duration
+	Runs          int // 0 means 1
 }
+
+// MaxCostInstances is the most instances the cost lab runs: VRIDs 1–255.
+const MaxCostInstances = 255
+
+func (o CostOptions) runs() int { return max(1, o.Runs) }
 
 func (o CostOptions) enabled() bool { return o.Instances > 0 && o.Duration > 0 }
 
 // CostResult is what the backup cost, idle and under the flood.
 type CostResult struct {
 	Impl      string `json:"impl"`
+	Run       int    `json:"run"` // 1, 2, … in the order the runs alternated
 	Instances int    `json:"instances"`
 	Interval  string `json:"interval"`
 	Idle      Usage  `json:"idle"`
-	Flood     Usage  `json:"flood"`
-	FloodRate int    `json:"flood_rate_pps"`
+	// Master is the master's usage over the backup's idle time: it sends
+	// every instance's adverts.
+	Master    Usage `json:"master"`
+	Flood     Usage `json:"flood"`
+	FloodRate int   `json:"flood_rate_pps"`
 	// Forged adverts sent, and where they were dropped: the kernel's XDP
 	// counters by reason (xvrrp), or nowhere before the daemon (keepalived,
 	// which has no filter in the kernel).
@@ -55,11 +69,21 @@ type Usage struct {
 	Wakeups    int     `json:"wakeups"`
 }
 
-// CPUPercent is the CPU time as a share of one core.
-func (u Usage) CPUPercent() float64 { return 100 * u.CPUSeconds / u.Seconds }
+// CPUPercent is the CPU time as a share of one core; 0 for no measurement.
+func (u Usage) CPUPercent() float64 {
+	if u.Seconds <= 0 {
+		return 0
+	}
+	return 100 * u.CPUSeconds / u.Seconds
+}
 
-// WakeupsPerSecond is how often the daemon woke up.
-func (u Usage) WakeupsPerSecond() float64 { return float64(u.Wakeups) / u.Seconds }
+// WakeupsPerSecond is how often the daemon woke up; 0 for no measurement.
+func (u Usage) WakeupsPerSecond() float64 {
+	if u.Seconds <= 0 {
+		return 0
+	}
+	return float64(u.Wakeups) / u.Seconds
+}
 
 // ProcStats sums the CPU time (from the scheduler's nanosecond counts) and the
 // voluntary context switches (its wakeups) of pid's threads.
@@ -86,7 +110,13 @@ func ProcStats(pid int) (cpu time.Duration, wakeups int) {
 
 // measure samples the daemon's processes over fn's run.
 func measure(d *daemon, fn func() error) (Usage, error) {
-	sample := func() (time.Duration, int) {
+	us, err := measureAll([]*daemon{d}, fn)
+	return us[0], err
+}
+
+// measureAll samples several daemons' processes over the same run of fn.
+func measureAll(ds []*daemon, fn func() error) ([]Usage, error) {
+	sample := func(d *daemon) (time.Duration, int) {
 		var cpu time.Duration
 		var w int
 		for _, pid := range d.pids() {
@@ -95,11 +125,19 @@ func measure(d *daemon, fn func() error) (Usage, error) {
 		}
 		return cpu, w
 	}
+	c0, w0 := make([]time.Duration, len(ds)), make([]int, len(ds))
 	start := time.Now()
-	c0, w0 := sample()
+	for i, d := range ds {
+		c0[i], w0[i] = sample(d)
+	}
 	err := fn()
-	c1, w1 := sample()
-	return Usage{Seconds: time.Since(start).Seconds(), CPUSeconds: (c1 - c0).Seconds(), Wakeups: w1 - w0}, err
+	secs := time.Since(start).Seconds()
+	us := make([]Usage, len(ds))
+	for i, d := range ds {
+		c1, w1 := sample(d)
+		us[i] = Usage{Seconds: secs, CPUSeconds: (c1 - c0[i]).Seconds(), Wakeups: w1 - w0[i]}
+	}
+	return us, err
 }
 
 func manyConfig(k, prio int, iv Interval) string {
@@ -114,7 +152,7 @@ func manyConfig(k, prio int, iv Interval) string {
     version %[3]d
     advert_int %[4]g
     virtual_ipaddress {
-        198.51.100.%[1]d/24
+        198.51.100.%[1]d/32
     }
 }
 `, i, prio, iv.Version, iv.Every.Seconds())
@@ -122,12 +160,12 @@ func manyConfig(k, prio int, iv Interval) string {
 	return b.String()
 }
 
-func runCost(ctx context.Context, opt Options, impl string, step func(string)) (_ CostResult, err error) {
+func runCost(ctx context.Context, opt Options, impl string, run int, step func(string)) (_ CostResult, err error) {
 	o := opt.Cost
-	if o.Instances > 250 {
-		return CostResult{}, fmt.Errorf("at most 250 instances, not %d", o.Instances)
+	if o.Instances > MaxCostInstances {
+		return CostResult{}, fmt.Errorf("at most %d instances, not %d", MaxCostInstances, o.Instances)
 	}
-	res := CostResult{Impl: impl, Instances: o.Instances, Interval: o.Interval.String(), FloodRate: o.FloodRate}
+	res := CostResult{Impl: impl, Run: run, Instances: o.Instances, Interval: o.Interval.String(), FloodRate: o.FloodRate}
 	l, err := lab.New(ctx, lab.Options{Hosts: 2, Client: true})
 	if err != nil {
 		return res, err
@@ -168,14 +206,16 @@ func runCost(ctx context.Context, opt Options, impl string, step func(string)) (
 			return nil
 		}
 	}
-	// Settle, then measure the idle backup.
+	// Settle, then measure the idle backup, and the master over the same time.
 	if err := sleep(time.Second); err != nil {
 		return res, err
 	}
-	step(fmt.Sprintf("%s cost: backup of %d instances at %v, idle %v", impl, o.Instances, o.Interval, o.Duration))
-	if res.Idle, err = measure(backup, func() error { return sleep(o.Duration) }); err != nil {
+	step(fmt.Sprintf("%s cost, run %d: backup of %d instances at %v, idle %v", impl, run, o.Instances, o.Interval, o.Duration))
+	us, err := measureAll([]*daemon{backup, ds[0]}, func() error { return sleep(o.Duration) })
+	if err != nil {
 		return res, err
 	}
+	res.Idle, res.Master = us[0], us[1]
 
 	step(fmt.Sprintf("%s cost: forged adverts, %d/s for %v", impl, o.FloodRate, o.FloodDuration))
 	if o.FloodRate <= 0 || o.FloodDuration <= 0 {
@@ -277,4 +317,112 @@ func flood(ctx context.Context, client *lab.Host, o CostOptions) (uint64, error)
 		return nil
 	})
 	return sent, err
+}
+
+// Spread is a median over runs and the range around it.
+type Spread struct {
+	Median float64 `json:"median"`
+	Min    float64 `json:"min"`
+	Max    float64 `json:"max"`
+}
+
+func spreadOf(v []float64) Spread {
+	if len(v) == 0 {
+		return Spread{}
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return Spread{Median: m, Min: s[0], Max: s[len(s)-1]}
+}
+
+func (s Spread) String() string {
+	if s.Min == s.Max {
+		return strconv.FormatFloat(s.Median, 'f', 1, 64)
+	}
+	return fmt.Sprintf("%.1f (%.1f–%.1f)", s.Median, s.Min, s.Max)
+}
+
+// CostSummary is an implementation's idle cost over its runs: the backup's
+// CPU (% of a core) and wakeups per second, the master's CPU.
+type CostSummary struct {
+	Impl          string `json:"impl"`
+	Runs          int    `json:"runs"`
+	Instances     int    `json:"instances"`
+	Interval      string `json:"interval"`
+	BackupCPU     Spread `json:"backup_cpu_percent"`
+	BackupWakeups Spread `json:"backup_wakeups_per_second"`
+	MasterCPU     Spread `json:"master_cpu_percent"`
+}
+
+// CostSummaries summarises the cost runs per implementation, in the report's
+// order of implementations.
+func (r *Report) CostSummaries() []CostSummary {
+	var out []CostSummary
+	for _, impl := range r.Impls {
+		var bc, bw, mc []float64
+		s := CostSummary{Impl: impl}
+		for _, c := range r.Cost {
+			if c.Impl != impl {
+				continue
+			}
+			s.Runs++
+			s.Instances, s.Interval = c.Instances, c.Interval
+			bc, bw, mc = append(bc, c.Idle.CPUPercent()), append(bw, c.Idle.WakeupsPerSecond()), append(mc, c.Master.CPUPercent())
+		}
+		if s.Runs == 0 {
+			continue
+		}
+		s.BackupCPU, s.BackupWakeups, s.MasterCPU = spreadOf(bc), spreadOf(bw), spreadOf(mc)
+		out = append(out, s)
+	}
+	return out
+}
+
+// CostGoal is one of xvrrp's cost goals, read off the medians of a run beside
+// keepalived.
+type CostGoal struct {
+	Goal string `json:"goal"`
+	Got  string `json:"got"`
+	Met  bool   `json:"met"`
+}
+
+// CostGoals are xvrrp's cost goals against keepalived's, from the summaries:
+// an idle backup wakes at most once a second in all and costs at most a fifth
+// of keepalived's backup; the master costs at most half of keepalived's.
+// Without both implementations' summaries, only the first.
+func CostGoals(sums []CostSummary) []CostGoal {
+	var x, k *CostSummary
+	for i := range sums {
+		switch sums[i].Impl {
+		case Xvrrp:
+			x = &sums[i]
+		case Keepalived:
+			k = &sums[i]
+		}
+	}
+	if x == nil {
+		return nil
+	}
+	goals := []CostGoal{{Goal: "idle backup wakes ≤ 1/s",
+		Got: fmt.Sprintf("%.1f/s", x.BackupWakeups.Median), Met: x.BackupWakeups.Median <= 1}}
+	if k == nil {
+		return goals
+	}
+	ratio := func(a, b float64) string {
+		if b == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f", a/b)
+	}
+	return append(goals,
+		CostGoal{Goal: "idle backup CPU ≤ 1/5 of keepalived's",
+			Got: fmt.Sprintf("%.1f%% vs %.1f%%: %s", x.BackupCPU.Median, k.BackupCPU.Median, ratio(x.BackupCPU.Median, k.BackupCPU.Median)),
+			Met: x.BackupCPU.Median <= k.BackupCPU.Median/5},
+		CostGoal{Goal: "master CPU ≤ 1/2 of keepalived's",
+			Got: fmt.Sprintf("%.1f%% vs %.1f%%: %s", x.MasterCPU.Median, k.MasterCPU.Median, ratio(x.MasterCPU.Median, k.MasterCPU.Median)),
+			Met: x.MasterCPU.Median <= k.MasterCPU.Median/2})
 }

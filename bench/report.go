@@ -154,16 +154,33 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 	}
 	if len(r.Cost) > 0 {
-		newTable("cost of a backup")
-		fmt.Fprintln(tw, "impl\tinstances\tinterval\tidle CPU %\tidle wakeups/s\tflood pps\tflood CPU %\tflood wakeups/s\tfalse failovers\tdropped in kernel\t")
+		newTable("cost of a backup (and of its master while the backup is idle)")
+		fmt.Fprintln(tw, "impl\trun\tinstances\tinterval\tidle CPU %\tidle wakeups/s\tmaster CPU %\tmaster wakeups/s\tflood pps\tflood CPU %\tflood wakeups/s\tfalse failovers\tdropped in kernel\t")
 		for _, c := range r.Cost {
 			var drops uint64
 			for _, n := range c.KernelDrops {
 				drops += n
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%.1f\t%.0f\t%d\t%.1f\t%.0f\t%d\t%d of %d\t\n", c.Impl, c.Instances, c.Interval,
-				c.Idle.CPUPercent(), c.Idle.WakeupsPerSecond(), c.FloodRate, c.Flood.CPUPercent(), c.Flood.WakeupsPerSecond(),
-				c.FalseFailovers, drops, c.Forged)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.1f\t%.1f\t%.1f\t%.0f\t%d\t%.1f\t%.0f\t%d\t%d of %d\t\n", c.Impl, c.Run, c.Instances, c.Interval,
+				c.Idle.CPUPercent(), c.Idle.WakeupsPerSecond(), c.Master.CPUPercent(), c.Master.WakeupsPerSecond(),
+				c.FloodRate, c.Flood.CPUPercent(), c.Flood.WakeupsPerSecond(), c.FalseFailovers, drops, c.Forged)
+		}
+		costSums := r.CostSummaries()
+		newTable("idle cost, median (range) over alternating runs")
+		fmt.Fprintln(tw, "impl\truns\tinstances\tinterval\tbackup CPU %\tbackup wakeups/s\tmaster CPU %\t")
+		for _, s := range costSums {
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%v\t%v\t%v\t\n", s.Impl, s.Runs, s.Instances, s.Interval, s.BackupCPU, s.BackupWakeups, s.MasterCPU)
+		}
+		if goals := CostGoals(costSums); len(goals) > 0 {
+			newTable("cost goals, on those medians")
+			fmt.Fprintln(tw, "goal\tmeasured\tmet\t")
+			for _, g := range goals {
+				met := "no"
+				if g.Met {
+					met = "yes"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t\n", g.Goal, g.Got, met)
+			}
 		}
 	}
 	if len(r.Starve) > 0 {
@@ -203,8 +220,10 @@ func (r *Report) WriteJSON(w io.Writer) error {
 	e.SetIndent("", "  ")
 	return e.Encode(struct {
 		*Report
-		Summaries []Summary `json:"summaries"`
-	}{r, r.Summaries()})
+		Summaries     []Summary     `json:"summaries"`
+		CostSummaries []CostSummary `json:"cost_summaries,omitempty"`
+		CostGoals     []CostGoal    `json:"cost_goals,omitempty"`
+	}{r, r.Summaries(), r.CostSummaries(), CostGoals(r.CostSummaries())})
 }
 
 // WriteCSV writes one row per trial and metric: impl, mode, interval, trial,

@@ -159,7 +159,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	}
 	total := len(r.Impls) * len(opt.VMAC) * len(opt.Intervals) * len(opt.Modes) * opt.Trials
 	if opt.Cost.enabled() {
-		total += len(r.Impls) * 2
+		total += len(r.Impls) * 2 * opt.Cost.runs()
 	}
 	if opt.Starve.enabled() {
 		total += len(r.Impls) * len(opt.Starve.Variants)
@@ -188,15 +188,17 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		}
 	}
 	if opt.Cost.enabled() {
-		for _, impl := range r.Impls {
-			c, err := runCost(ctx, opt, impl, func(what string) {
-				progress(what)
-				step++
-			})
-			if err != nil {
-				return r, fmt.Errorf("%s cost: %w", impl, err)
+		for run := 1; run <= opt.Cost.runs(); run++ {
+			for _, impl := range r.Impls {
+				c, err := runCost(ctx, opt, impl, run, func(what string) {
+					progress(what)
+					step++
+				})
+				if err != nil {
+					return r, fmt.Errorf("%s cost: %w", impl, err)
+				}
+				r.Cost = append(r.Cost, c)
 			}
-			r.Cost = append(r.Cost, c)
 		}
 	}
 	if opt.Starve.enabled() {

@@ -462,6 +462,132 @@ static __always_inline void let_go(struct xvrrp_instance *inst, const __u8 *addr
 	inst->lease_until_ns = 0;
 }
 
+/* ---- Master_Down timers in the kernel (docs/architecture.md, "A backup that
+ * sleeps"). A backup's Master_Down_Timer is a bpf_timer, re-armed here at each
+ * valid advert that holds the backup off, as vrrp.Machine restarts it; only
+ * when it runs out does the daemon hear of it (MASTER_DOWN), and it decides
+ * then on the kernel's record of the last advert, as before. An instance
+ * without an entry (preempt_delay) keeps its timer in the daemon. */
+
+#define CLOCK_MONOTONIC 1
+#define EBUSY 16
+#define NSEC_PER_CS 10000000ULL
+#define NSEC_PER_SEC 1000000000ULL
+
+/* Pinned like the others: the pin holds a user reference, so the timers keep
+ * running while the daemon restarts (the kernel cancels a map's timers when
+ * its last user reference goes). A restarted daemon writes every entry again,
+ * which cancels what ran, and times its backups itself until the next advert
+ * re-arms them here. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct xvrrp_instance_key);
+	__type(value, struct xvrrp_down_timer);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} down_timers SEC(".maps");
+
+const struct xvrrp_down_timer *unused_down_timer __attribute__((unused));
+const enum xvrrp_down_flag *unused_down_flag __attribute__((unused));
+
+/* master_down_ns is RFC 5798's Master_Down_Interval as vrrp.MasterDownInterval
+ * computes it: adverts master intervals plus Skew_Time, (256 - priority) / 256
+ * of the master's interval (v3) or of a second (v2), truncated to the
+ * nanosecond. A test runs it against the Go function for every interval,
+ * priority and down_timer_adverts a configuration allows. */
+static __always_inline __u64 master_down_ns(__u8 version, __u8 priority, __u64 interval_ns, __u8 adverts)
+{
+	if (adverts == 0)
+		adverts = 3;
+	__u64 base = version == 2 ? NSEC_PER_SEC : interval_ns;
+	return (__u64)adverts * interval_ns + (256 - (__u64)priority) * base / 256;
+}
+
+/* holds_off is vrrp.Machine's accepts for a backup without preempt_delay: an
+ * advert of non-zero priority restarts the Master_Down_Timer when it is at
+ * least ours, or we do not preempt. Priority 0 (a resignation) the daemon
+ * hears of as RESIGN and times itself (Skew_Time). */
+static __always_inline int holds_off(const struct xvrrp_instance *inst, const struct xvrrp_down_timer *t,
+				     __u8 prio)
+{
+	if (inst->state != XVRRP_STATE_BACKUP || prio == 0)
+		return 0;
+	return (t->flags & XVRRP_DOWN_NO_PREEMPT) || prio >= inst->priority;
+}
+
+/* stall_grace is the rule for a timer that runs out late: the kernel's
+ * hrtimer fires within microseconds of its time, so one that runs more than a
+ * master interval late means this host (a VM, a CPU in a long softirq) was
+ * stalled, and adverts that arrived meanwhile may still wait in the NIC's
+ * queue, unrecorded. It gives the master one more interval, once per arming:
+ * an advert in that interval re-arms the timer as usual; none, and the timer
+ * runs out on time and the daemon hears of it. It returns 1 when it re-armed. */
+static __always_inline int stall_grace(struct xvrrp_down_timer *t, __u64 now)
+{
+	if (t->graced || now <= t->due_ns + t->interval_ns)
+		return 0;
+	t->graced = 1;
+	t->graces++;
+	t->due_ns = now + t->interval_ns;
+	bpf_timer_start(&t->timer, t->due_ns, BPF_F_TIMER_ABS);
+	return 1;
+}
+
+/* master_down_fired runs when a backup's Master_Down_Timer runs out: it tells
+ * the daemon, which reads the last advert and decides. A full ring buffer is
+ * tried again a master interval later. */
+static int master_down_fired(void *map, struct xvrrp_instance_key *key, struct xvrrp_down_timer *t)
+{
+	__u64 now = bpf_ktime_get_ns();
+	if (stall_grace(t, now))
+		return 0;
+	struct xvrrp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		bpf_timer_start(&t->timer, t->interval_ns ? t->interval_ns : NSEC_PER_CS, 0);
+		return 0;
+	}
+	__builtin_memset(e, 0, sizeof(*e));
+	e->key = *key;
+	e->kind = XVRRP_EVENT_MASTER_DOWN;
+	e->time_ns = t->due_ns;
+	bpf_ringbuf_submit(e, 0);
+	t->fired++;
+	return 0;
+}
+
+/* hold_off restarts an instance's Master_Down_Timer in the kernel for a valid
+ * advert heard at now (XDP's time stamp), when the advert holds the backup
+ * off: it runs out Master_Down_Interval after the advert, with the master's
+ * interval (v3; ours in v2) and our effective priority. */
+static __always_inline void hold_off(const struct xvrrp_instance_key *key, const struct xvrrp_instance *inst,
+				     __u8 prio, __u16 interval_cs, __u64 now)
+{
+	struct xvrrp_down_timer *t = bpf_map_lookup_elem(&down_timers, key);
+	if (!t || !holds_off(inst, t, prio))
+		return;
+	if (!t->ready) {
+		/* The only step that can fail: bpf_timer_init allocates, and
+		 * may find no memory in this context (ENOMEM, seen here under
+		 * prog.Run). Then the timer stays unarmed, which the daemon
+		 * sees (heard_ns), and the next advert tries again. Armed once,
+		 * re-arming allocates nothing. */
+		long err = bpf_timer_init(&t->timer, &down_timers, CLOCK_MONOTONIC);
+		if ((err && err != -EBUSY) || bpf_timer_set_callback(&t->timer, master_down_fired)) {
+			t->init_errors++;
+			return;
+		}
+		t->ready = 1;
+	}
+	__u64 interval = (__u64)(inst->version == 2 ? inst->interval_cs : interval_cs) * NSEC_PER_CS;
+	t->interval_ns = interval;
+	t->heard_ns = now;
+	t->graced = 0;
+	t->due_ns = now + master_down_ns(inst->version, inst->priority, interval, t->down_adverts);
+	bpf_timer_start(&t->timer, t->due_ns, BPF_F_TIMER_ABS);
+}
+
+/* ---- end of the kernel's Master_Down timers. */
+
 /* record keeps a valid advert, tells the agent when something it must react
  * to changed, and ends a master's lease when the advert says it must end. */
 static __always_inline void record(const struct xvrrp_instance_key *key,
@@ -480,6 +606,7 @@ static __always_inline void record(const struct xvrrp_instance_key *key,
 	if (kind)
 		announce(key, kind, addr, prio, prev, interval_cs, now);
 	let_go(inst, addr, prio, now);
+	hold_off(key, inst, prio, interval_cs, now);
 }
 
 /* A valid advert, as xdp_vrrp hands it to tc_fence_ingress in the XDP metadata

@@ -56,6 +56,7 @@ enum xvrrp_event_kind {
 	XVRRP_EVENT_PRIORITY,        /* the peer's priority changed */
 	XVRRP_EVENT_RESIGN,          /* priority 0: the master leaves */
 	XVRRP_EVENT_CONTEST,         /* an advert reached us while we are master */
+	XVRRP_EVENT_MASTER_DOWN,     /* a backup's Master_Down_Timer ran out in the kernel */
 };
 
 /* Instance and peer key: a VRRP router is (interface, VRID, family). */
@@ -207,6 +208,28 @@ struct xvrrp_event {
 	__u16 interval_cs;
 	__u32 pad;
 	__u64 time_ns;
+};
+
+/* A backup's Master_Down_Timer, run by the kernel (down_timers map, keyed like
+ * instances). The daemon writes an entry for an instance whose timer the
+ * kernel can run exactly as vrrp.Machine would (no preempt_delay); writing it
+ * cancels a running timer. The kernel's fields it leaves zero. */
+struct xvrrp_down_timer {
+	struct bpf_timer timer;
+	__u8 down_adverts;    /* daemon: down_timer_adverts, 1–100 (0: 3) */
+	__u8 flags;           /* daemon: XVRRP_DOWN_* */
+	__u8 ready;           /* kernel: timer initialised, callback set */
+	__u8 graced;          /* kernel: this arming was given one more interval */
+	__u32 init_errors;    /* kernel: bpf_timer_init failures, retried */
+	__u64 heard_ns;       /* kernel: the advert that armed it (CLOCK_MONOTONIC) */
+	__u64 interval_ns;    /* kernel: Master_Adver_Interval it was armed with */
+	__u64 due_ns;         /* kernel: when it runs out */
+	__u64 fired;          /* kernel: MASTER_DOWN events pushed */
+	__u64 graces;         /* kernel: late expiries given one more interval */
+};
+
+enum xvrrp_down_flag {
+	XVRRP_DOWN_NO_PREEMPT = 1 << 0, /* nopreempt: every advert holds us off */
 };
 
 #endif /* XVRRP_H */

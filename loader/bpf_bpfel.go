@@ -29,6 +29,30 @@ const (
 	bpfXvrrpCounterXVRRP_COUNTER_MAX            bpfXvrrpCounter = 21
 )
 
+type bpfXvrrpDownFlag uint32
+
+const (
+	bpfXvrrpDownFlagXVRRP_DOWN_NO_PREEMPT bpfXvrrpDownFlag = 1
+)
+
+type bpfXvrrpDownTimer struct {
+	_     structs.HostLayout
+	Timer struct {
+		_      structs.HostLayout
+		Opaque [2]uint64
+	}
+	DownAdverts uint8
+	Flags       uint8
+	Ready       uint8
+	Graced      uint8
+	InitErrors  uint32
+	HeardNs     uint64
+	IntervalNs  uint64
+	DueNs       uint64
+	Fired       uint64
+	Graces      uint64
+}
+
 type bpfXvrrpEvent struct {
 	_            structs.HostLayout
 	Key          bpfXvrrpInstanceKey
@@ -45,10 +69,11 @@ type bpfXvrrpEvent struct {
 type bpfXvrrpEventKind uint32
 
 const (
-	bpfXvrrpEventKindXVRRP_EVENT_NEW_SOURCE bpfXvrrpEventKind = 1
-	bpfXvrrpEventKindXVRRP_EVENT_PRIORITY   bpfXvrrpEventKind = 2
-	bpfXvrrpEventKindXVRRP_EVENT_RESIGN     bpfXvrrpEventKind = 3
-	bpfXvrrpEventKindXVRRP_EVENT_CONTEST    bpfXvrrpEventKind = 4
+	bpfXvrrpEventKindXVRRP_EVENT_NEW_SOURCE  bpfXvrrpEventKind = 1
+	bpfXvrrpEventKindXVRRP_EVENT_PRIORITY    bpfXvrrpEventKind = 2
+	bpfXvrrpEventKindXVRRP_EVENT_RESIGN      bpfXvrrpEventKind = 3
+	bpfXvrrpEventKindXVRRP_EVENT_CONTEST     bpfXvrrpEventKind = 4
+	bpfXvrrpEventKindXVRRP_EVENT_MASTER_DOWN bpfXvrrpEventKind = 5
 )
 
 type bpfXvrrpFamily uint32
@@ -198,6 +223,7 @@ type bpfXvrrpVmacParent struct {
 const (
 	bpfMapAdvertAddrs         = "advert_addrs"
 	bpfMapAdvertChecks        = "advert_checks"
+	bpfMapDownTimers          = "down_timers"
 	bpfMapEvents              = "events"
 	bpfMapInstanceStats       = "instance_stats"
 	bpfMapInstances           = "instances"
@@ -211,6 +237,8 @@ const (
 	bpfProgXdpVrrp            = "xdp_vrrp"
 	bpfVarUnusedAdvertCheck   = "unused_advert_check"
 	bpfVarUnusedCounter       = "unused_counter"
+	bpfVarUnusedDownFlag      = "unused_down_flag"
+	bpfVarUnusedDownTimer     = "unused_down_timer"
 	bpfVarUnusedEvent         = "unused_event"
 	bpfVarUnusedEventKind     = "unused_event_kind"
 	bpfVarUnusedFamily        = "unused_family"
@@ -276,6 +304,7 @@ type bpfProgramSpecs struct {
 type bpfMapSpecs struct {
 	AdvertAddrs   *ebpf.MapSpec `ebpf:"advert_addrs"`
 	AdvertChecks  *ebpf.MapSpec `ebpf:"advert_checks"`
+	DownTimers    *ebpf.MapSpec `ebpf:"down_timers"`
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	InstanceStats *ebpf.MapSpec `ebpf:"instance_stats"`
 	Instances     *ebpf.MapSpec `ebpf:"instances"`
@@ -292,6 +321,8 @@ type bpfMapSpecs struct {
 type bpfVariableSpecs struct {
 	UnusedAdvertCheck   *ebpf.VariableSpec `ebpf:"unused_advert_check"`
 	UnusedCounter       *ebpf.VariableSpec `ebpf:"unused_counter"`
+	UnusedDownFlag      *ebpf.VariableSpec `ebpf:"unused_down_flag"`
+	UnusedDownTimer     *ebpf.VariableSpec `ebpf:"unused_down_timer"`
 	UnusedEvent         *ebpf.VariableSpec `ebpf:"unused_event"`
 	UnusedEventKind     *ebpf.VariableSpec `ebpf:"unused_event_kind"`
 	UnusedFamily        *ebpf.VariableSpec `ebpf:"unused_family"`
@@ -326,6 +357,7 @@ func (o *bpfObjects) Close() error {
 type bpfMaps struct {
 	AdvertAddrs   *ebpf.Map `ebpf:"advert_addrs"`
 	AdvertChecks  *ebpf.Map `ebpf:"advert_checks"`
+	DownTimers    *ebpf.Map `ebpf:"down_timers"`
 	Events        *ebpf.Map `ebpf:"events"`
 	InstanceStats *ebpf.Map `ebpf:"instance_stats"`
 	Instances     *ebpf.Map `ebpf:"instances"`
@@ -340,6 +372,7 @@ func (m *bpfMaps) Close() error {
 	return _BpfClose(
 		m.AdvertAddrs,
 		m.AdvertChecks,
+		m.DownTimers,
 		m.Events,
 		m.InstanceStats,
 		m.Instances,
@@ -357,6 +390,8 @@ func (m *bpfMaps) Close() error {
 type bpfVariables struct {
 	UnusedAdvertCheck   *ebpf.Variable `ebpf:"unused_advert_check"`
 	UnusedCounter       *ebpf.Variable `ebpf:"unused_counter"`
+	UnusedDownFlag      *ebpf.Variable `ebpf:"unused_down_flag"`
+	UnusedDownTimer     *ebpf.Variable `ebpf:"unused_down_timer"`
 	UnusedEvent         *ebpf.Variable `ebpf:"unused_event"`
 	UnusedEventKind     *ebpf.Variable `ebpf:"unused_event_kind"`
 	UnusedFamily        *ebpf.Variable `ebpf:"unused_family"`

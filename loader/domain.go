@@ -111,6 +111,43 @@ func stateOf(v bpfXvrrpInstance) InstanceState {
 // SetInstance writes an instance: what its adverts are checked against, and
 // its state and lease. A master renews its lease by writing it again.
 func (d *Datapath) SetInstance(k Key, s Spec, st InstanceState) error {
+	if err := d.objs.Instances.Put(k.kernel(), instanceValue(s, st)); err != nil {
+		return fmt.Errorf("put instance %+v: %w", k, err)
+	}
+	return nil
+}
+
+// SetInstances writes instances as SetInstance does, in one system call
+// where the kernel can (a master renewing the leases of all its instances
+// due together), else one by one.
+func (d *Datapath) SetInstances(ks []Key, ss []Spec, sts []InstanceState) error {
+	if len(ks) != len(ss) || len(ks) != len(sts) {
+		return fmt.Errorf("put instances: %d keys, %d specs, %d states", len(ks), len(ss), len(sts))
+	}
+	keys := make([]bpfXvrrpInstanceKey, len(ks))
+	vals := make([]bpfXvrrpInstance, len(ks))
+	for i := range ks {
+		keys[i], vals[i] = ks[i].kernel(), instanceValue(ss[i], sts[i])
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	_, err := d.objs.Instances.BatchUpdate(keys, vals, nil)
+	if errors.Is(err, ebpf.ErrNotSupported) {
+		var errs []error
+		for i := range keys {
+			errs = append(errs, d.objs.Instances.Put(keys[i], vals[i]))
+		}
+		err = errors.Join(errs...)
+	}
+	if err != nil {
+		return fmt.Errorf("put %d instances: %w", len(keys), err)
+	}
+	return nil
+}
+
+// instanceValue is an instance as the kernel holds it.
+func instanceValue(s Spec, st InstanceState) bpfXvrrpInstance {
 	v := bpfXvrrpInstance{
 		Version:       s.Version,
 		AuthType:      s.AuthType,
@@ -142,10 +179,7 @@ func (d *Datapath) SetInstance(k Key, s Spec, st InstanceState) error {
 	v.SetGroup(s.Group)
 	v.SetLocal(s.Local)
 	v.SetMAC(s.MAC)
-	if err := d.objs.Instances.Put(k.kernel(), v); err != nil {
-		return fmt.Errorf("put instance %+v: %w", k, err)
-	}
-	return nil
+	return v
 }
 
 // State reads an instance's state and lease as the kernel has them. It
@@ -174,7 +208,8 @@ func (d *Datapath) LastAdvert(k Key) (vrrp.Heard, error) {
 // peers: what a re-created interface leaves under its old index.
 func (d *Datapath) Forget(k Key, peers []netip.Addr) error {
 	kk := k.kernel()
-	errs := []error{d.objs.Instances.Delete(kk), d.objs.Peers.Delete(kk), d.objs.InstanceStats.Delete(kk)}
+	errs := []error{d.objs.Instances.Delete(kk), d.objs.Peers.Delete(kk), d.objs.InstanceStats.Delete(kk),
+		d.objs.DownTimers.Delete(kk)}
 	for _, p := range peers {
 		errs = append(errs, d.objs.UnicastPeers.Delete(unicastKey(kk, p)))
 	}
@@ -281,10 +316,13 @@ func unicastKey(k bpfXvrrpInstanceKey, a netip.Addr) bpfXvrrpUnicastKey {
 }
 
 // Heard is an event of the kernel's: an advert that changed something for an
-// instance (a new source, another priority, priority 0, one contesting ours).
+// instance (a new source, another priority, priority 0, one contesting ours),
+// or, with MasterDown, the instance's Master_Down_Timer ran out in the kernel
+// (SetDownTimer): then only Key is set, and At is when it was due.
 type Heard struct {
 	Key
 	vrrp.Heard
+	MasterDown bool
 }
 
 // ReadHeard calls fn with each event until ctx is done, then returns
@@ -292,6 +330,10 @@ type Heard struct {
 func (d *Datapath) ReadHeard(ctx context.Context, fn func(Heard)) error {
 	return d.ReadEvents(ctx, func(e Event) {
 		k := keyOf(e.Key)
+		if uint32(e.Kind) == EventMasterDown {
+			fn(Heard{Key: k, Heard: vrrp.Heard{At: time.Duration(e.TimeNs)}, MasterDown: true})
+			return
+		}
 		fn(Heard{Key: k, Heard: vrrp.Heard{Addr: k.addrOf(e.Addr), Priority: e.Priority,
 			Interval: time.Duration(e.IntervalCs) * vrrp.IntervalUnitV3, At: time.Duration(e.TimeNs)}})
 	})

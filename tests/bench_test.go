@@ -1,9 +1,9 @@
 package tests
 
 import (
+	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -142,62 +142,62 @@ func manyConfig(count, prio int, interval string) string {
 	return s.String()
 }
 
-// BenchmarkBackupWakeups runs 255 instances at 10 ms adverts, h1 master of all,
-// h2 backup of all, for 30 s (XVRRP_BENCH_SECONDS overrides), and reports the
-// backup's CPU and voluntary context switches (its wakeups) per second, and the
-// master's CPU.
+// BenchmarkBackupWakeups measures the idle cost of 255 instances at 10 ms
+// adverts, h1 master of all and h2 backup of all, beside keepalived: the
+// `xvrrp bench` cost section (bench.Run), XVRRP_BENCH_RUNS runs (3) alternating
+// the implementations, each XVRRP_BENCH_SECONDS long (8; XVRRP_BENCH_INSTANCES
+// overrides 255). It reports the medians — the backup's wakeups (voluntary
+// context switches over its threads) per second and CPU, the master's CPU —
+// for each implementation, and xvrrp's over keepalived's; the cost goals are
+// read off them (bench.CostGoals), and logged. XVRRP_BENCH_BIN runs another
+// xvrrp binary in place of this tree's (another build, for A/B runs).
 func BenchmarkBackupWakeups(b *testing.B) {
-	seconds := 30
-	if s, err := strconv.Atoi(os.Getenv("XVRRP_BENCH_SECONDS")); err == nil && s > 0 {
-		seconds = s
+	env := func(name string, def, lo, hi int) int {
+		if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n >= lo && n <= hi {
+			return n
+		}
+		return def
 	}
-	count := 255
-	if n, err := strconv.Atoi(os.Getenv("XVRRP_BENCH_INSTANCES")); err == nil && n > 0 && n <= 255 {
-		count = n
+	seconds := env("XVRRP_BENCH_SECONDS", 8, 1, 600)
+	count := env("XVRRP_BENCH_INSTANCES", 255, 1, bench.MaxCostInstances)
+	runs := env("XVRRP_BENCH_RUNS", 3, 1, 20)
+	bin := xvrrpBin
+	if p := os.Getenv("XVRRP_BENCH_BIN"); p != "" {
+		bin = p
 	}
+	labtest.Require(b)
 	for b.Loop() {
-		l := labtest.New(b, lab.Options{Hosts: 2})
-		h1, h2 := l.Hosts[0], l.Hosts[1]
-		x1, err := h1.StartXvrrp(xvrrpBin, manyConfig(count, 150, "0.01"))
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+		r, err := bench.Run(ctx, bench.Options{XvrrpBin: bin, Impls: []string{bench.Xvrrp, bench.Keepalived},
+			Cost: bench.CostOptions{Instances: count, Interval: bench.Interval{Version: 3, Every: 10 * time.Millisecond},
+				Duration: time.Duration(seconds) * time.Second, Runs: runs}})
+		cancel()
 		if err != nil {
 			b.Fatal(err)
 		}
-		waitFor(b, func() bool { return strings.Count(x1.Output(), "Entering MASTER STATE") == count })
-		x2, err := h2.StartXvrrp(xvrrpBin, manyConfig(count, 100, "0.01"))
-		if err != nil {
+		for _, c := range r.Cost {
+			if c.FalseFailovers != 0 {
+				b.Errorf("%s run %d: %d transitions while idle", c.Impl, c.Run, c.FalseFailovers)
+			}
+		}
+		sums := r.CostSummaries()
+		by := map[string]bench.CostSummary{}
+		for _, s := range sums {
+			b.ReportMetric(s.BackupWakeups.Median, s.Impl+"-backup-wakeups/s")
+			b.ReportMetric(s.BackupCPU.Median, s.Impl+"-backup-cpu-%")
+			b.ReportMetric(s.MasterCPU.Median, s.Impl+"-master-cpu-%")
+			by[s.Impl] = s
+		}
+		if x, k := by[bench.Xvrrp], by[bench.Keepalived]; k.Runs > 0 && k.BackupCPU.Median > 0 && k.MasterCPU.Median > 0 {
+			b.ReportMetric(x.BackupCPU.Median/k.BackupCPU.Median, "backup-cpu-xvrrp/keepalived")
+			b.ReportMetric(x.MasterCPU.Median/k.MasterCPU.Median, "master-cpu-xvrrp/keepalived")
+		}
+		var text strings.Builder
+		if err := r.WriteTable(&text); err != nil {
 			b.Fatal(err)
 		}
-		waitFor(b, func() bool { return strings.Count(x2.Output(), "Entering BACKUP STATE (init)") == count })
-		time.Sleep(2 * time.Second)
-		pid1, pid2 := daemonPID(b, x1), daemonPID(b, x2)
-		cpu1, sw1 := bench.ProcStats(pid1)
-		cpu2, sw2 := bench.ProcStats(pid2)
-		time.Sleep(time.Duration(seconds) * time.Second)
-		cpu1b, sw1b := bench.ProcStats(pid1)
-		cpu2b, sw2b := bench.ProcStats(pid2)
-		if n := strings.Count(x2.Output(), "Entering MASTER STATE"); n != 0 {
-			b.Errorf("the backup took over %d instances during the run:\n%s", n, lastLines(x2.Output(), 20))
-		}
-		secs := float64(seconds)
-		b.ReportMetric(float64(sw2b-sw2)/secs, "backup-wakeups/s")
-		b.ReportMetric(float64(sw2b-sw2)/secs/float64(count), "backup-wakeups/s/instance")
-		b.ReportMetric(100*(cpu2b-cpu2).Seconds()/secs, "backup-cpu-%")
-		b.ReportMetric(100*(cpu1b-cpu1).Seconds()/secs, "master-cpu-%")
-		b.ReportMetric(float64(sw1b-sw1)/secs, "master-wakeups/s")
+		b.Logf("%d runs of %d s, shared machine:\n%s", runs, seconds, text.String())
 	}
-}
-
-// daemonPID finds the xvrrp process under nsenter: the state directory's pid file.
-func daemonPID(b *testing.B, x *lab.Xvrrp) int {
-	data, err := os.ReadFile(filepath.Join(x.StateDir, "xvrrp.pid"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(data)))
-	if err != nil {
-		b.Fatal(err)
-	}
-	return pid
 }
 
 func lastLines(s string, n int) string {

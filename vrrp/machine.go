@@ -49,6 +49,12 @@ type Params struct {
 	// advert with one of its own, as RFC 5798 has it (keepalived's
 	// lower_prio_no_advert); it waits for its next advert.
 	LowerPrioNoAdvert bool
+	// AlignAdverts puts a master's adverts on a grid of its interval on the
+	// clock (its multiples since the clock's zero): instances with the same
+	// interval, or multiples of one, fall due together, and the runtime sends
+	// them in one wakeup and one batch. The advert after one sent off the grid
+	// (a takeover, an answer) comes sooner than an interval, never later.
+	AlignAdverts bool
 	// HigherPrioSendAdvert: a master beaten by a higher-priority advert sends
 	// one more advert of its own before it steps down, so that the winner,
 	// hearing a lower priority, repeats its gratuitous ARPs (keepalived's
@@ -114,6 +120,10 @@ type Machine struct {
 	graced bool
 	// resigned: the master's last advert had priority 0.
 	resigned bool
+	// heldOffBy is the kernel time of the advert that last restarted a
+	// backup's Master_Down_Timer; zero when the timer runs from something
+	// else (entering BACKUP, a resignation) or none runs.
+	heldOffBy time.Duration
 }
 
 // NewMachine returns a machine in Init.
@@ -128,6 +138,18 @@ func (m *Machine) Deadline() time.Duration { return m.deadline }
 // Graced reports whether a backup's Master_Down_Timer runs on its stall grace
 // (StallGrace).
 func (m *Machine) Graced() bool { return m.state == Backup && m.graced }
+
+// HeldOffBy is the time of the advert that last restarted a backup's
+// Master_Down_Timer, which then runs out Master_Down_Interval after it: the
+// rule a kernel that restarts the timer at each such advert follows too
+// (hold_off in bpf/xvrrp.c). Zero when the timer runs from anything else —
+// entering BACKUP, a resignation's Skew_Time — or the machine is no backup.
+func (m *Machine) HeldOffBy() time.Duration {
+	if m.state != Backup {
+		return 0
+	}
+	return m.heldOffBy
+}
 
 // SkewTime is RFC 5798's Skew_Time for a backup of the given priority: a
 // fraction of the master's interval (v3) or of a second (v2).
@@ -194,6 +216,16 @@ func StallGrace(deadline, now, masterInterval, skew time.Duration, graced bool) 
 	return now + masterInterval + skew
 }
 
+// nextAdvert is when a master sends its next advert, sending one at now: an
+// interval later, or the first point of its grid after now (AlignAdverts).
+func (m *Machine) nextAdvert(now time.Duration) time.Duration {
+	next := now + m.p.Interval
+	if m.p.AlignAdverts && m.p.Interval > 0 {
+		next -= next % m.p.Interval
+	}
+	return next
+}
+
 func (m *Machine) masterDown() time.Duration {
 	return MasterDownInterval(m.p.Version, m.p.Priority, m.masterInterval, m.p.DownAdverts)
 }
@@ -252,6 +284,7 @@ func (m *Machine) Advert(now time.Duration, h Heard) []Action {
 			// The master resigned: take over after Skew_Time.
 			m.deadline = h.At + m.skew()
 			m.graced, m.resigned = false, true
+			m.heldOffBy = 0
 			return nil
 		}
 		if m.accepts(now, h) {
@@ -260,6 +293,7 @@ func (m *Machine) Advert(now time.Duration, h Heard) []Action {
 			}
 			m.deadline = h.At + m.masterDown()
 			m.graced, m.resigned = false, false
+			m.heldOffBy = h.At
 		}
 		// A lower-priority master with preemption on: the Master_Down_Timer
 		// runs out and we take over.
@@ -267,7 +301,7 @@ func (m *Machine) Advert(now time.Duration, h Heard) []Action {
 	case Master:
 		if h.Priority == 0 {
 			// Another router resigned: advertise at once so backups move on.
-			m.deadline = now + m.p.Interval
+			m.deadline = m.nextAdvert(now)
 			return []Action{{Kind: ActAdvert, Priority: m.p.Priority}}
 		}
 		if m.beats(h) {
@@ -282,7 +316,7 @@ func (m *Machine) Advert(now time.Duration, h Heard) []Action {
 		}
 		// keepalived answers a lower-priority master at once, so that it steps
 		// down without waiting for our next advert.
-		m.deadline = now + m.p.Interval
+		m.deadline = m.nextAdvert(now)
 		return []Action{{Kind: ActAdvert, Priority: m.p.Priority}}
 	}
 	return nil
@@ -333,7 +367,7 @@ func (m *Machine) Expire(now time.Duration, last *Heard) []Action {
 				return m.toBackup(now, last, fmt.Sprintf("higher priority advert from %v", last.Addr))
 			}
 		}
-		m.deadline = now + m.p.Interval
+		m.deadline = m.nextAdvert(now)
 		return []Action{{Kind: ActAdvert, Priority: m.p.Priority}}
 	}
 	return nil
@@ -351,7 +385,7 @@ func (m *Machine) SetPriority(now time.Duration, p uint8) []Action {
 	}
 	m.p.Priority = p
 	if m.state == Master {
-		m.deadline = now + m.p.Interval
+		m.deadline = m.nextAdvert(now)
 		return []Action{{Kind: ActAdvert, Priority: p}}
 	}
 	return nil
@@ -416,13 +450,14 @@ func (m *Machine) transition(to State, why string) Action {
 	a := Action{Kind: ActTransition, From: m.state, To: to, Why: why}
 	m.state = to
 	m.preemptAt = 0
+	m.heldOffBy = 0
 	return a
 }
 
 func (m *Machine) toMaster(now time.Duration, why string) []Action {
 	acts := []Action{m.transition(Master, why), {Kind: ActAdvert, Priority: m.p.Priority}}
 	m.masterInterval = m.p.Interval
-	m.deadline = now + m.p.Interval
+	m.deadline = m.nextAdvert(now)
 	return acts
 }
 
@@ -435,6 +470,7 @@ func (m *Machine) toBackup(now time.Duration, h *Heard, why string) []Action {
 			m.masterInterval = h.Interval
 		}
 		m.deadline = h.At + m.masterDown()
+		m.heldOffBy = h.At
 	}
 	return acts
 }

@@ -328,3 +328,73 @@ func TestStallGrace(t *testing.T) {
 		}
 	}
 }
+
+// TestHeldOffBy: the advert that restarted a backup's Master_Down_Timer, whose
+// deadline is then Master_Down_Interval after it; zero when the timer runs
+// from anything else.
+func TestHeldOffBy(t *testing.T) {
+	iv := 10 * ms
+	m := NewMachine(Params{Version: 3, Priority: 100, Interval: iv, Addr: us})
+	check := func(what string, want time.Duration) {
+		t.Helper()
+		if got := m.HeldOffBy(); got != want {
+			t.Errorf("%s: HeldOffBy %v, want %v", what, got, want)
+		}
+		if want != 0 && m.Deadline() != want+MasterDownInterval(3, 100, 20*ms, 3) {
+			t.Errorf("%s: deadline %v, want %v after %v", what, m.Deadline(), MasterDownInterval(3, 100, 20*ms, 3), want)
+		}
+	}
+	m.Start(0)
+	check("entering BACKUP", 0)
+	m.Advert(5*ms, Heard{Addr: higher, Priority: 150, Interval: 20 * ms, At: 5 * ms})
+	check("a higher priority", 5*ms)
+	m.Advert(7*ms, Heard{Addr: lower, Priority: 50, Interval: 20 * ms, At: 7 * ms})
+	check("a lower priority, preempting", 5*ms)
+	m.Advert(8*ms, Heard{Addr: higher, Priority: 100, Interval: 20 * ms, At: 8 * ms})
+	check("an equal priority", 8*ms)
+	m.Advert(9*ms, Heard{Addr: higher, Priority: 0, Interval: 20 * ms, At: 9 * ms})
+	check("a resignation", 0)
+	m.Advert(10*ms, Heard{Addr: higher, Priority: 150, Interval: 20 * ms, At: 10 * ms})
+	check("a new master", 10*ms)
+	m.Expire(m.Deadline(), nil) // on time: no stall grace
+	check("MASTER", 0)
+	m.SetPreempt(true, 0)
+	m.Advert(time.Second, Heard{Addr: higher, Priority: 250, Interval: 20 * ms, At: time.Second})
+	check("beaten", time.Second)
+	m.Advert(2*time.Second, Heard{Addr: lower, Priority: 50, Interval: 20 * ms, At: 2 * time.Second})
+	check("nopreempt, a lower priority", 2*time.Second)
+}
+
+// TestAlignAdverts: a master's adverts fall on its interval's grid, the first
+// after a takeover sooner than an interval; two instances that became master
+// apart fall due together from then on.
+func TestAlignAdverts(t *testing.T) {
+	iv := 10 * ms
+	a := NewMachine(Params{Version: 3, Priority: 255, Interval: iv, Addr: us, AlignAdverts: true})
+	b := NewMachine(Params{Version: 3, Priority: 255, Interval: 20 * ms, Addr: us, AlignAdverts: true})
+	a.Start(1003 * time.Microsecond)
+	b.Start(1007 * time.Microsecond)
+	if a.Deadline() != 10*ms || b.Deadline() != 20*ms {
+		t.Fatalf("first deadlines %v and %v, want 10ms and 20ms", a.Deadline(), b.Deadline())
+	}
+	// Timers late by a little: still on the grid.
+	a.Expire(10*ms+300*time.Microsecond, nil)
+	if a.Deadline() != 20*ms {
+		t.Errorf("after a late wake: %v, want 20ms", a.Deadline())
+	}
+	a.Expire(20*ms+50*time.Microsecond, nil)
+	b.Expire(20*ms+50*time.Microsecond, nil)
+	if a.Deadline() != 30*ms || b.Deadline() != 40*ms {
+		t.Errorf("deadlines %v and %v, want 30ms and 40ms", a.Deadline(), b.Deadline())
+	}
+	// Never more than an interval apart.
+	for now := 30 * ms; now < time.Second; now += 7 * ms {
+		if now >= a.Deadline() {
+			prev := a.Deadline()
+			a.Expire(now, nil)
+			if d := a.Deadline(); d <= now || d-now > iv || d%iv != 0 {
+				t.Fatalf("at %v (due %v): next %v", now, prev, d)
+			}
+		}
+	}
+}

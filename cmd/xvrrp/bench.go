@@ -31,8 +31,10 @@ Measures, from a packet capture on the client and 1 ms client probes:
   outage   the longest gap between answered probes the client saw
   dual     how long two nodes answered probes sent to each node's MAC for the VIP
 
-Then what a backup costs with --cost-instances at --cost-interval, idle and
-under a bounded flood of forged adverts. Needs root; removes the lab when done
+Then what a backup costs with --cost-instances at --cost-interval, idle (and
+what its master costs meanwhile) and under a bounded flood of forged adverts,
+--cost-runs times alternating the implementations, with medians and the cost
+goals against keepalived. Needs root; removes the lab when done
 or interrupted.
 
 Modes: linkcut, sigkill, sigstop (frozen, then resumed), graceful (SIGTERM),
@@ -50,7 +52,8 @@ takeovers and the gaps between the master's adverts as the backup received them.
 		&cli.DurationFlag{Name: "hold", Value: 300 * time.Millisecond, Usage: "how long a failure lasts after the new master answers"},
 		&cli.IntFlag{Name: "cost-instances", Value: 20, Usage: "instances on the backup whose cost is measured (0: skip)"},
 		&cli.StringFlag{Name: "cost-interval", Value: "20ms", Usage: "their advert interval"},
-		&cli.DurationFlag{Name: "cost-time", Value: 2 * time.Second, Usage: "how long the idle backup is measured"},
+		&cli.DurationFlag{Name: "cost-time", Value: 2 * time.Second, Usage: "how long the idle backup (and its master) is measured"},
+		&cli.IntFlag{Name: "cost-runs", Value: 1, Usage: "cost runs, alternating the implementations; medians are reported"},
 		&cli.IntFlag{Name: "flood-rate", Value: 20000, Usage: "forged adverts per second"},
 		&cli.DurationFlag{Name: "flood-time", Value: time.Second, Usage: "how long the flood lasts"},
 		&cli.IntFlag{Name: "starve-instances", Value: 50, Usage: "starve mode: instances on the master and the backup"},
@@ -166,10 +169,12 @@ func benchOptions(c *cli.Context) (bench.Options, error) {
 		return opt, fmt.Errorf("--cost-interval: %w", err)
 	}
 	opt.Cost = bench.CostOptions{Instances: c.Int("cost-instances"), Interval: iv, Duration: c.Duration("cost-time"),
-		FloodRate: c.Int("flood-rate"), FloodDuration: c.Duration("flood-time")}
+		FloodRate: c.Int("flood-rate"), FloodDuration: c.Duration("flood-time"), Runs: c.Int("cost-runs")}
 	switch {
-	case opt.Cost.Instances < 0 || opt.Cost.Instances > 250:
-		return opt, fmt.Errorf("--cost-instances %d: want 0 to 250", opt.Cost.Instances)
+	case opt.Cost.Instances < 0 || opt.Cost.Instances > bench.MaxCostInstances:
+		return opt, fmt.Errorf("--cost-instances %d: want 0 to %d", opt.Cost.Instances, bench.MaxCostInstances)
+	case opt.Cost.Runs < 1 || opt.Cost.Runs > 20:
+		return opt, fmt.Errorf("--cost-runs %d: want 1 to 20", opt.Cost.Runs)
 	case opt.Cost.FloodRate < 0 || opt.Cost.FloodRate > 1_000_000:
 		return opt, fmt.Errorf("--flood-rate %d: want 0 to 1000000", opt.Cost.FloodRate)
 	case opt.Cost.Duration < 0 || opt.Cost.Duration > 10*time.Minute || opt.Cost.FloodDuration < 0 || opt.Cost.FloodDuration > time.Minute:

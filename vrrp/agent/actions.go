@@ -119,6 +119,36 @@ func leaseFor(in *instance) time.Duration {
 }
 
 func (a *Agent) putKernel(in *instance, state vrrp.State, now time.Duration) {
+	k := in.nextKernelState(state, now)
+	if err := a.dp.SetInstance(in.key, in.spec, k); err != nil {
+		a.log.Error(fmt.Sprintf("(%s) update kernel instance: %v", in.cfg.Name, err))
+	}
+	in.kernelWrote(k, a.now())
+}
+
+// renewLeases renews the leases of masters whose adverts left, from when each
+// was queued, in one write: all instances due together renew together.
+func (a *Agent) renewLeases(ins []*instance) {
+	if len(ins) == 0 {
+		return
+	}
+	ks, ss, sts := make([]loader.Key, len(ins)), make([]loader.Spec, len(ins)), make([]loader.InstanceState, len(ins))
+	for i, in := range ins {
+		ks[i], ss[i], sts[i] = in.key, in.spec, in.nextKernelState(vrrp.Master, in.queuedAt)
+		in.counts.leaseRenewals++
+	}
+	if err := a.dp.SetInstances(ks, ss, sts); err != nil {
+		a.log.Error(fmt.Sprintf("renew leases: %v", err))
+	}
+	now := a.now()
+	for i, in := range ins {
+		in.kernelWrote(sts[i], now)
+	}
+}
+
+// nextKernelState is what the kernel is to hold of an instance in state at
+// now (a master's lease runs from now), recorded as in.kstate.
+func (in *instance) nextKernelState(state vrrp.State, now time.Duration) loader.InstanceState {
 	in.kstate = loader.InstanceState{State: state, Priority: in.m.Priority(), Renewed: in.kstate.Renewed}
 	k := in.kstate
 	switch {
@@ -133,9 +163,7 @@ func (a *Agent) putKernel(in *instance, state vrrp.State, now time.Duration) {
 		// advert ends it there.
 		k = handingOver(in)
 	}
-	if err := a.dp.SetInstance(in.key, in.spec, k); err != nil {
-		a.log.Error(fmt.Sprintf("(%s) update kernel instance: %v", in.cfg.Name, err))
-	}
+	return k
 }
 
 func (a *Agent) advert(in *instance, prio uint8, now time.Duration) {
@@ -233,15 +261,16 @@ func (a *Agent) flush() {
 	queued := a.queued
 	a.queued = nil
 	now := a.now()
+	var renew []*instance
 	for _, in := range queued {
 		in.flushing = false
 		_, ok, failures := in.sender.outcome()
 		a.sendOutcome(in, ok, failures, now)
 		in.counts.flushed(ok, in.advert.Priority)
 		if ok && in.renew && in.m.State() == vrrp.Master {
-			a.putKernel(in, vrrp.Master, in.queuedAt)
-			in.counts.leaseRenewals++
+			renew = append(renew, in)
 		}
 		in.renew = false
 	}
+	a.renewLeases(renew)
 }

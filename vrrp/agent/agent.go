@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -49,12 +50,22 @@ type Options struct {
 	LinkRcvBuf int
 }
 
-// Monotonic reads CLOCK_MONOTONIC, the clock of the kernel's timestamps.
-func Monotonic() time.Duration {
+// Monotonic reads CLOCK_MONOTONIC, the clock of the kernel's timestamps,
+// without a system call: Go's monotonic clock is CLOCK_MONOTONIC read through
+// the vDSO, from an origin of its own, so the time since an instant whose
+// CLOCK_MONOTONIC was read once is the kernel's clock. (unix.ClockGettime is
+// a system call: a master of 255 instances at 10 ms made some 12,000 a
+// second.) The origin was read just after that instant, so Monotonic is
+// never behind the kernel's clock, and ahead by that gap, well under a
+// microsecond.
+func Monotonic() time.Duration { return monoOrigin + time.Since(monoStart) }
+
+var monoStart, monoOrigin = func() (time.Time, time.Duration) {
+	start := time.Now()
 	var ts unix.Timespec
 	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
-	return time.Duration(ts.Nano())
-}
+	return start, time.Duration(ts.Nano())
+}()
 
 // Agent runs the instances of one configuration.
 type Agent struct {
@@ -78,6 +89,14 @@ type Agent struct {
 	queued []*instance
 	// fenceOnly are the interfaces that run no instance but carry the fence.
 	fenceOnly map[int]bool
+	// droppedEvents counts kernel events the reader dropped because the
+	// loop was behind (written by the reader); droppedSeen is the count the
+	// loop last acted on.
+	droppedEvents atomic.Uint64
+	droppedSeen   uint64
+	// sweepAt is when the backups whose Master_Down_Timers the kernel runs
+	// are next looked at (downtimer.go); 0: none is.
+	sweepAt time.Duration
 	// forcing is set while a sync group's members follow one of them.
 	forcing bool
 	// running is set once the instances have started.
@@ -247,9 +266,18 @@ func (a *Agent) Run(ctx context.Context) error {
 	evDone := make(chan error, 1)
 	go func() {
 		evDone <- a.dp.ReadHeard(evCtx, func(e loader.Heard) {
+			if e.MasterDown {
+				// Nothing else would wake us for it: wait.
+				select {
+				case events <- e:
+				case <-evCtx.Done():
+				}
+				return
+			}
 			select {
 			case events <- e:
 			default: // the timers re-read peers: nothing is lost for good
+				a.droppedEvents.Add(1)
 			}
 		})
 	}()
@@ -270,8 +298,8 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 
 	// After loading: the verifier's work would count against RLIMIT_RTTIME.
-	tune := &tuner{t: a.opt.Tuning, log: a.log, start: a.now()}
-	tune.undo = applyTuning(a.opt.Tuning, a.log)
+	tune := &tuner{t: a.opt.Tuning, log: a.log, start: a.now(), recheck: make(chan struct{}, 1)}
+	tune.undo = applyTuning(a.opt.Tuning, a.log, tune.recheck)
 	tune.rt = a.opt.Tuning.RTPriority > 0
 	defer func() { tune.undo() }()
 
@@ -303,6 +331,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	for {
 		a.flush()
 		a.arm(timer)
+		tune.awake(a.now())
 		select {
 		case <-ctx.Done():
 			return a.stop()
@@ -343,25 +372,42 @@ func linkUp(attrs *netlink.LinkAttrs) bool {
 	return attrs.Flags&net.FlagUp != 0 && attrs.RawFlags&unix.IFF_RUNNING != 0
 }
 
-// arm sets the timer to the earliest deadline of any instance.
+// arm sets the timer to the earliest deadline of any instance; a backup's
+// Master_Down_Timer that the kernel runs counts only for the sweep.
 func (a *Agent) arm(t *timer) {
-	if err := t.set(a.next()); err != nil {
+	if err := t.set(a.nextWake()); err != nil {
 		a.log.Error("arm timer", "error", err)
 	}
 }
 
-// next is the earliest deadline of any instance, or 0.
-func (a *Agent) next() time.Duration {
+// nextWake is when the event loop must next wake by itself: the earliest
+// deadline of any instance, the watchdog's, the sweep's, a pending
+// instance's (dynamic_interfaces); 0: never.
+func (a *Agent) nextWake() time.Duration {
 	next := a.watchdogAt
 	if a.pendingAt != 0 && (next == 0 || a.pendingAt < next) {
 		next = a.pendingAt
 	}
+	sweep := false
 	for _, in := range a.insts {
-		for _, d := range []time.Duration{in.m.Deadline(), in.garpAt, in.sendFaultUntil, in.rebindAt, in.handoverUntil, in.extrasAt()} {
+		down := in.m.Deadline()
+		if in.timedByKernel() {
+			down, sweep = 0, true
+		}
+		for _, d := range []time.Duration{down, in.garpAt, in.sendFaultUntil, in.rebindAt, in.handoverUntil, in.extrasAt()} {
 			if d != 0 && (next == 0 || d < next) {
 				next = d
 			}
 		}
+	}
+	switch {
+	case !sweep:
+		a.sweepAt = 0
+	case a.sweepAt == 0:
+		a.sweepAt = a.now() + sweepEvery
+	}
+	if d := a.sweepAt; d != 0 && (next == 0 || d < next) {
+		next = d
 	}
 	return next
 }
@@ -440,6 +486,10 @@ func (a *Agent) event(e loader.Heard) {
 	if in == nil {
 		return
 	}
+	if e.MasterDown {
+		a.masterDown(in)
+		return
+	}
 	now := a.now()
 	lower := in.m.State() == vrrp.Master && e.Priority != 0 && e.Priority < in.m.Priority()
 	if lower {
@@ -461,14 +511,34 @@ func (a *Agent) expire() {
 	}
 	var graced []string
 	var late time.Duration
+	sweep := a.sweepAt != 0 && a.sweepAt <= now
+	if sweep {
+		a.sweepAt = 0 // arm sets the next
+	}
+	// A master hears every advert of another router as an event (CONTEST,
+	// RESIGN): it reads the kernel's last advert at its timer only after the
+	// reader dropped some, rather than a bpf() call per instance and advert.
+	reread := false
+	if n := a.droppedEvents.Load(); n != a.droppedSeen {
+		a.droppedSeen, reread = n, true
+	}
 	for _, in := range a.insts {
-		if d := in.m.Deadline(); d != 0 && d <= now {
-			var last *vrrp.Heard
-			if h, err := a.dp.LastAdvert(in.key); err == nil {
-				last = &h
-			}
+		// A backup whose timer the kernel runs has a deadline gone stale:
+		// it is looked at on its MASTER_DOWN, or by the sweep, not each
+		// time the loop wakes for another instance.
+		if d := in.m.Deadline(); d != 0 && d <= now && (sweep || !in.timedByKernel()) {
 			was := in.m.Graced()
-			a.apply(in, in.m.Expire(now, last))
+			if in.m.State() == vrrp.Backup {
+				a.expireBackup(in, now)
+			} else {
+				var last *vrrp.Heard
+				if reread || in.m.State() != vrrp.Master {
+					if h, err := a.dp.LastAdvert(in.key); err == nil {
+						last = &h
+					}
+				}
+				a.apply(in, in.m.Expire(now, last))
+			}
 			if !was && in.m.Graced() {
 				graced, late = append(graced, in.cfg.Name), max(late, now-d)
 			}

@@ -36,6 +36,19 @@ type world struct {
 	vips map[string]bool
 	// adverts: the error the next sends get
 	sendErr error
+	// the kernel's Master_Down_Timers
+	downs map[loader.Key]*fakeDown
+	// lastReads counts LastAdvert calls
+	lastReads int
+}
+
+// fakeDown is a kernel Master_Down_Timer: the entry the agent wrote, and what
+// the kernel made of it (record arms it).
+type fakeDown struct {
+	loader.DownTimer
+	st loader.DownTimerState
+	// broken: bpf_timer_init fails, so no advert arms it
+	broken bool
 }
 
 func (w *world) do(format string, args ...any) { w.ops = append(w.ops, fmt.Sprintf(format, args...)) }
@@ -62,6 +75,13 @@ func (k fakeKernel) SetInstance(key loader.Key, _ loader.Spec, st loader.Instanc
 	return nil
 }
 
+func (k fakeKernel) SetInstances(ks []loader.Key, ss []loader.Spec, sts []loader.InstanceState) error {
+	for i := range ks {
+		k.SetInstance(ks[i], ss[i], sts[i])
+	}
+	return nil
+}
+
 func (k fakeKernel) State(key loader.Key) (loader.InstanceState, error) {
 	st, ok := k.w.states[key]
 	if !ok {
@@ -71,6 +91,7 @@ func (k fakeKernel) State(key loader.Key) (loader.InstanceState, error) {
 }
 
 func (k fakeKernel) LastAdvert(key loader.Key) (vrrp.Heard, error) {
+	k.w.lastReads++
 	h, ok := k.w.heard[key]
 	if !ok {
 		return h, ebpf.ErrKeyNotExist
@@ -85,7 +106,24 @@ func (fakeKernel) AllowPeer(loader.Key, netip.Addr, vrrp.TTLRange) error { retur
 func (fakeKernel) CheckAdvertAddrs(loader.Key, []netip.Addr, []netip.Addr, bool) error {
 	return nil
 }
-func (fakeKernel) ForgetAdvertAddrs(loader.Key, []netip.Addr) error          { return nil }
+func (fakeKernel) ForgetAdvertAddrs(loader.Key, []netip.Addr) error { return nil }
+func (k fakeKernel) SetDownTimer(key loader.Key, t loader.DownTimer) error {
+	k.w.downs[key] = &fakeDown{DownTimer: t}
+	return nil
+}
+
+func (k fakeKernel) ForgetDownTimer(key loader.Key) error {
+	delete(k.w.downs, key)
+	return nil
+}
+
+func (k fakeKernel) DownTimerOf(key loader.Key) (loader.DownTimerState, error) {
+	d := k.w.downs[key]
+	if d == nil {
+		return loader.DownTimerState{}, ebpf.ErrKeyNotExist
+	}
+	return d.st, nil
+}
 func (fakeKernel) ReadHeard(ctx context.Context, _ func(loader.Heard)) error { return nil }
 func (fakeKernel) Attach(int) error                                          { return nil }
 func (fakeKernel) AttachFence(int) error                                     { return nil }
@@ -147,7 +185,8 @@ func newRig(t *testing.T, conf string) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := &world{states: map[loader.Key]loader.InstanceState{}, heard: map[loader.Key]vrrp.Heard{}, vips: map[string]bool{}}
+	w := &world{states: map[loader.Key]loader.InstanceState{}, heard: map[loader.Key]vrrp.Heard{}, vips: map[string]bool{},
+		downs: map[loader.Key]*fakeDown{}}
 	r := &rig{w: w, clock: time.Second}
 	a := &Agent{cfg: cfg, log: slog.New(slog.DiscardHandler), now: func() time.Duration { return r.clock },
 		dp: fakeKernel{w}, addrs: fakeAddrs{w}, byKey: map[loader.Key]*instance{}, groups: map[string][]*instance{},
@@ -260,6 +299,7 @@ func (r *rig) hear(vrid uint8, from string, prio uint8) {
 	if st, ok := r.w.states[key]; ok && st.State == vrrp.Master && prio != 0 && (st.HandingOver || prio > st.Priority) {
 		r.w.states[key] = loader.InstanceState{State: vrrp.Backup, Priority: st.Priority}
 	}
+	r.w.holdOff(key, h)
 	r.event(loader.Heard{Key: key, Heard: h})
 	r.loop()
 }
@@ -483,7 +523,8 @@ func TestAdoptLease(t *testing.T) {
 		want  bool
 	}{{"within", 2 * time.Second, true}, {"past", 500 * time.Millisecond, false}} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := &world{states: map[loader.Key]loader.InstanceState{}, heard: map[loader.Key]vrrp.Heard{}, vips: map[string]bool{"192.0.2.1/24 dev eth0": true}}
+			w := &world{states: map[loader.Key]loader.InstanceState{}, heard: map[loader.Key]vrrp.Heard{}, vips: map[string]bool{"192.0.2.1/24 dev eth0": true},
+				downs: map[loader.Key]*fakeDown{}}
 			w.states[loader.Key{Ifindex: 2, VRID: 51}] = loader.InstanceState{State: vrrp.Master, Priority: 100, LeaseUntil: tc.lease}
 			cfg, _ := config.Parse("keepalived.conf", oneInstance(100, ""))
 			a := &Agent{cfg: cfg, log: slog.New(slog.DiscardHandler), now: func() time.Duration { return time.Second }, dp: fakeKernel{w}, addrs: fakeAddrs{w}}

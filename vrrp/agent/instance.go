@@ -89,6 +89,14 @@ type instance struct {
 	// addrVMACs are use_vmac_addr's, by name.
 	vmac      *vmacIf
 	addrVMACs map[string]*vmacIf
+
+	// The Master_Down_Timer in the kernel (downtimer.go). kernelTimer: its
+	// entry is written; armsSince: since when the kernel can arm it (0: it
+	// cannot); delegated: the kernel armed it since, and the daemon sleeps
+	// through the machine's deadline.
+	kernelTimer bool
+	armsSince   time.Duration
+	delegated   bool
 }
 
 // newInstance makes an instance on the host: bound to its interface (bind),
@@ -135,6 +143,7 @@ func build(inst *instance) error {
 		PreemptDelay: in.PreemptDelay,
 		DownAdverts:  in.DownTimerAdverts,
 
+		AlignAdverts:         true,
 		LowerPrioNoAdvert:    in.LowerPrioNoAdvert,
 		HigherPrioSendAdvert: in.HigherPrioSendAdvert,
 	})
@@ -277,6 +286,7 @@ func (a *Agent) putKernelEntries(inst *instance) error {
 	if err := a.dp.SetInstance(inst.key, inst.spec, inst.kstate); err != nil {
 		return fmt.Errorf("kernel instance: %w", err)
 	}
+	a.putDownTimer(inst, a.now())
 	for _, v := range inst.held() {
 		if err := a.dp.PutVIPOf(inst.key, v.ip()); err != nil {
 			return fmt.Errorf("kernel VIP %v: %w", v, err)

@@ -192,6 +192,9 @@ func (a *Agent) update(in *instance, nc *config.Instance, now time.Duration) boo
 	in.cfg = nc
 	changed := oc.Priority != nc.Priority || oc.Preempt != nc.Preempt || oc.PreemptDelay != nc.PreemptDelay || oc.Accept != nc.Accept
 	in.m.SetPreempt(!nc.Preempt, nc.PreemptDelay)
+	if oc.Preempt != nc.Preempt || oc.PreemptDelay != nc.PreemptDelay {
+		a.putDownTimer(in, now)
+	}
 	if oc.Accept != nc.Accept {
 		in.spec.NoAccept = !nc.Accept
 		a.putKernel(in, in.kstate.State, now)

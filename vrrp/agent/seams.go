@@ -20,8 +20,12 @@ import (
 // kernel is the datapath as the agent uses it.
 type kernel interface {
 	SetInstance(loader.Key, loader.Spec, loader.InstanceState) error
+	SetInstances([]loader.Key, []loader.Spec, []loader.InstanceState) error
 	State(loader.Key) (loader.InstanceState, error)
 	LastAdvert(loader.Key) (vrrp.Heard, error)
+	SetDownTimer(loader.Key, loader.DownTimer) error
+	ForgetDownTimer(loader.Key) error
+	DownTimerOf(loader.Key) (loader.DownTimerState, error)
 	Forget(loader.Key, []netip.Addr) error
 	PutVIPOf(loader.Key, netip.Addr) error
 	ForgetVIP(netip.Addr) error

@@ -123,6 +123,29 @@ type tuner struct {
 	rt    bool
 	start time.Duration   // when the loop started: its first second is not judged
 	lates []time.Duration // when the loop last woke late, newest last
+	// recheck asks realtime to bring new threads under SCHED_RR; checked
+	// is when it was last asked.
+	recheck chan struct{}
+	checked time.Duration
+}
+
+// threadsEvery is how often, at most, the event loop has realtime look for
+// threads the runtime started since.
+const threadsEvery = time.Second
+
+// awake tells the tuner the event loop is running, at now: the runtime starts
+// threads when goroutines have work, and the loop runs whenever the daemon
+// has any, so new threads are looked for then, at most every threadsEvery,
+// and an idle daemon is not woken for it.
+func (tn *tuner) awake(now time.Duration) {
+	if now-tn.checked < threadsEvery {
+		return
+	}
+	tn.checked = now
+	select {
+	case tn.recheck <- struct{}{}:
+	default:
+	}
 }
 
 // autoRTLates is how many late wake-ups within a second make the daemon
@@ -150,14 +173,14 @@ func (tn *tuner) late(now, d time.Duration) {
 	tn.log.Warn("running late: switching to real-time scheduling", "late", d, "priority", t.AutoRTPriority)
 	t.RTPriority = t.AutoRTPriority
 	prev := tn.undo
-	undoRT := realtime(t, tn.log)
+	undoRT := realtime(t, tn.log, tn.recheck)
 	tn.undo = func() { undoRT(); prev() }
 }
 
 // applyTuning tunes the process as t says. What it cannot do (no privilege,
 // no such CPU) is logged and the daemon carries on: running late is better
 // than not running.
-func applyTuning(t Tuning, log *slog.Logger) (undo func()) {
+func applyTuning(t Tuning, log *slog.Logger, recheck <-chan struct{}) (undo func()) {
 	debug.SetGCPercent(gcPercent)
 	undo = func() {}
 	if len(t.CPUs) > 0 {
@@ -183,7 +206,7 @@ func applyTuning(t Tuning, log *slog.Logger) (undo func()) {
 		}
 	}
 	if t.RTPriority > 0 {
-		undo = realtime(t, log)
+		undo = realtime(t, log, recheck)
 	}
 	return undo
 }
@@ -191,9 +214,10 @@ func applyTuning(t Tuning, log *slog.Logger) (undo func()) {
 // realtime puts every thread of the process under SCHED_RR, with
 // SCHED_RESET_ON_FORK so that a child — a script, a notify program — starts
 // with normal scheduling and never runs real-time. The flag also resets threads
-// the Go runtime starts later, so those are brought under SCHED_RR once a
-// second.
-func realtime(t Tuning, log *slog.Logger) (undo func()) {
+// the Go runtime starts later, so those are brought under SCHED_RR when the
+// event loop runs (tuner.awake), at most once a second: never on a timer of
+// their own, which would wake an idle backup.
+func realtime(t Tuning, log *slog.Logger, recheck <-chan struct{}) (undo func()) {
 	if t.RTTime > 0 {
 		// Soft limit: SIGXCPU, handled below; hard: the kernel's SIGKILL.
 		lim := &unix.Rlimit{Cur: uint64(t.RTTime / time.Microsecond), Max: uint64(2 * t.RTTime / time.Microsecond)}
@@ -225,11 +249,9 @@ func realtime(t Tuning, log *slog.Logger) (undo func()) {
 		})
 	}
 	go func() {
-		tick := time.NewTicker(time.Second)
-		defer tick.Stop()
 		for {
 			select {
-			case <-tick.C:
+			case <-recheck:
 				forEachThread(rr)
 			case <-xcpu:
 				log.Error("a real-time thread ran past vrrp_rlimit_rttime without blocking: back to normal scheduling", "rlimit_rttime", t.RTTime)
