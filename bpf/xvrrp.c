@@ -515,32 +515,13 @@ static __always_inline int holds_off(const struct xvrrp_instance *inst, const st
 	return (t->flags & XVRRP_DOWN_NO_PREEMPT) || prio >= inst->priority;
 }
 
-/* stall_grace is the rule for a timer that runs out late: the kernel's
- * hrtimer fires within microseconds of its time, so one that runs more than a
- * master interval late means this host (a VM, a CPU in a long softirq) was
- * stalled, and adverts that arrived meanwhile may still wait in the NIC's
- * queue, unrecorded. It gives the master one more interval, once per arming:
- * an advert in that interval re-arms the timer as usual; none, and the timer
- * runs out on time and the daemon hears of it. It returns 1 when it re-armed. */
-static __always_inline int stall_grace(struct xvrrp_down_timer *t, __u64 now)
-{
-	if (t->graced || now <= t->due_ns + t->interval_ns)
-		return 0;
-	t->graced = 1;
-	t->graces++;
-	t->due_ns = now + t->interval_ns;
-	bpf_timer_start(&t->timer, t->due_ns, BPF_F_TIMER_ABS);
-	return 1;
-}
-
 /* master_down_fired runs when a backup's Master_Down_Timer runs out: it tells
- * the daemon, which reads the last advert and decides. A full ring buffer is
+ * the daemon, which reads the last advert and decides — and applies the rule
+ * for a host that was stalled (vrrp.StallGrace) in one place, so a callback
+ * that runs late after a stall is graced there, once. A full ring buffer is
  * tried again a master interval later. */
 static int master_down_fired(void *map, struct xvrrp_instance_key *key, struct xvrrp_down_timer *t)
 {
-	__u64 now = bpf_ktime_get_ns();
-	if (stall_grace(t, now))
-		return 0;
 	struct xvrrp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		bpf_timer_start(&t->timer, t->interval_ns ? t->interval_ns : NSEC_PER_CS, 0);
@@ -581,7 +562,6 @@ static __always_inline void hold_off(const struct xvrrp_instance_key *key, const
 	__u64 interval = (__u64)(inst->version == 2 ? inst->interval_cs : interval_cs) * NSEC_PER_CS;
 	t->interval_ns = interval;
 	t->heard_ns = now;
-	t->graced = 0;
 	t->due_ns = now + master_down_ns(inst->version, inst->priority, interval, t->down_adverts);
 	bpf_timer_start(&t->timer, t->due_ns, BPF_F_TIMER_ABS);
 }

@@ -219,13 +219,12 @@ struct xvrrp_down_timer {
 	__u8 down_adverts;    /* daemon: down_timer_adverts, 1–100 (0: 3) */
 	__u8 flags;           /* daemon: XVRRP_DOWN_* */
 	__u8 ready;           /* kernel: timer initialised, callback set */
-	__u8 graced;          /* kernel: this arming was given one more interval */
+	__u8 pad;
 	__u32 init_errors;    /* kernel: bpf_timer_init failures, retried */
 	__u64 heard_ns;       /* kernel: the advert that armed it (CLOCK_MONOTONIC) */
 	__u64 interval_ns;    /* kernel: Master_Adver_Interval it was armed with */
 	__u64 due_ns;         /* kernel: when it runs out */
 	__u64 fired;          /* kernel: MASTER_DOWN events pushed */
-	__u64 graces;         /* kernel: late expiries given one more interval */
 };
 
 enum xvrrp_down_flag {

@@ -44,13 +44,12 @@ type bpfXvrrpDownTimer struct {
 	DownAdverts uint8
 	Flags       uint8
 	Ready       uint8
-	Graced      uint8
+	Pad         uint8
 	InitErrors  uint32
 	HeardNs     uint64
 	IntervalNs  uint64
 	DueNs       uint64
 	Fired       uint64
-	Graces      uint64
 }
 
 type bpfXvrrpEvent struct {

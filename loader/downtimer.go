@@ -57,7 +57,6 @@ type DownTimerState struct {
 	// until an advert arms it.
 	Heard, Interval, Due time.Duration
 	Fired                uint64 // MASTER_DOWN events pushed
-	Graces               uint64 // late expiries given one more interval (stall_grace)
 	// InitErrors counts adverts that found the timer could not be set up
 	// (bpf_timer_init: no memory in that context); the next one tries again.
 	InitErrors uint32
@@ -71,7 +70,7 @@ func (d *Datapath) DownTimerOf(k Key) (DownTimerState, error) {
 		return DownTimerState{}, err
 	}
 	return DownTimerState{Heard: time.Duration(v.HeardNs), Interval: time.Duration(v.IntervalNs),
-		Due: time.Duration(v.DueNs), Fired: v.Fired, Graces: v.Graces, InitErrors: v.InitErrors}, nil
+		Due: time.Duration(v.DueNs), Fired: v.Fired, InitErrors: v.InitErrors}, nil
 }
 
 // DownTimers is the kernel's side of every Master_Down_Timer handed to it.
@@ -84,7 +83,7 @@ func (d *Datapath) DownTimers() (map[Key]DownTimerState, error) {
 	it := d.objs.DownTimers.Iterate()
 	for it.Next(&k, &v) {
 		out[keyOf(k)] = DownTimerState{Heard: time.Duration(v.HeardNs), Interval: time.Duration(v.IntervalNs),
-			Due: time.Duration(v.DueNs), Fired: v.Fired, Graces: v.Graces, InitErrors: v.InitErrors}
+			Due: time.Duration(v.DueNs), Fired: v.Fired, InitErrors: v.InitErrors}
 	}
 	return out, it.Err()
 }
