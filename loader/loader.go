@@ -420,7 +420,7 @@ func (d *Datapath) Remove() error {
 		l.Close()
 	}
 	d.links = map[string]link.Link{}
-	for _, m := range []*ebpf.Map{d.objs.Instances, d.objs.Peers, d.objs.Vips, d.objs.UnicastPeers, d.objs.Stats, d.objs.InstanceStats, d.objs.Events} {
+	for _, m := range []*ebpf.Map{d.objs.Instances, d.objs.Peers, d.objs.Vips, d.objs.UnicastPeers, d.objs.Stats, d.objs.InstanceStats, d.objs.Events, d.objs.Liveness} {
 		if m != nil && m.IsPinned() {
 			errs = append(errs, m.Unpin())
 		}
