@@ -70,6 +70,7 @@ struct xvrrp_liveness {
 	__u64 last_reply_ns;
 	__u64 replies;       /* valid replies */
 	__u64 lost;          /* LIVENESS_LOST events raised */
+	__u64 lost_ns;       /* when the last was raised */
 };
 
 struct {
@@ -102,6 +103,7 @@ static int liveness_expired(void *map, struct xvrrp_instance_key *key, struct xv
 	if (missed > lv->multiplier || (missed >= lv->multiplier && now >= lv->last_probe_ns + half)) {
 		lv->armed = 0;
 		lv->lost++;
+		lv->lost_ns = now;
 		announce(key, XVRRP_EVENT_LIVENESS_LOST, lv->master, 0, 0, 0, now);
 		return 0;
 	}

@@ -146,6 +146,7 @@ type bpfXvrrpLiveness struct {
 	LastReplyNs uint64
 	Replies     uint64
 	Lost        uint64
+	LostNs      uint64
 }
 
 type bpfXvrrpPeer struct {

@@ -82,6 +82,7 @@ type Liveness struct {
 	Replies    uint64
 	Unanswered uint64
 	Lost       uint64 // LIVENESS_LOST events raised
+	LostAt     time.Duration
 	LastReply  time.Duration
 	LastProbe  time.Duration
 }
@@ -112,7 +113,7 @@ func (d *Datapath) LivenessOf(k Key) (Liveness, error) {
 		return Liveness{}, err
 	}
 	l := Liveness{Armed: v.Armed != 0, Sent: v.Sent, Replies: v.Replies, Unanswered: v.Unanswered,
-		Lost: v.Lost, LastReply: time.Duration(v.LastReplyNs), LastProbe: time.Duration(v.LastProbeNs)}
+		Lost: v.Lost, LastReply: time.Duration(v.LastReplyNs), LastProbe: time.Duration(v.LastProbeNs), LostAt: time.Duration(v.LostNs)}
 	var zero [6]byte
 	if v.MasterMac != zero {
 		l.Master = k.addrOf(v.Master)

@@ -208,6 +208,7 @@ func (a *Agent) trackedLinks(ti []config.TrackInterface) {
 }
 
 func (a *Agent) closeAll() {
+	a.closeProbers()
 	if a.stopTrackers != nil {
 		a.stopTrackers()
 	}
@@ -288,6 +289,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer timer.close()
 	for {
 		a.flush()
+		a.syncProbers()
 		a.arm(timer)
 		select {
 		case <-ctx.Done():
@@ -413,6 +415,10 @@ func (a *Agent) stop() error {
 func (a *Agent) event(e loader.Heard) {
 	in := a.byKey[e.Key]
 	if in == nil {
+		return
+	}
+	if e.Lost {
+		a.livenessLost(in, e)
 		return
 	}
 	now := a.now()

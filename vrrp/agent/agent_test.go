@@ -78,10 +78,14 @@ func (k fakeKernel) LastAdvert(key loader.Key) (vrrp.Heard, error) {
 	return h, nil
 }
 
-func (fakeKernel) Forget(loader.Key, []netip.Addr) error                     { return nil }
-func (fakeKernel) PutVIPOf(loader.Key, netip.Addr) error                     { return nil }
-func (fakeKernel) ForgetVIP(netip.Addr) error                                { return nil }
-func (fakeKernel) AllowPeer(loader.Key, netip.Addr) error                    { return nil }
+func (fakeKernel) Forget(loader.Key, []netip.Addr) error             { return nil }
+func (fakeKernel) PutVIPOf(loader.Key, netip.Addr) error             { return nil }
+func (fakeKernel) ForgetVIP(netip.Addr) error                        { return nil }
+func (fakeKernel) AllowPeer(loader.Key, netip.Addr) error            { return nil }
+func (fakeKernel) SetLiveness(loader.Key, loader.LivenessSpec) error { return nil }
+func (fakeKernel) LivenessOf(loader.Key) (loader.Liveness, error) {
+	return loader.Liveness{}, ebpf.ErrKeyNotExist
+}
 func (fakeKernel) ReadHeard(ctx context.Context, _ func(loader.Heard)) error { return nil }
 func (fakeKernel) Attach(int) error                                          { return nil }
 func (fakeKernel) AttachFence(int) error                                     { return nil }

@@ -85,6 +85,9 @@ type instance struct {
 	// restored counts addresses and routes put back after something else
 	// removed them while master.
 	restored uint64
+	// prober sends fast_liveness probes while BACKUP; nil without
+	// fast_liveness.
+	prober *prober
 }
 
 // newInstance makes an instance on the host: bound to its interface (bind),
@@ -99,6 +102,10 @@ func (a *Agent) newInstance(in *config.Instance) (*instance, error) {
 	}
 	if err := a.adopt(inst); err != nil {
 		return nil, err
+	}
+	if l := in.Liveness; l != nil {
+		inst.prober = newProber(in.Name, l.Interval, a.dp.LivenessOf, a.log)
+		inst.prober.start()
 	}
 	return inst, nil
 }
@@ -140,6 +147,7 @@ func build(inst *instance) error {
 		Interval: in.Interval,
 		Unicast:  len(in.UnicastPeers) > 0,
 		NoAccept: !in.Accept,
+		Liveness: in.Liveness != nil,
 	}
 	if in.Version == 2 {
 		inst.spec.AuthData = inst.advert.AuthData
@@ -268,6 +276,11 @@ func (a *Agent) putKernelEntries(inst *instance) error {
 	for _, p := range inst.cfg.UnicastPeers {
 		if err := a.dp.AllowPeer(inst.key, p.Addr); err != nil {
 			return fmt.Errorf("kernel unicast peer %v: %w", p.Addr, err)
+		}
+	}
+	if inst.cfg.Liveness != nil {
+		if err := a.dp.SetLiveness(inst.key, livenessSpec(inst)); err != nil {
+			return fmt.Errorf("kernel fast_liveness: %w", err)
 		}
 	}
 	return nil

@@ -26,6 +26,8 @@ type kernel interface {
 	PutVIPOf(loader.Key, netip.Addr) error
 	ForgetVIP(netip.Addr) error
 	AllowPeer(loader.Key, netip.Addr) error
+	SetLiveness(loader.Key, loader.LivenessSpec) error
+	LivenessOf(loader.Key) (loader.Liveness, error)
 	ReadHeard(context.Context, func(loader.Heard)) error
 	Attach(ifindex int) error
 	AttachFence(ifindex int) error

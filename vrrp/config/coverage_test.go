@@ -133,6 +133,10 @@ var behaviourTests = map[string]string{
 	"vrrp_instance notify_priority_changes":    "tests/TestNotify",
 	"vrrp_instance notify_master_rx_lower_pri": "tests/TestNotify",
 
+	"vrrp_instance fast_liveness": "tests/TestLivenessTakesOverAfterMultiplierMisses",
+	"fast_liveness interval":      "tests/TestLivenessFrozenMaster",
+	"fast_liveness multiplier":    "tests/TestLivenessTakesOverAfterMultiplierMisses",
+
 	"authentication auth_type": "tests/TestInteropWithKeepalived",
 	"authentication auth_pass": "tests/TestInteropWithKeepalived",
 
@@ -178,6 +182,8 @@ xvrrp_check c {
 vrrp_instance i {
     authentication {
     }
+    fast_liveness {
+    }
 }
 vrrp_sync_group g {
 }
@@ -208,7 +214,7 @@ func acceptedKeywords(t *testing.T) []string {
 			keys = append(keys, block+" "+k)
 		}
 	})
-	for _, b := range []string{"top", "global_defs", "vrrp_script", "xvrrp_check", "vrrp_instance", "authentication", "vrrp_sync_group", "vrrp_track_file", "vrrp_track_process"} {
+	for _, b := range []string{"top", "global_defs", "vrrp_script", "xvrrp_check", "vrrp_instance", "authentication", "fast_liveness", "vrrp_sync_group", "vrrp_track_file", "vrrp_track_process"} {
 		if !blocks[b] {
 			t.Fatalf("no keyword table seen for %s: everyBlock misses it", b)
 		}
