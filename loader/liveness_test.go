@@ -225,3 +225,40 @@ func TestLivenessBackupCountsReplies(t *testing.T) {
 		t.Errorf("after the event: %+v, want disarmed, 1 lost", lv)
 	}
 }
+
+// BenchmarkLiveness: what a probe costs a master's XDP (the answer), a
+// backup's tc egress (the nonce stamped) and XDP (a reply refused for its
+// nonce, the same work as one taken less the timer), and other UDP the XDP
+// fast path now looks at.
+func BenchmarkLiveness(b *testing.B) {
+	d := newDatapath(b)
+	master, backup := key(60, FamilyIPv4), key(52, FamilyIPv4)
+	in := Instance{Version: 3, State: StateMaster, Priority: 150, MinIntervalCs: 1, MaxIntervalCs: 4095,
+		Flags: FlagLiveness, LeaseUntilNs: monotonicNow(b) + uint64(time.Hour)}
+	in.SetLocal(self)
+	in.SetMAC(hostMAC)
+	d.PutInstance(master, in)
+	in.State, in.Flags = StateBackup, FlagLiveness|FlagRecordInXDP
+	d.PutInstance(backup, in)
+	d.SetLiveness(keyOf(backup), LivenessSpec{Interval: time.Millisecond, Multiplier: 3, Timeout: 3 * time.Millisecond})
+	d.XDP().Run(&ebpf.RunOptions{Data: advert(b, v3(), src4, vrrp.Group4, 255)})
+	// BPF_PROG_TEST_RUN repeats on the frame as the last run left it: an
+	// answered probe becomes a reply, which the next run drops as
+	// unsolicited (no liveness record for VRID 60), and so on. The answer's
+	// own cost is 2 × answer-alternating less unsolicited.
+	b.Run("answer-alternating", func(b *testing.B) {
+		benchRun(b, d.XDP(), probeFrame(hostMAC, peerMAC, src4, self, 60, ProbeTypeProbe, 1), xdpDrop)
+	})
+	b.Run("unsolicited", func(b *testing.B) {
+		benchRun(b, d.XDP(), probeFrame(peerMAC, hostMAC, self, src4, 60, ProbeTypeReply, 1), xdpDrop)
+	})
+	b.Run("stamp", func(b *testing.B) {
+		benchRun(b, d.FenceEgress(), probeFrame(peerMAC, hostMAC, self, src4, 52, ProbeTypeProbe, 0), tcNext)
+	})
+	b.Run("reply-refused", func(b *testing.B) {
+		benchRun(b, d.XDP(), probeFrame(hostMAC, peerMAC, src4, self, 52, ProbeTypeReply, 12345), xdpDrop)
+	})
+	b.Run("other-udp", func(b *testing.B) {
+		benchRun(b, d.XDP(), udpFrame(netip.MustParseAddr("192.0.2.200"), vip4), xdpPass)
+	})
+}
