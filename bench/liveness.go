@@ -2,6 +2,7 @@ package bench
 
 import (
 	"net"
+	"time"
 
 	"github.com/xvrrp/xvrrp/bench/lab"
 	"github.com/xvrrp/xvrrp/loader"
@@ -13,6 +14,7 @@ import (
 func (c *cell) probeCost() (ProbeCost, error) {
 	pc := ProbeCost{Impl: c.impl, Interval: c.iv.String()}
 	before, _ := livenessOf(c.l.Hosts[1])
+	t0 := time.Now()
 	var err error
 	pc.Master, err = measure(c.daemons[0], func() error {
 		var err error
@@ -24,6 +26,7 @@ func (c *cell) probeCost() (ProbeCost, error) {
 	}
 	after, _ := livenessOf(c.l.Hosts[1])
 	pc.Probes, pc.Replies = after.Sent-before.Sent, after.Replies-before.Replies
+	pc.Counted = time.Since(t0).Seconds()
 	return pc, nil
 }
 

@@ -157,7 +157,7 @@ func (r *Report) WriteTable(w io.Writer) error {
 		for _, p := range r.Probe {
 			fmt.Fprintf(tw, "%s\t%s\t%.1fs\t%.2f\t%.0f\t%.2f\t%.0f\t%.0f\t%.0f\t\n", p.Impl, p.Interval, p.Backup.Seconds,
 				p.Master.CPUPercent(), p.Master.WakeupsPerSecond(), p.Backup.CPUPercent(), p.Backup.WakeupsPerSecond(),
-				float64(p.Probes)/p.Backup.Seconds, float64(p.Replies)/p.Backup.Seconds)
+				float64(p.Probes)/p.Counted, float64(p.Replies)/p.Counted)
 		}
 	}
 	if len(r.Starve) > 0 {

@@ -123,8 +123,9 @@ type ProbeCost struct {
 	Backup   Usage  `json:"backup"`
 	// Probes the backup's kernel stamped and replies it took over the
 	// window (xvrrp+liveness).
-	Probes  uint64 `json:"probes"`
-	Replies uint64 `json:"replies"`
+	Probes  uint64  `json:"probes"`
+	Replies uint64  `json:"replies"`
+	Counted float64 `json:"counted_seconds"` // between the two reads of the counts
 }
 
 // Result is one trial's metrics.
