@@ -197,3 +197,32 @@ func everyState(t *testing.T, cfg *config.Config, in *config.Instance) reach {
 	try(0)
 	return r
 }
+
+// check says what fast_liveness will do, and refuses a bad block with its
+// file:line.
+func TestCheckFastLiveness(t *testing.T) {
+	conf := `vrrp_instance VI_1 {
+    interface eth0
+    virtual_router_id 51
+    priority 100
+    fast_liveness {
+        interval %s
+        multiplier 3
+    }
+    virtual_ipaddress {
+        192.0.2.1/24
+    }
+}
+`
+	p := writeConf(t, strings.Replace(conf, "%s", "1ms", 1))
+	code, out, errOut := runCLI(t, "check", "-f", p)
+	want := "fast_liveness: as backup, probes the master every 1ms (UDP port 7112, from the kernel's record of its adverts) and takes over once 3 in a row go unanswered (looked at 3.609375ms after the last reply)"
+	if code != 0 || !strings.Contains(out, want) {
+		t.Errorf("check exit %d, output\n%s\n%s\nwant it to say %q", code, out, errOut, want)
+	}
+	p = writeConf(t, strings.Replace(conf, "%s", "1us", 1))
+	code, _, errOut = runCLI(t, "check", "-f", p)
+	if want := p + ":6: interval: '1us' is not a duration from 100µs to 10s"; code == 0 || !strings.Contains(errOut, want) {
+		t.Errorf("check exit %d, errors\n%s\nwant %q", code, errOut, want)
+	}
+}

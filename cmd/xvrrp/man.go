@@ -34,6 +34,14 @@ fences the VIP on every node that is not master with a lease the daemon renews,
 so a crashed or frozen master stops answering by itself. Maps are pinned under
 --pin-dir; bpftool map dump pinned shows them with named fields.
 
+Extensions: xvrrp_check (built-in TCP and HTTP checks) and, in a vrrp_instance,
+a fast_liveness block (interval, multiplier): a backup probes its master every
+interval (IPv4 UDP port 7112, the master's MAC and address) and takes over once
+multiplier probes in a row go unanswered, well below Master_Down_Interval; the
+master's XDP program answers the probes while its lease runs, never its daemon.
+A master or backup without it (keepalived included) runs plain VRRP. keepalived
+refuses both blocks.
+
 Signals: SIGTERM and SIGINT stop the daemon (masters resign with priority 0, the
 VIPs and the datapath are removed unless --keep-datapath). SIGHUP reloads the
 configuration: unchanged instances keep their state, an invalid file changes
