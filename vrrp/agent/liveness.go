@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/xvrrp/xvrrp/loader"
 	"github.com/xvrrp/xvrrp/vrrp"
@@ -75,8 +74,8 @@ func (p *prober) close() {
 // run sends a probe every interval to the master the kernel last heard
 // adverts from (its address and MAC), re-read when the target changes and
 // every 64 probes. The probe's nonce is the kernel's: tc egress writes it.
-// It paces itself with clock_nanosleep on a thread of its own, one wakeup a
-// probe (a Go ticker cost three), and parks while there is nothing to probe.
+// It paces itself with clock_nanosleep on a thread of its own and parks while
+// there is nothing to probe.
 func (p *prober) run() {
 	defer close(p.done)
 	runtime.LockOSThread()
@@ -147,32 +146,15 @@ func (p *prober) run() {
 	}
 }
 
-// sleepUntil sleeps until the monotonic time at. Stretches of up to 2 ms
-// sleep in a raw system call, which keeps this thread's P: the runtime's
-// monitor would otherwise take it back at each sleep and wake every 20 µs
-// doing so (3,500 wakeups a second at 1 ms probes instead of 1,000). A
-// stop-the-world waits for such a stretch at most. Longer waits are ordinary
-// blocking sleeps until the last 2 ms. With a single P (GOMAXPROCS 1, as a
-// one-CPU cgroup gives) every sleep is ordinary: a raw one would hold the
-// only P and starve the event loop.
+// sleepUntil sleeps until the monotonic time at, in an ordinary blocking
+// system call. Not a raw one, though the runtime's monitor wakes often while a
+// thread sleeps in a system call: a raw sleep keeps this thread's P, and with
+// two Ps the goroutine the ring buffer's reader readies then waits for the
+// monitor to take back the reader's P — fast_liveness takeovers came 8 ms
+// late in xvrrp bench (detect 3015 ms at 1 s v2, the lease ending at 3004).
 func sleepUntil(at time.Duration) {
-	raw := 2 * time.Millisecond
-	if runtime.GOMAXPROCS(0) < 2 {
-		raw = 0
-	}
-	for {
-		left := at - Monotonic()
-		if left <= 0 {
-			return
-		}
-		if left > raw {
-			ts := unix.NsecToTimespec(int64(at - raw))
-			unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &ts, nil)
-			continue
-		}
-		ts := unix.NsecToTimespec(int64(at))
-		unix.RawSyscall6(unix.SYS_CLOCK_NANOSLEEP, unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME,
-			uintptr(unsafe.Pointer(&ts)), 0, 0, 0)
+	ts := unix.NsecToTimespec(int64(at))
+	for unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &ts, nil) == unix.EINTR {
 	}
 }
 
