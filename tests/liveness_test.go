@@ -372,6 +372,10 @@ func TestLivenessForgedReplies(t *testing.T) {
 	if c1 <= c0 {
 		t.Errorf("the backup refused no forged reply after the cut (%d before, %d after)", c0, c1)
 	}
+	// xvrrp status shows them too, by name.
+	if st := status(t, h2, x2); st.Kernel == nil || st.Kernel.Liveness["liveness_forged"] == 0 || st.Kernel.Liveness["liveness_reply"] == 0 {
+		t.Errorf("status kernel counters: %+v, want liveness_forged and liveness_reply counted", st.Kernel)
+	}
 	t.Logf("liveness lost %v after the cut; forged replies refused: %d from another MAC or address, %d with an unknown nonce",
 		lv.LostAt-cut, dp1Counter(t, dp2, loader.CounterLivenessForged), dp1Counter(t, dp2, loader.CounterLivenessNonce))
 }
