@@ -118,7 +118,9 @@ func (p *prober) run() {
 			next = now // late by more than an interval: no burst to catch up
 		}
 		next += p.interval
-		sleepUntil(next)
+		if !sleepUntil(next, p.stop) {
+			return
+		}
 		if t != cur || !master.IsValid() || n%64 == 0 {
 			cur = t
 			lv, err := p.lookup(t.key)
@@ -146,15 +148,27 @@ func (p *prober) run() {
 	}
 }
 
-// sleepUntil sleeps until the monotonic time at, in an ordinary blocking
-// system call. Not a raw one, though the runtime's monitor wakes often while a
-// thread sleeps in a system call: a raw sleep keeps this thread's P, and with
-// two Ps the goroutine the ring buffer's reader readies then waits for the
-// monitor to take back the reader's P — fast_liveness takeovers came 8 ms
-// late in xvrrp bench (detect 3015 ms at 1 s v2, the lease ending at 3004).
-func sleepUntil(at time.Duration) {
-	ts := unix.NsecToTimespec(int64(at))
-	for unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &ts, nil) == unix.EINTR {
+// sleepUntil sleeps until the monotonic time at, in ordinary blocking system
+// calls of at most 50 ms, and returns false if stop closed meanwhile. Not a
+// raw one, though the runtime's monitor wakes often while a thread sleeps in a
+// system call: a raw sleep keeps this thread's P, and with two Ps the
+// goroutine the ring buffer's reader readies then waits for the monitor to
+// take back the reader's P — fast_liveness takeovers came 8 ms late in xvrrp
+// bench (detect 3015 ms at 1 s v2, the lease ending at 3004).
+func sleepUntil(at time.Duration, stop <-chan struct{}) bool {
+	const slice = 50 * time.Millisecond
+	for {
+		select {
+		case <-stop:
+			return false
+		default:
+		}
+		now := Monotonic()
+		if now >= at {
+			return true
+		}
+		ts := unix.NsecToTimespec(int64(min(at, now+slice)))
+		unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &ts, nil)
 	}
 }
 

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"log/slog"
 	"net/netip"
 	"testing"
 	"time"
@@ -49,5 +50,20 @@ func TestLivenessLostTakesOver(t *testing.T) {
 	lost("192.0.2.13")
 	if ops := r.w.take(); len(ops) != 0 || r.state("VI_1") != vrrp.Master {
 		t.Errorf("word reaching a master: %q, state %v; want nothing", ops, r.state("VI_1"))
+	}
+}
+
+// A prober with a long interval stops at once, not at its next probe.
+func TestProberStopsPromptly(t *testing.T) {
+	p := newProber("VI_1", 10*time.Second, func(loader.Key) (loader.Liveness, error) {
+		return loader.Liveness{Master: netip.MustParseAddr("192.0.2.13")}, nil
+	}, slog.New(slog.DiscardHandler))
+	p.start()
+	p.set(&probeTarget{key: loader.Key{Ifindex: 1, VRID: 51}, src: netip.MustParseAddr("192.0.2.12")})
+	time.Sleep(20 * time.Millisecond)
+	start := time.Now()
+	p.close()
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("close took %v with a 10 s interval", d)
 	}
 }
