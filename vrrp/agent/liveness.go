@@ -5,7 +5,7 @@ import (
 	"log/slog"
 
 	"net/netip"
-	"runtime"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -74,12 +74,10 @@ func (p *prober) close() {
 // run sends a probe every interval to the master the kernel last heard
 // adverts from (its address and MAC), re-read when the target changes and
 // every 64 probes. The probe's nonce is the kernel's: tc egress writes it.
-// It paces itself with clock_nanosleep on a thread of its own and parks while
-// there is nothing to probe.
+// It paces itself with a timerfd read through the runtime's poller, and
+// disarms it and parks while there is nothing to probe.
 func (p *prober) run() {
 	defer close(p.done)
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		p.log.Error(fmt.Sprintf("(%s) fast_liveness: probe socket: %v; probing off", p.name, err))
@@ -87,6 +85,34 @@ func (p *prober) run() {
 		return
 	}
 	defer unix.Close(fd)
+	tfd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
+	if err != nil {
+		p.log.Error(fmt.Sprintf("(%s) fast_liveness: probe timer: %v; probing off", p.name, err))
+		<-p.stop
+		return
+	}
+	// In the runtime's poller: no thread sleeps in a system call between
+	// probes (one did with clock_nanosleep, and the runtime's monitor woke
+	// 2,500 times a second for it).
+	timer := os.NewFile(uintptr(tfd), "fast_liveness timer")
+	defer timer.Close()
+	stopped := make(chan struct{})
+	defer close(stopped)
+	go func() {
+		select {
+		case <-p.stop:
+			timer.Close() // a Read in progress returns
+		case <-stopped:
+		}
+	}()
+	arm := func(on bool) {
+		var spec unix.ItimerSpec
+		if on {
+			spec.Interval = unix.NsecToTimespec(int64(p.interval))
+			spec.Value = spec.Interval
+		}
+		unix.TimerfdSettime(tfd, 0, &spec, nil)
+	}
 	var (
 		cur    *probeTarget
 		master netip.Addr
@@ -94,32 +120,30 @@ func (p *prober) run() {
 		pkt    []byte
 		n      int
 		errAt  time.Time
-		next   time.Duration
+		armed  bool
+		ticks  [8]byte
 	)
 	for {
 		t := p.target.Load()
 		if t == nil {
 			cur = nil
+			if armed {
+				arm(false)
+				armed = false
+			}
 			select {
 			case <-p.stop:
 				return
 			case <-p.wake:
 			}
-			next = 0
 			continue
 		}
-		select {
-		case <-p.stop:
-			return
-		default:
+		if !armed {
+			arm(true)
+			armed = true
 		}
-		now := Monotonic()
-		if next == 0 || next < now-p.interval {
-			next = now // late by more than an interval: no burst to catch up
-		}
-		next += p.interval
-		if !sleepUntil(next, p.stop) {
-			return
+		if _, err := timer.Read(ticks[:]); err != nil {
+			return // stopped
 		}
 		if t != cur || !master.IsValid() || n%64 == 0 {
 			cur = t
@@ -145,30 +169,6 @@ func (p *prober) run() {
 			continue
 		}
 		p.sent.Add(1)
-	}
-}
-
-// sleepUntil sleeps until the monotonic time at, in ordinary blocking system
-// calls of at most 50 ms, and returns false if stop closed meanwhile. Not a
-// raw one, though the runtime's monitor wakes often while a thread sleeps in a
-// system call: a raw sleep keeps this thread's P, and with two Ps the
-// goroutine the ring buffer's reader readies then waits for the monitor to
-// take back the reader's P — fast_liveness takeovers came 8 ms late in xvrrp
-// bench (detect 3015 ms at 1 s v2, the lease ending at 3004).
-func sleepUntil(at time.Duration, stop <-chan struct{}) bool {
-	const slice = 50 * time.Millisecond
-	for {
-		select {
-		case <-stop:
-			return false
-		default:
-		}
-		now := Monotonic()
-		if now >= at {
-			return true
-		}
-		ts := unix.NsecToTimespec(int64(min(at, now+slice)))
-		unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &ts, nil)
 	}
 }
 
