@@ -183,6 +183,15 @@ func (r *Report) WriteTable(w io.Writer) error {
 			}
 		}
 	}
+	if len(r.Probe) > 0 {
+		newTable("idle daemons of a pair, with and without fast_liveness (the master's answers run in its XDP: no process is charged)")
+		fmt.Fprintln(tw, "impl\tinterval\tfor\tmaster CPU %\tmaster wakeups/s\tbackup CPU %\tbackup wakeups/s\tprobes/s\treplies/s\t")
+		for _, p := range r.Probe {
+			fmt.Fprintf(tw, "%s\t%s\t%.1fs\t%.2f\t%.0f\t%.2f\t%.0f\t%.0f\t%.0f\t\n", p.Impl, p.Interval, p.Backup.Seconds,
+				p.Master.CPUPercent(), p.Master.WakeupsPerSecond(), p.Backup.CPUPercent(), p.Backup.WakeupsPerSecond(),
+				float64(p.Probes)/p.Counted, float64(p.Replies)/p.Counted)
+		}
+	}
 	if len(r.Starve) > 0 {
 		newTable("busy hosts: takeovers and the master's advert gaps as the backup received them")
 		fmt.Fprintln(tw, "impl\tload\tinstances\tinterval\tfor\ttakeovers\tgap p50\tp99\tp99.9\tmax\tMaster_Down\t")

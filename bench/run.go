@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -24,6 +25,9 @@ import (
 const (
 	Xvrrp      = "xvrrp"
 	Keepalived = "keepalived"
+	// XvrrpLiveness is xvrrp with fast_liveness on every node
+	// (Options.Liveness), measured beside the other two.
+	XvrrpLiveness = "xvrrp+liveness"
 )
 
 // Failure modes, in report order.
@@ -96,6 +100,37 @@ type Options struct {
 	// every node with use_vmac (none: without only). Results with a VMAC
 	// are labelled IMPL+vmac.
 	VMAC []bool
+	// Liveness, when its interval is set, adds XvrrpLiveness to the
+	// implementations measured, and LivenessCost how long its probes' CPU
+	// cost is measured on the master and the backup (0: not).
+	Liveness     Liveness
+	LivenessCost time.Duration
+}
+
+// Liveness is the fast_liveness block XvrrpLiveness runs.
+type Liveness struct {
+	Interval   time.Duration
+	Multiplier int
+}
+
+func (l Liveness) block() string {
+	return fmt.Sprintf("    fast_liveness {\n        interval %s\n        multiplier %d\n    }\n", l.Interval, l.Multiplier)
+}
+
+// ProbeCost is what a pair of xvrrp daemons cost idle, with and without
+// fast_liveness: the CPU of the master's and the backup's daemon processes.
+// The master's answers run in its kernel's XDP (softirq), which no process
+// is charged for: loader's BenchmarkLivenessAnswer measures them.
+type ProbeCost struct {
+	Impl     string `json:"impl"`
+	Interval string `json:"interval"`
+	Master   Usage  `json:"master"`
+	Backup   Usage  `json:"backup"`
+	// Probes the backup's kernel stamped and replies it took over the
+	// window (xvrrp+liveness).
+	Probes  uint64  `json:"probes"`
+	Replies uint64  `json:"replies"`
+	Counted float64 `json:"counted_seconds"` // between the two reads of the counts
 }
 
 // VMACSuffix marks the results of nodes running with use_vmac.
@@ -129,6 +164,7 @@ type Report struct {
 	Skipped  []string       `json:"skipped,omitempty"` // e.g. keepalived, not installed
 	Results  []Result       `json:"results"`
 	Cost     []CostResult   `json:"cost,omitempty"`
+	Probe    []ProbeCost    `json:"probe_cost,omitempty"`
 	Starve   []StarveResult `json:"starve,omitempty"`
 }
 
@@ -153,14 +189,25 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 			}
 		}
 		r.Impls = append(r.Impls, impl)
+		if impl == Xvrrp && opt.Liveness.Interval > 0 {
+			r.Impls = append(r.Impls, XvrrpLiveness)
+		}
 	}
 	if len(opt.VMAC) == 0 {
 		opt.VMAC = []bool{false}
 	}
 	total := len(r.Impls) * len(opt.VMAC) * len(opt.Intervals) * len(opt.Modes) * opt.Trials
+	if opt.LivenessCost > 0 {
+		for _, impl := range r.Impls {
+			if impl != Keepalived {
+				total += len(opt.VMAC) * len(opt.Intervals)
+			}
+		}
+	}
 	if opt.Cost.enabled() {
 		total += len(r.Impls) * 2 * opt.Cost.runs()
 	}
+	costImpls := slices.DeleteFunc(slices.Clone(r.Impls), func(s string) bool { return s == XvrrpLiveness })
 	if opt.Starve.enabled() {
 		total += len(r.Impls) * len(opt.Starve.Variants)
 	}
@@ -176,11 +223,12 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 				if len(opt.Modes) == 0 {
 					break
 				}
-				res, err := runCell(ctx, opt, impl, vm, iv, func(what string) {
+				res, pc, err := runCell(ctx, opt, impl, vm, iv, func(what string) {
 					progress(what)
 					step++
 				})
 				r.Results = append(r.Results, res...)
+				r.Probe = append(r.Probe, pc...)
 				if err != nil {
 					return r, fmt.Errorf("%s %v: %w", label(impl, vm), iv, err)
 				}
@@ -189,7 +237,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 	}
 	if opt.Cost.enabled() {
 		for run := 1; run <= opt.Cost.runs(); run++ {
-			for _, impl := range r.Impls {
+			for _, impl := range costImpls {
 				c, err := runCost(ctx, opt, impl, run, func(what string) {
 					progress(what)
 					step++
@@ -202,7 +250,7 @@ func Run(ctx context.Context, opt Options) (*Report, error) {
 		}
 	}
 	if opt.Starve.enabled() {
-		for _, impl := range r.Impls {
+		for _, impl := range costImpls {
 			s, err := runStarve(ctx, opt, impl, func(what string) {
 				progress(what)
 				step++
@@ -228,7 +276,7 @@ var vip = netip.MustParseAddr("192.0.2.1")
 
 // nodeConfig is the keepalived.conf both implementations run: one VRRP
 // instance for the VIP, tracking a file that the health mode writes.
-func nodeConfig(prio int, iv Interval, healthFile string, vmac bool) string {
+func nodeConfig(prio int, iv Interval, healthFile string, vmac bool, extra string) string {
 	// The first node starts as master rather than waiting a
 	// Master_Down_Interval (3.6 s at 1 s adverts), at the start of each lab
 	// and when a daemon is started again after a trial.
@@ -257,11 +305,11 @@ vrrp_instance VI_1 {
         health weight -100
     }
 %[6]s
-    virtual_ipaddress {
+%[7]s    virtual_ipaddress {
         192.0.2.1/24
     }
 }
-`, prio, iv.Version, iv.Every.Seconds(), healthFile, state, useVMAC)
+`, prio, iv.Version, iv.Every.Seconds(), healthFile, state, useVMAC, extra)
 }
 
 // daemon is xvrrp or keepalived running on a lab host.
@@ -276,7 +324,7 @@ type daemon struct {
 
 func (d *daemon) start() error {
 	switch d.impl {
-	case Xvrrp:
+	case Xvrrp, XvrrpLiveness:
 		x, err := d.host.StartXvrrp(d.bin, d.conf)
 		if err != nil {
 			return err
@@ -343,6 +391,8 @@ type cell struct {
 	probe    *lab.Prober
 	directed *lab.DirectedProber
 	tick     time.Duration
+	// probeCosts are the idle costs measured before the trials.
+	probeCosts []ProbeCost
 }
 
 const probeTick = time.Millisecond
@@ -362,10 +412,18 @@ func label(impl string, vmac bool) string {
 	return impl
 }
 
-func runCell(ctx context.Context, opt Options, impl string, vm bool, iv Interval, step func(string)) (_ []Result, err error) {
+func runCell(ctx context.Context, opt Options, impl string, vm bool, iv Interval, step func(string)) (_ []Result, _ []ProbeCost, err error) {
+	res, c, err := runCellIn(ctx, opt, impl, vm, iv, step)
+	if c != nil {
+		return res, c.probeCosts, err
+	}
+	return res, nil, err
+}
+
+func runCellIn(ctx context.Context, opt Options, impl string, vm bool, iv Interval, step func(string)) (_ []Result, _ *cell, err error) {
 	l, err := lab.New(ctx, lab.Options{Hosts: 2 + opt.Backups, Client: true})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer func() {
 		if cerr := l.Close(); cerr != nil && err == nil {
@@ -387,17 +445,21 @@ func runCell(ctx context.Context, opt Options, impl string, vm bool, iv Interval
 		byMAC[h.MAC.String()] = h.Name
 		hf := filepath.Join(l.Dir, "health-"+h.Name)
 		if err := os.WriteFile(hf, []byte("0\n"), 0o644); err != nil {
-			return nil, err
+			return nil, c, err
 		}
 		c.health = append(c.health, hf)
 		if err := h.StartResponder(); err != nil {
-			return nil, err
+			return nil, c, err
 		}
-		c.daemons = append(c.daemons, &daemon{impl: impl, host: h, bin: opt.XvrrpBin, conf: nodeConfig(prioOf(i), iv, hf, vm)})
+		extra := ""
+		if impl == XvrrpLiveness {
+			extra = opt.Liveness.block()
+		}
+		c.daemons = append(c.daemons, &daemon{impl: impl, host: h, bin: opt.XvrrpBin, conf: nodeConfig(prioOf(i), iv, hf, vm, extra)})
 	}
 	capture, err := l.Client.Capture("arp or ip proto 112")
 	if err != nil {
-		return nil, err
+		return nil, c, err
 	}
 	defer func() {
 		if capture != nil {
@@ -406,31 +468,40 @@ func runCell(ctx context.Context, opt Options, impl string, vm bool, iv Interval
 	}()
 	// The first node becomes master, then the backups join.
 	if err := c.daemons[0].start(); err != nil {
-		return nil, err
+		return nil, c, err
 	}
 	if err := c.daemons[0].waitLog("(VI_1) Entering MASTER STATE", c.longWait()); err != nil {
-		return nil, err
+		return nil, c, err
 	}
 	for _, d := range c.daemons[1:] {
 		if err := d.start(); err != nil {
-			return nil, err
+			return nil, c, err
 		}
 		if err := d.waitLog("(VI_1) Entering BACKUP STATE", c.longWait()); err != nil {
-			return nil, err
+			return nil, c, err
 		}
 	}
 	// Bounded: at most ten minutes of probes.
 	const limit = 600_000
 	if c.probe, err = l.Client.StartProber(vip, probeTick, limit); err != nil {
-		return nil, err
+		return nil, c, err
 	}
 	defer c.probe.Stop()
 	if c.directed, err = l.Client.StartDirectedProber(vip, l.Hosts, probeTick, limit); err != nil {
-		return nil, err
+		return nil, c, err
 	}
 	defer c.directed.Stop()
 	if err := c.answeredBy("h1"); err != nil {
-		return nil, err
+		return nil, c, err
+	}
+
+	if opt.LivenessCost > 0 && (impl == Xvrrp || impl == XvrrpLiveness) {
+		step(fmt.Sprintf("%s %v: idle CPU of master and backup", impl, iv))
+		pc, err := c.probeCost()
+		if err != nil {
+			return nil, c, err
+		}
+		c.probeCosts = append(c.probeCosts, pc)
 	}
 
 	var trials []Trial
@@ -440,7 +511,7 @@ func runCell(ctx context.Context, opt Options, impl string, vm bool, iv Interval
 			step(fmt.Sprintf("%s %s %v trial %d/%d", label(impl, vm), mode, iv, n+1, opt.Trials))
 			t, err := c.trial(mode)
 			if err != nil {
-				return nil, fmt.Errorf("%s trial %d: %w", mode, n+1, err)
+				return nil, c, fmt.Errorf("%s trial %d: %w", mode, n+1, err)
 			}
 			trials = append(trials, t)
 			names = append(names, mode)
@@ -451,7 +522,7 @@ func runCell(ctx context.Context, opt Options, impl string, vm bool, iv Interval
 	frames, err := capture.Stop()
 	capture = nil
 	if err != nil {
-		return nil, err
+		return nil, c, err
 	}
 	if vm {
 		// Every node announces the VIP with the VMAC's MAC: within a
@@ -469,7 +540,7 @@ func runCell(ctx context.Context, opt Options, impl string, vm bool, iv Interval
 			Metrics: t.Measure(), MasterDown: t.MasterDown,
 		})
 	}
-	return results, nil
+	return results, c, nil
 }
 
 // longWait bounds every wait in a cell: several Master_Down_Intervals and the

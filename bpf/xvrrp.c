@@ -898,6 +898,8 @@ static __always_inline int unicast_ttl_ok(const struct xdp_md *ctx, const __u8 *
 	return inst && (inst->flags & XVRRP_F_UNICAST);
 }
 
+#include "liveness.h"
+
 /* advert judges a VRRP message in vrrp.Classify's order, which both families
  * share, and hands a valid one over (or records it). src and dst point into
  * the packet's IP header. */
@@ -944,6 +946,7 @@ static __always_inline int advert(struct xdp_md *ctx, const struct ethhdr *eth, 
 	__u64 now = bpf_ktime_get_ns();
 	__u8 addr[16];
 	addr16(addr, src, family);
+	liveness_advert(&key, eth->h_source, addr);
 	__u8 prio = v[2];
 	__u8 version = v[0] >> 4;
 	if (!(inst->flags & XVRRP_F_RECORD_IN_XDP) &&
@@ -974,8 +977,15 @@ int xdp_vrrp(struct xdp_md *ctx)
 	 * program's bpf_xdp_metadata_rx_vlan_tag could. */
 	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = (void *)(eth + 1);
-		if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_VRRP)
-			return XDP_PASS; /* the fast path: everything that is not VRRP */
+		if ((void *)(ip + 1) > end)
+			return XDP_PASS;
+		if (ip->protocol != IPPROTO_VRRP) {
+			/* The fast path: everything that is not VRRP, or UDP to
+			 * the liveness port. */
+			if (ip->protocol == IPPROTO_UDP)
+				return liveness_xdp(eth, ip, end, ctx->ingress_ifindex);
+			return XDP_PASS;
+		}
 		/* ip_rcv's checks, in its order: version, header length,
 		 * header checksum, total length. */
 		if (ip->version != 4)
@@ -1066,6 +1076,10 @@ static __always_inline int fence(struct __sk_buff *skb, int egress)
 		if ((void *)(ip + 1) > end)
 			return TC_ACT_UNSPEC;
 		v = vip_verdict(XVRRP_FAMILY_IPV4, egress ? &ip->saddr : &ip->daddr, !egress, &owner);
+		if (egress && v == FENCE_PASS && ip->protocol == IPPROTO_UDP) {
+			liveness_stamp(skb, ip, end);
+			return TC_ACT_UNSPEC;
+		}
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr *ip6 = p;
 		if ((void *)(ip6 + 1) > end)

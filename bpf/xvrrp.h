@@ -35,6 +35,17 @@ enum xvrrp_counter {
 	/* Adverts XDP found valid (and counted) that tc then found tagged out
 	 * of band: their VLAN's, not this interface's, so not recorded. */
 	XVRRP_COUNTER_VLAN_TAGGED,
+	/* fast_liveness (bpf/liveness.h): probes answered (a master), replies
+	 * that held off a takeover (a backup), and what was dropped, by reason. */
+	XVRRP_COUNTER_LIVENESS_ANSWERED,
+	XVRRP_COUNTER_LIVENESS_REPLY,
+	XVRRP_COUNTER_LIVENESS_MALFORMED,   /* bad IP/UDP header, length, TTL, version, type */
+	XVRRP_COUNTER_LIVENESS_OFF,         /* a probe for no instance with fast_liveness */
+	XVRRP_COUNTER_LIVENESS_DESTINATION, /* a probe not to the instance's MAC and address */
+	XVRRP_COUNTER_LIVENESS_NO_LEASE,    /* a probe while not MASTER with a running lease */
+	XVRRP_COUNTER_LIVENESS_UNSOLICITED, /* a reply for an instance that sends no probes */
+	XVRRP_COUNTER_LIVENESS_FORGED,      /* a reply not from the master's MAC and address */
+	XVRRP_COUNTER_LIVENESS_NONCE,       /* a reply echoing no outstanding probe's nonce */
 	XVRRP_COUNTER_MAX,
 };
 
@@ -57,6 +68,7 @@ enum xvrrp_event_kind {
 	XVRRP_EVENT_RESIGN,          /* priority 0: the master leaves */
 	XVRRP_EVENT_CONTEST,         /* an advert reached us while we are master */
 	XVRRP_EVENT_MASTER_DOWN,     /* a backup's Master_Down_Timer ran out in the kernel */
+	XVRRP_EVENT_LIVENESS_LOST,   /* the master left multiplier probes unanswered */
 };
 
 /* Instance and peer key: a VRRP router is (interface, VRID, family). */
@@ -115,6 +127,7 @@ enum xvrrp_flag {
 					     * advert's checksum covers the
 					     * message alone, and only that form
 					     * is accepted */
+	XVRRP_F_LIVENESS = 1 << 5, /* fast_liveness: a master answers probes */
 };
 
 /* The last valid advert heard for an instance. The kernel rewrites it field by

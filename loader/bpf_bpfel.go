@@ -22,11 +22,20 @@ type bpfXvrrpAdvertCheck struct {
 type bpfXvrrpCounter uint32
 
 const (
-	bpfXvrrpCounterXVRRP_COUNTER_FENCED_INGRESS bpfXvrrpCounter = 17
-	bpfXvrrpCounterXVRRP_COUNTER_FENCED_EGRESS  bpfXvrrpCounter = 18
-	bpfXvrrpCounterXVRRP_COUNTER_NO_ACCEPT      bpfXvrrpCounter = 19
-	bpfXvrrpCounterXVRRP_COUNTER_VLAN_TAGGED    bpfXvrrpCounter = 20
-	bpfXvrrpCounterXVRRP_COUNTER_MAX            bpfXvrrpCounter = 21
+	bpfXvrrpCounterXVRRP_COUNTER_FENCED_INGRESS       bpfXvrrpCounter = 17
+	bpfXvrrpCounterXVRRP_COUNTER_FENCED_EGRESS        bpfXvrrpCounter = 18
+	bpfXvrrpCounterXVRRP_COUNTER_NO_ACCEPT            bpfXvrrpCounter = 19
+	bpfXvrrpCounterXVRRP_COUNTER_VLAN_TAGGED          bpfXvrrpCounter = 20
+	bpfXvrrpCounterXVRRP_COUNTER_LIVENESS_ANSWERED    bpfXvrrpCounter = 21
+	bpfXvrrpCounterXVRRP_COUNTER_LIVENESS_REPLY       bpfXvrrpCounter = 22
+	bpfXvrrpCounterXVRRP_COUNTER_LIVENESS_MALFORMED   bpfXvrrpCounter = 23
+	bpfXvrrpCounterXVRRP_COUNTER_LIVENESS_OFF         bpfXvrrpCounter = 24
+	bpfXvrrpCounterXVRRP_COUNTER_LIVENESS_DESTINATION bpfXvrrpCounter = 25
+	bpfXvrrpCounterXVRRP_COUNTER_LIVENESS_NO_LEASE    bpfXvrrpCounter = 26
+	bpfXvrrpCounterXVRRP_COUNTER_LIVENESS_UNSOLICITED bpfXvrrpCounter = 27
+	bpfXvrrpCounterXVRRP_COUNTER_LIVENESS_FORGED      bpfXvrrpCounter = 28
+	bpfXvrrpCounterXVRRP_COUNTER_LIVENESS_NONCE       bpfXvrrpCounter = 29
+	bpfXvrrpCounterXVRRP_COUNTER_MAX                  bpfXvrrpCounter = 30
 )
 
 type bpfXvrrpDownFlag uint32
@@ -68,11 +77,12 @@ type bpfXvrrpEvent struct {
 type bpfXvrrpEventKind uint32
 
 const (
-	bpfXvrrpEventKindXVRRP_EVENT_NEW_SOURCE  bpfXvrrpEventKind = 1
-	bpfXvrrpEventKindXVRRP_EVENT_PRIORITY    bpfXvrrpEventKind = 2
-	bpfXvrrpEventKindXVRRP_EVENT_RESIGN      bpfXvrrpEventKind = 3
-	bpfXvrrpEventKindXVRRP_EVENT_CONTEST     bpfXvrrpEventKind = 4
-	bpfXvrrpEventKindXVRRP_EVENT_MASTER_DOWN bpfXvrrpEventKind = 5
+	bpfXvrrpEventKindXVRRP_EVENT_NEW_SOURCE    bpfXvrrpEventKind = 1
+	bpfXvrrpEventKindXVRRP_EVENT_PRIORITY      bpfXvrrpEventKind = 2
+	bpfXvrrpEventKindXVRRP_EVENT_RESIGN        bpfXvrrpEventKind = 3
+	bpfXvrrpEventKindXVRRP_EVENT_CONTEST       bpfXvrrpEventKind = 4
+	bpfXvrrpEventKindXVRRP_EVENT_MASTER_DOWN   bpfXvrrpEventKind = 5
+	bpfXvrrpEventKindXVRRP_EVENT_LIVENESS_LOST bpfXvrrpEventKind = 6
 )
 
 type bpfXvrrpFamily uint32
@@ -90,6 +100,7 @@ const (
 	bpfXvrrpFlagXVRRP_F_RECORD_IN_XDP    bpfXvrrpFlag = 4
 	bpfXvrrpFlagXVRRP_F_HANDING_OVER     bpfXvrrpFlag = 8
 	bpfXvrrpFlagXVRRP_F_V3CHECKSUM_AS_V2 bpfXvrrpFlag = 16
+	bpfXvrrpFlagXVRRP_F_LIVENESS         bpfXvrrpFlag = 32
 )
 
 type bpfXvrrpInstance struct {
@@ -145,6 +156,30 @@ type bpfXvrrpInstanceStats struct {
 	NoAccept        uint64
 }
 
+type bpfXvrrpLiveness struct {
+	_     structs.HostLayout
+	Timer struct {
+		_      structs.HostLayout
+		Opaque [2]uint64
+	}
+	IntervalNs  uint64
+	TimeoutNs   uint64
+	Multiplier  uint32
+	Armed       uint8
+	Waiting     uint8
+	MasterMac   [6]uint8
+	Master      [16]uint8
+	_           [4]byte
+	Nonces      [4]uint64
+	Sent        uint64
+	Unanswered  uint64
+	LastProbeNs uint64
+	LastReplyNs uint64
+	Replies     uint64
+	Lost        uint64
+	LostNs      uint64
+}
+
 type bpfXvrrpPeer struct {
 	_          structs.HostLayout
 	Addr       [16]uint8
@@ -158,6 +193,23 @@ type bpfXvrrpPeer struct {
 	LastSeenNs uint64
 	Count      uint64
 }
+
+type bpfXvrrpProbe struct {
+	_       structs.HostLayout
+	Magic   uint32
+	Version uint8
+	Type    uint8
+	Vrid    uint8
+	Flags   uint8
+	Nonce   uint64
+}
+
+type bpfXvrrpProbeType uint32
+
+const (
+	bpfXvrrpProbeTypeXVRRP_PROBE       bpfXvrrpProbeType = 1
+	bpfXvrrpProbeTypeXVRRP_PROBE_REPLY bpfXvrrpProbeType = 2
+)
 
 type bpfXvrrpReason uint32
 
@@ -226,6 +278,7 @@ const (
 	bpfMapEvents              = "events"
 	bpfMapInstanceStats       = "instance_stats"
 	bpfMapInstances           = "instances"
+	bpfMapLiveness            = "liveness"
 	bpfMapPeers               = "peers"
 	bpfMapStats               = "stats"
 	bpfMapUnicastPeers        = "unicast_peers"
@@ -243,6 +296,9 @@ const (
 	bpfVarUnusedFamily        = "unused_family"
 	bpfVarUnusedFlag          = "unused_flag"
 	bpfVarUnusedInstanceStats = "unused_instance_stats"
+	bpfVarUnusedLiveness      = "unused_liveness"
+	bpfVarUnusedProbe         = "unused_probe"
+	bpfVarUnusedProbeType     = "unused_probe_type"
 	bpfVarUnusedReason        = "unused_reason"
 	bpfVarUnusedState         = "unused_state"
 	bpfVarUnusedUnicastKey    = "unused_unicast_key"
@@ -307,6 +363,7 @@ type bpfMapSpecs struct {
 	Events        *ebpf.MapSpec `ebpf:"events"`
 	InstanceStats *ebpf.MapSpec `ebpf:"instance_stats"`
 	Instances     *ebpf.MapSpec `ebpf:"instances"`
+	Liveness      *ebpf.MapSpec `ebpf:"liveness"`
 	Peers         *ebpf.MapSpec `ebpf:"peers"`
 	Stats         *ebpf.MapSpec `ebpf:"stats"`
 	UnicastPeers  *ebpf.MapSpec `ebpf:"unicast_peers"`
@@ -327,6 +384,9 @@ type bpfVariableSpecs struct {
 	UnusedFamily        *ebpf.VariableSpec `ebpf:"unused_family"`
 	UnusedFlag          *ebpf.VariableSpec `ebpf:"unused_flag"`
 	UnusedInstanceStats *ebpf.VariableSpec `ebpf:"unused_instance_stats"`
+	UnusedLiveness      *ebpf.VariableSpec `ebpf:"unused_liveness"`
+	UnusedProbe         *ebpf.VariableSpec `ebpf:"unused_probe"`
+	UnusedProbeType     *ebpf.VariableSpec `ebpf:"unused_probe_type"`
 	UnusedReason        *ebpf.VariableSpec `ebpf:"unused_reason"`
 	UnusedState         *ebpf.VariableSpec `ebpf:"unused_state"`
 	UnusedUnicastKey    *ebpf.VariableSpec `ebpf:"unused_unicast_key"`
@@ -360,6 +420,7 @@ type bpfMaps struct {
 	Events        *ebpf.Map `ebpf:"events"`
 	InstanceStats *ebpf.Map `ebpf:"instance_stats"`
 	Instances     *ebpf.Map `ebpf:"instances"`
+	Liveness      *ebpf.Map `ebpf:"liveness"`
 	Peers         *ebpf.Map `ebpf:"peers"`
 	Stats         *ebpf.Map `ebpf:"stats"`
 	UnicastPeers  *ebpf.Map `ebpf:"unicast_peers"`
@@ -375,6 +436,7 @@ func (m *bpfMaps) Close() error {
 		m.Events,
 		m.InstanceStats,
 		m.Instances,
+		m.Liveness,
 		m.Peers,
 		m.Stats,
 		m.UnicastPeers,
@@ -396,6 +458,9 @@ type bpfVariables struct {
 	UnusedFamily        *ebpf.Variable `ebpf:"unused_family"`
 	UnusedFlag          *ebpf.Variable `ebpf:"unused_flag"`
 	UnusedInstanceStats *ebpf.Variable `ebpf:"unused_instance_stats"`
+	UnusedLiveness      *ebpf.Variable `ebpf:"unused_liveness"`
+	UnusedProbe         *ebpf.Variable `ebpf:"unused_probe"`
+	UnusedProbeType     *ebpf.Variable `ebpf:"unused_probe_type"`
 	UnusedReason        *ebpf.Variable `ebpf:"unused_reason"`
 	UnusedState         *ebpf.Variable `ebpf:"unused_state"`
 	UnusedUnicastKey    *ebpf.Variable `ebpf:"unused_unicast_key"`

@@ -127,6 +127,9 @@ type KernelCounters struct {
 	// VLANTagged counts adverts XDP accepted that tc found tagged out of band:
 	// their VLAN's, so not recorded.
 	VLANTagged uint64
+	// Liveness are fast_liveness's counters by CounterNames name: probes
+	// answered, replies taken, and each reason a probe or reply was dropped.
+	Liveness map[string]uint64
 }
 
 // TotalCounters reads the kernel's counters for every interface together.
@@ -139,6 +142,10 @@ func (d *Datapath) TotalCounters() (KernelCounters, error) {
 	copy(c.Adverts[:], raw[:vrrp.NumReasons])
 	c.FencedIngress, c.FencedEgress = raw[CounterFencedIngress], raw[CounterFencedEgress]
 	c.NoAccept, c.VLANTagged = raw[CounterNoAccept], raw[CounterVLANTagged]
+	c.Liveness = map[string]uint64{}
+	for i, name := range CounterNames {
+		c.Liveness[name] = raw[i]
+	}
 	return c, nil
 }
 

@@ -64,6 +64,8 @@ type Spec struct {
 	// Local and MAC are ours: adverts from them are our own, looped back.
 	Local netip.Addr
 	MAC   net.HardwareAddr
+	// Liveness: as master, answer fast_liveness probes (bpf/liveness.h).
+	Liveness bool
 }
 
 // InstanceState is what the fence goes by: the instance's state and
@@ -176,6 +178,9 @@ func instanceValue(s Spec, st InstanceState) bpfXvrrpInstance {
 	if s.ChecksumAsV2 {
 		v.Flags |= FlagChecksumAsV2
 	}
+	if s.Liveness {
+		v.Flags |= FlagLiveness
+	}
 	v.SetGroup(s.Group)
 	v.SetLocal(s.Local)
 	v.SetMAC(s.MAC)
@@ -209,7 +214,7 @@ func (d *Datapath) LastAdvert(k Key) (vrrp.Heard, error) {
 func (d *Datapath) Forget(k Key, peers []netip.Addr) error {
 	kk := k.kernel()
 	errs := []error{d.objs.Instances.Delete(kk), d.objs.Peers.Delete(kk), d.objs.InstanceStats.Delete(kk),
-		d.objs.DownTimers.Delete(kk)}
+		d.objs.DownTimers.Delete(kk), d.objs.Liveness.Delete(kk)}
 	for _, p := range peers {
 		errs = append(errs, d.objs.UnicastPeers.Delete(unicastKey(kk, p)))
 	}
@@ -323,6 +328,9 @@ type Heard struct {
 	Key
 	vrrp.Heard
 	MasterDown bool
+	// Lost: not an advert, but the kernel's word that the master Addr left
+	// fast_liveness's multiplier probes unanswered (At: when it said so).
+	Lost bool
 }
 
 // ReadHeard calls fn with each event until ctx is done, then returns
@@ -335,7 +343,8 @@ func (d *Datapath) ReadHeard(ctx context.Context, fn func(Heard)) error {
 			return
 		}
 		fn(Heard{Key: k, Heard: vrrp.Heard{Addr: k.addrOf(e.Addr), Priority: e.Priority,
-			Interval: time.Duration(e.IntervalCs) * vrrp.IntervalUnitV3, At: time.Duration(e.TimeNs)}})
+			Interval: time.Duration(e.IntervalCs) * vrrp.IntervalUnitV3, At: time.Duration(e.TimeNs)},
+			Lost: e.Kind == EventLivenessLost})
 	})
 }
 

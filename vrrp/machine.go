@@ -226,6 +226,14 @@ func (m *Machine) nextAdvert(now time.Duration) time.Duration {
 	return next
 }
 
+// LivenessTimeout is how long after a master's last liveness reply a backup's
+// kernel looks for missed ones: multiplier probe intervals and a skew by
+// priority, as Skew_Time scales Master_Down_Interval, so that of several
+// backups probing one master the highest priority notices first.
+func LivenessTimeout(interval time.Duration, multiplier int, priority uint8) time.Duration {
+	return time.Duration(multiplier)*interval + time.Duration(256-int64(priority))*interval/256
+}
+
 func (m *Machine) masterDown() time.Duration {
 	return MasterDownInterval(m.p.Version, m.p.Priority, m.masterInterval, m.p.DownAdverts)
 }
@@ -371,6 +379,18 @@ func (m *Machine) Expire(now time.Duration, last *Heard) []Action {
 		return []Action{{Kind: ActAdvert, Priority: m.p.Priority}}
 	}
 	return nil
+}
+
+// LivenessLost takes the kernel's word that the master, whose adverts a
+// backup was waiting on, left fast_liveness's probes unanswered (at = when the
+// kernel said so): the backup takes over at once, as when Master_Down_Timer
+// fires. A state other than BACKUP, or a word older than the last advert heard
+// (a new master spoke since), changes nothing.
+func (m *Machine) LivenessLost(now, at time.Duration) []Action {
+	if m.state != Backup || at < m.heard {
+		return nil
+	}
+	return m.toMaster(now, "master down (fast_liveness)")
 }
 
 // SetPreempt changes the preemption settings, as a reload does.

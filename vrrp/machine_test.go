@@ -49,6 +49,10 @@ func expireSeeing(addr netip.Addr, prio uint8, at time.Duration) func(*Machine, 
 	}
 }
 
+func livenessLost(at time.Duration) func(*Machine, time.Duration) []Action {
+	return func(m *Machine, now time.Duration) []Action { return m.LivenessLost(now, at) }
+}
+
 func joined(acts []Action) string {
 	var s []string
 	for _, a := range acts {
@@ -226,6 +230,25 @@ func TestMachineTransitions(t *testing.T) {
 			{0, func(m *Machine, now time.Duration) []Action { return m.Resume(now) }, "INIT->MASTER(resumed within lease) advert(100)", Master, 100 * ms},
 			{30 * ms, func(m *Machine, now time.Duration) []Action { return m.SetPriority(now, 90) }, "advert(90)", Master, 130 * ms},
 			{40 * ms, func(m *Machine, now time.Duration) []Action { return m.SetPriority(now, 90) }, "", Master, 130 * ms},
+		}},
+		{"fast_liveness: a lost master is taken over at once, well before Master_Down", nil, []step{
+			{0, start, "INIT->BACKUP(init)", Backup, mdi100},
+			{100 * ms, heard(higher, 150, 100*ms), "", Backup, 100*ms + mdi100},
+			// The kernel said so at 110 ms; the daemon hears it at 111 ms.
+			{111 * ms, livenessLost(110 * ms), "BACKUP->MASTER(master down (fast_liveness)) advert(100)", Master, 211 * ms},
+			// A master ignores it.
+			{120 * ms, livenessLost(119 * ms), "", Master, 211 * ms},
+		}},
+		{"fast_liveness: word older than the last advert is stale", nil, []step{
+			{0, start, "INIT->BACKUP(init)", Backup, mdi100},
+			{100 * ms, heard(higher, 150, 100*ms), "", Backup, 100*ms + mdi100},
+			{101 * ms, livenessLost(99 * ms), "", Backup, 100*ms + mdi100},
+		}},
+		{"fast_liveness: no word in FAULT or INIT", nil, []step{
+			{0, livenessLost(0), "", Init, 0},
+			{2 * ms, start, "INIT->BACKUP(init)", Backup, 2*ms + mdi100},
+			{3 * ms, func(m *Machine, now time.Duration) []Action { return m.SetFault(now, true, "link") }, "BACKUP->FAULT(link)", Fault, 0},
+			{4 * ms, livenessLost(4 * ms), "", Fault, 0},
 		}},
 		{"sync group members are forced along", nil, []step{
 			{0, start, "INIT->BACKUP(init)", Backup, mdi100},

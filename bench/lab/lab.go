@@ -17,6 +17,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
 	"os/signal"
 	"runtime"
 	"slices"
@@ -211,6 +212,9 @@ func (l *Lab) addLink(h *Host, iface, port string, mac net.HardwareAddr, addrs .
 		return nh.LinkSetUp(veth)
 	})
 	if err != nil {
+		return err
+	}
+	if err := l.passXDP(port); err != nil {
 		return err
 	}
 	h.ports[iface] = port
@@ -575,4 +579,15 @@ func nthAddr(base netip.Addr, n int) netip.Addr {
 
 func prefixNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// InSwitch runs a command in the switch's namespace (nft rules on the
+// bridge, for tests that drop chosen frames between hosts).
+func (l *Lab) InSwitch(ctx context.Context, name string, args ...string) ([]byte, error) {
+	argv := append([]string{"netns", "exec", l.switchNS, name}, args...)
+	out, err := exec.CommandContext(ctx, "ip", argv...).CombinedOutput()
+	if err != nil {
+		return out, fmt.Errorf("%s %s in the switch: %w: %s", name, strings.Join(args, " "), err, out)
+	}
+	return out, nil
 }

@@ -37,6 +37,10 @@ what its master costs meanwhile) and under a bounded flood of forged adverts,
 goals against keepalived. Needs root; removes the lab when done
 or interrupted.
 
+With --liveness, every xvrrp measurement is repeated with fast_liveness on
+both nodes (implementation xvrrp+liveness), and the idle CPU of the master's
+and the backup's daemons is measured with and without it at each interval.
+
 Modes: linkcut, sigkill, sigstop (frozen, then resumed), graceful (SIGTERM),
 health (a tracked file says the service failed), failback (the old master
 returns and preempts); and starve, which fails nothing: a master and a backup of
@@ -60,6 +64,9 @@ takeovers and the gaps between the master's adverts as the backup received them.
 		&cli.StringFlag{Name: "starve-interval", Value: "10ms", Usage: "starve mode: their advert interval"},
 		&cli.DurationFlag{Name: "starve-time", Value: 8 * time.Second, Usage: "starve mode: how long the hosts are kept busy"},
 		&cli.StringFlag{Name: "starve-load", Value: "cpu,memory", Usage: "starve mode: cpu (a nice -20 loop per core), memory (all but 1 GiB of the available memory reserved as huge pages, 512 MiB touched: the kernel reclaims)"},
+		&cli.DurationFlag{Name: "liveness", Usage: "also measure xvrrp with fast_liveness probing every `INTERVAL` (e.g. 1ms), as implementation xvrrp+liveness"},
+		&cli.IntFlag{Name: "liveness-multiplier", Value: 3, Usage: "fast_liveness multiplier for --liveness"},
+		&cli.DurationFlag{Name: "liveness-cost-time", Value: 3 * time.Second, Usage: "with --liveness, how long the idle master and backup are measured, with and without it, at each interval (0: skip)"},
 		&cli.StringFlag{Name: "json", Usage: "write the report as JSON to `FILE` (- for standard output)"},
 		&cli.StringFlag{Name: "csv", Usage: "write every trial's metrics as CSV to `FILE` (- for standard output)"},
 		&cli.StringFlag{Name: "svg", Usage: "draw the outage CDF per implementation and interval into `FILE`"},
@@ -140,6 +147,22 @@ func benchOptions(c *cli.Context) (bench.Options, error) {
 	for _, i := range opt.Impls {
 		if i != bench.Xvrrp && i != bench.Keepalived {
 			return opt, fmt.Errorf("--impls: %q is not xvrrp or keepalived", i)
+		}
+	}
+	if d := c.Duration("liveness"); d != 0 {
+		if d < 100*time.Microsecond || d > 10*time.Second {
+			return opt, fmt.Errorf("--liveness %v: want 100µs to 10s", d)
+		}
+		if !slices.Contains(opt.Impls, bench.Xvrrp) {
+			return opt, fmt.Errorf("--liveness needs xvrrp among --impls")
+		}
+		opt.Liveness = bench.Liveness{Interval: d, Multiplier: c.Int("liveness-multiplier")}
+		if opt.Liveness.Multiplier < 1 || opt.Liveness.Multiplier > 255 {
+			return opt, fmt.Errorf("--liveness-multiplier %d: want 1 to 255", opt.Liveness.Multiplier)
+		}
+		opt.LivenessCost = c.Duration("liveness-cost-time")
+		if opt.LivenessCost < 0 || opt.LivenessCost > time.Minute {
+			return opt, fmt.Errorf("--liveness-cost-time %v: want 0 to 1m", opt.LivenessCost)
 		}
 	}
 	if len(opt.Intervals) == 0 || len(modes) == 0 || len(opt.Impls) == 0 {

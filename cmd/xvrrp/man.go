@@ -43,6 +43,14 @@ family, VMACs of their own. A VMAC sends no IGMP/MLD report with the virtual MAC
 and no router solicitation (the egress fence). xvrrp check prints what each
 instance's VMAC settings will do.
 
+Extensions: xvrrp_check (built-in TCP and HTTP checks) and, in a vrrp_instance,
+a fast_liveness block (interval, multiplier): a backup probes its master every
+interval (IPv4 UDP port 7112, the master's MAC and address) and takes over once
+multiplier probes in a row go unanswered, well below Master_Down_Interval; the
+master's XDP program answers the probes while its lease runs, never its daemon.
+A master or backup without it (keepalived included) runs plain VRRP. keepalived
+refuses both blocks.
+
 Signals: SIGTERM and SIGINT stop the daemon (masters resign with priority 0, the
 VIPs and the datapath are removed unless --keep-datapath). SIGHUP reloads the
 configuration: unchanged instances keep their state, an invalid file changes

@@ -241,6 +241,7 @@ func (a *Agent) trackedLinks(ti []config.TrackInterface) {
 }
 
 func (a *Agent) closeAll() {
+	a.closeProbers()
 	if a.stopTrackers != nil {
 		a.stopTrackers()
 	}
@@ -330,6 +331,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer timer.close()
 	for {
 		a.flush()
+		a.syncProbers()
 		a.arm(timer)
 		tune.awake(a.now())
 		select {
@@ -488,6 +490,10 @@ func (a *Agent) event(e loader.Heard) {
 	}
 	if e.MasterDown {
 		a.masterDown(in)
+		return
+	}
+	if e.Lost {
+		a.livenessLost(in, e)
 		return
 	}
 	now := a.now()

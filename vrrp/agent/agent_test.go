@@ -124,6 +124,10 @@ func (k fakeKernel) DownTimerOf(key loader.Key) (loader.DownTimerState, error) {
 	}
 	return d.st, nil
 }
+func (fakeKernel) SetLiveness(loader.Key, loader.LivenessSpec) error { return nil }
+func (fakeKernel) LivenessOf(loader.Key) (loader.Liveness, error) {
+	return loader.Liveness{}, ebpf.ErrKeyNotExist
+}
 func (fakeKernel) ReadHeard(ctx context.Context, _ func(loader.Heard)) error { return nil }
 func (fakeKernel) Attach(int) error                                          { return nil }
 func (fakeKernel) AttachFence(int) error                                     { return nil }

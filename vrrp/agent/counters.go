@@ -108,6 +108,9 @@ type KernelCounterStatus struct {
 	FencedEgress  uint64            `json:"fenced_egress"`
 	NoAccept      uint64            `json:"no_accept"`
 	VLANTagged    uint64            `json:"vlan_tagged"`
+	// Liveness: fast_liveness probes answered, replies taken, and drops by
+	// reason (docs/architecture.md, "fast_liveness").
+	Liveness map[string]uint64 `json:"liveness"`
 }
 
 // counterReader is the part of the datapath counters are read from.
@@ -123,7 +126,8 @@ func kernelCounterStatus(dp counterReader) *KernelCounterStatus {
 		return nil
 	}
 	ks := &KernelCounterStatus{Adverts: map[string]uint64{}, FencedIngress: t.FencedIngress,
-		FencedEgress: t.FencedEgress, NoAccept: t.NoAccept, VLANTagged: t.VLANTagged}
+		FencedEgress: t.FencedEgress, NoAccept: t.NoAccept, VLANTagged: t.VLANTagged,
+		Liveness: t.Liveness}
 	for r, n := range t.Adverts {
 		ks.Adverts[vrrp.Reason(r).String()] = n
 	}

@@ -97,6 +97,10 @@ type instance struct {
 	kernelTimer bool
 	armsSince   time.Duration
 	delegated   bool
+
+	// prober sends fast_liveness probes while BACKUP; nil without
+	// fast_liveness.
+	prober *prober
 }
 
 // newInstance makes an instance on the host: bound to its interface (bind),
@@ -113,6 +117,10 @@ func (a *Agent) newInstance(in *config.Instance) (*instance, error) {
 	if err != nil {
 		a.removeVMAC(inst) // one bind made, if it got that far
 		return nil, err
+	}
+	if l := in.Liveness; l != nil {
+		inst.prober = newProber(in.Name, l.Interval, a.dp.LivenessOf, a.log)
+		inst.prober.start()
 	}
 	return inst, nil
 }
@@ -157,6 +165,7 @@ func build(inst *instance) error {
 		NoAccept: !in.Accept,
 		// keepalived ignores it but for VRRPv3 over IPv4, as the kernel does.
 		ChecksumAsV2: in.ChecksumAsV2,
+		Liveness:     in.Liveness != nil,
 	}
 	if in.Version == 2 {
 		inst.spec.AuthData = inst.advert.AuthData
@@ -301,6 +310,11 @@ func (a *Agent) putKernelEntries(inst *instance) error {
 	// (skip_check_adv_addr: a new master's only).
 	if err := a.dp.CheckAdvertAddrs(inst.key, nil, inst.advert.Addrs, inst.cfg.SkipCheckAdvAddr); err != nil {
 		return fmt.Errorf("kernel: %w", err)
+	}
+	if inst.cfg.Liveness != nil {
+		if err := a.dp.SetLiveness(inst.key, livenessSpec(inst)); err != nil {
+			return fmt.Errorf("kernel fast_liveness: %w", err)
+		}
 	}
 	return nil
 }

@@ -179,6 +179,7 @@ func onTheWire(o, n *config.Instance) bool {
 		o.DownTimerAdverts != n.DownTimerAdverts ||
 		o.UseVMAC != n.UseVMAC || o.VMACName != n.VMACName || o.VMACAddr != n.VMACAddr || o.VMACXmitBase != n.VMACXmitBase ||
 		!slices.Equal(o.AddrVMACs, n.AddrVMACs) ||
+		(o.Liveness == nil) != (n.Liveness == nil) || (o.Liveness != nil && (o.Liveness.Interval != n.Liveness.Interval || o.Liveness.Multiplier != n.Liveness.Multiplier)) ||
 		// Not applied in place yet: excluded addresses, routes and rules.
 		!slices.EqualFunc(o.ExcludedVIPs, n.ExcludedVIPs, func(x, y config.VIP) bool { return x.Prefix == y.Prefix && x.Dev == y.Dev }) ||
 		!slices.EqualFunc(o.Routes, n.Routes, func(x, y config.Route) bool { return slices.Equal(x.Words, y.Words) }) ||
@@ -270,6 +271,9 @@ func (a *Agent) remove(in *instance, now time.Duration) {
 			a.log.Error(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
 		}
 		a.dp.ForgetVIP(v.ip())
+	}
+	if in.prober != nil {
+		in.prober.close()
 	}
 	a.deleteKernelEntries(in)
 	a.removeVMAC(in)

@@ -34,6 +34,8 @@ type kernel interface {
 	ForgetAdvertAddrs(loader.Key, []netip.Addr) error
 	PutVMAC(ifindex int, parent net.HardwareAddr) error
 	ForgetVMAC(ifindex int) error
+	SetLiveness(loader.Key, loader.LivenessSpec) error
+	LivenessOf(loader.Key) (loader.Liveness, error)
 	ReadHeard(context.Context, func(loader.Heard)) error
 	Attach(ifindex int) error
 	AttachFence(ifindex int) error

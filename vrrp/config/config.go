@@ -243,6 +243,8 @@ type Instance struct {
 	LowerPrioNoAdvert    bool
 	HigherPrioSendAdvert bool
 	PromoteSecondaries   bool
+	// Liveness is fast_liveness, an xvrrp extension: nil when off.
+	Liveness *Liveness
 
 	// Group is the sync group this instance belongs to, or nil; SyncGroup is
 	// its name, "" when none.
@@ -451,3 +453,20 @@ func ScriptTimeout(secs int) time.Duration {
 	}
 	return time.Duration(secs) * time.Second
 }
+
+// Liveness is an instance's fast_liveness block: as a backup, probe the
+// master every Interval and take over once Multiplier probes in a row went
+// unanswered; as master, answer probes from the kernel while the lease runs.
+type Liveness struct {
+	Pos        Pos
+	Interval   time.Duration
+	Multiplier int
+}
+
+// Liveness defaults and bounds.
+const (
+	LivenessInterval    = 10 * time.Millisecond
+	LivenessMultiplier  = 3
+	LivenessMinInterval = 100 * time.Microsecond
+	LivenessMaxInterval = 10 * time.Second
+)

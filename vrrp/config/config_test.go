@@ -624,3 +624,50 @@ vrrp_instance VI_1 {
 		}
 	}
 }
+
+func TestFastLiveness(t *testing.T) {
+	inst := func(block string) string {
+		return "vrrp_instance VI_1 {\n    interface eth0\n    virtual_router_id 1\n    virtual_ipaddress {\n        192.0.2.1/24\n    }\n" + block + "}\n"
+	}
+	for _, tc := range []struct {
+		block    string
+		interval time.Duration
+		mult     int
+	}{
+		{"    fast_liveness {\n        interval 1ms\n        multiplier 3\n    }\n", time.Millisecond, 3},
+		{"    fast_liveness {\n        interval 500us\n    }\n", 500 * time.Microsecond, LivenessMultiplier},
+		{"    fast_liveness {\n        interval 0.002\n        multiplier 5\n    }\n", 2 * time.Millisecond, 5},
+		{"    fast_liveness {\n    }\n", LivenessInterval, LivenessMultiplier},
+	} {
+		cfg, err := Parse("t.conf", inst(tc.block))
+		if err != nil {
+			t.Errorf("%q: %v", tc.block, err)
+			continue
+		}
+		l := cfg.Instances[0].Liveness
+		if l == nil || l.Interval != tc.interval || l.Multiplier != tc.mult || l.Pos.Line != 7 {
+			t.Errorf("%q: %+v, want %v × %d at line 7", tc.block, l, tc.interval, tc.mult)
+		}
+	}
+	cfg, err := Parse("t.conf", inst(""))
+	if err != nil || cfg.Instances[0].Liveness != nil {
+		t.Errorf("without the block: %+v, %v; want off", cfg, err)
+	}
+	for _, bad := range []struct{ block, want string }{
+		{"    fast_liveness {\n        interval 10us\n    }\n", "t.conf:8: interval: '10us' is not a duration from 100µs to 10s"},
+		{"    fast_liveness {\n        interval fast\n    }\n", "t.conf:8: interval: 'fast' is not a duration"},
+		{"    fast_liveness {\n        interval -1ms\n    }\n", "t.conf:8: interval: '-1ms' is not a duration"},
+		{"    fast_liveness {\n        multiplier 0\n    }\n", "t.conf:8: multiplier: '0' is not a whole number from 1 to 255"},
+		{"    fast_liveness {\n        jitter 1\n    }\n", "t.conf:8: unknown keyword 'jitter' in fast_liveness"},
+		{"    fast_liveness 1ms\n", "t.conf:7: fast_liveness needs a block"},
+	} {
+		_, err := Parse("t.conf", inst(bad.block))
+		if err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: error %v, want %q", bad.block, err, bad.want)
+		}
+	}
+	_, err = Parse("t.conf", "vrrp_instance VI_6 {\n    interface eth0\n    virtual_router_id 1\n    fast_liveness {\n    }\n    virtual_ipaddress {\n        2001:db8::1/64\n    }\n}\n")
+	if want := "t.conf:4: vrrp_instance VI_6: fast_liveness probes are IPv4 only"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Errorf("IPv6: error %v, want %q", err, want)
+	}
+}

@@ -153,6 +153,10 @@ var behaviourTests = map[string]string{
 	"vrrp_instance notify_priority_changes":    "tests/TestNotify",
 	"vrrp_instance notify_master_rx_lower_pri": "tests/TestNotify",
 
+	"vrrp_instance fast_liveness": "tests/TestLivenessTakesOverAfterMultiplierMisses",
+	"fast_liveness interval":      "tests/TestLivenessFrozenMaster",
+	"fast_liveness multiplier":    "tests/TestLivenessTakesOverAfterMultiplierMisses",
+
 	"authentication auth_type": "tests/TestInteropWithKeepalived",
 	"authentication auth_pass": "tests/TestInteropWithKeepalived",
 
@@ -198,6 +202,8 @@ xvrrp_check c {
 vrrp_instance i {
     authentication {
     }
+    fast_liveness {
+    }
 }
 vrrp_sync_group g {
 }
@@ -231,7 +237,7 @@ func acceptedKeywords(t *testing.T) []string {
 			keys = append(keys, block+" "+k)
 		}
 	})
-	for _, b := range []string{"top", "global_defs", "vrrp_script", "xvrrp_check", "vrrp_instance", "authentication", "vrrp_sync_group", "vrrp_track_file", "vrrp_track_process", "garp_group"} {
+	for _, b := range []string{"top", "global_defs", "vrrp_script", "xvrrp_check", "vrrp_instance", "authentication", "fast_liveness", "vrrp_sync_group", "vrrp_track_file", "vrrp_track_process", "garp_group"} {
 		if !blocks[b] {
 			t.Fatalf("no keyword table seen for %s: everyBlock misses it", b)
 		}

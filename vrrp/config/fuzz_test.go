@@ -23,6 +23,7 @@ func FuzzLoad(f *testing.F) {
 		{"$A=$B $B\n$B=$A $A\ninclude a.conf\nx $A\n", "$V=192.0.2.7 \\\n192.0.2.8\n", "@^h1 $V\n@h1 include ../k.conf\n", "h1"},
 		{"include a.conf\ninclude a.conf\n", "include ../etc/a.conf\n", "", ""},
 		{"include d/b.conf\n", "", "$X=${Y}\n$Y=${X}\ninclude /etc/*.conf\nrouter_id $X\n", "h2"},
+		{"vrrp_instance VI_1 {\ninterface eth0\nvirtual_router_id 1\nfast_liveness {\ninterval 1ms\nmultiplier 3\n}\nvirtual_ipaddress {\n192.0.2.1\n}\n}\n", "", "", "xvrrp"},
 	} {
 		f.Add(seed[0], seed[1], seed[2], seed[3])
 	}

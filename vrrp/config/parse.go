@@ -901,6 +901,7 @@ func (p *parser) instance(n *node) {
 		"track_src_ip":            flag(&in.TrackSrcIP),
 		"lower_prio_no_advert":    flag(&in.LowerPrioNoAdvert),
 		"higher_prio_send_advert": flag(&in.HigherPrioSendAdvert),
+		"fast_liveness":           set(func(n *node) { p.liveness(n, in) }),
 		"native_ipv6": set(func(n *node) {
 			if p.args(n, 0, 0) {
 				p.diags.warnf(n.pos, "native_ipv6 is deprecated: the VIPs' family decides")
@@ -936,6 +937,48 @@ func (p *parser) notifyHandlers(nt *Notify) map[string]handler {
 		},
 		"notify_priority_changes": func(n *node) { p.flag(n, &nt.PriorityChanges) },
 	}
+}
+
+// liveness reads fast_liveness, an xvrrp extension (keepalived refuses the
+// block as an unknown keyword, as it does xvrrp_check).
+func (p *parser) liveness(n *node, in *Instance) {
+	if !p.block(n) {
+		return
+	}
+	l := &Liveness{Pos: n.pos, Interval: LivenessInterval, Multiplier: LivenessMultiplier}
+	in.Liveness = l
+	p.walk("fast_liveness", n.block, map[string]handler{
+		"interval": func(n *node) {
+			if !p.args(n, 1, 1) {
+				return
+			}
+			if d, ok := livenessInterval(n.words[1]); ok {
+				l.Interval = d
+				return
+			}
+			p.diags.errorf(n.pos, "interval: '%s' is not a duration from %v to %v (e.g. 1ms, 500us, 0.002 for seconds)", n.words[1], LivenessMinInterval, LivenessMaxInterval)
+		},
+		"multiplier": func(n *node) {
+			if p.args(n, 1, 1) {
+				if v, ok := p.intArg(n, 1, 1, 255); ok {
+					l.Multiplier = v
+				}
+			}
+		},
+	})
+}
+
+// livenessInterval reads a duration with its unit (1ms, 500us, 1s) or, as
+// keepalived's intervals, a bare number of seconds.
+func livenessInterval(s string) (time.Duration, bool) {
+	if strings.ContainsAny(s, "+-eE") {
+		return 0, false
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		d, err = time.ParseDuration(s + "s")
+	}
+	return d, err == nil && d >= LivenessMinInterval && d <= LivenessMaxInterval
 }
 
 func (p *parser) auth(n *node, in *Instance) {

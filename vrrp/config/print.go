@@ -192,6 +192,10 @@ func (c *Config) printInstance(w io.Writer, in *Instance, t Tracking) {
 		fmt.Fprintf(w, "  promote_secondaries set on %s while running\n", in.Interface)
 	}
 	printVMAC(w, in)
+	if l := in.Liveness; l != nil {
+		fmt.Fprintf(w, "  fast_liveness: as backup, probes the master every %v (UDP port 7112, from the kernel's record of its adverts) and takes over once %d in a row go unanswered (looked at %v after the last reply), armed only after the master's first reply; as master, its XDP answers probes while its lease runs\n",
+			l.Interval, l.Multiplier, vrrp.LivenessTimeout(l.Interval, l.Multiplier, in.Priority))
+	}
 	printGarp(w, in.Garp)
 	if g := c.GarpGroupOf(in.Interface); g != nil {
 		fmt.Fprintf(w, "  rounds of gratuitous ARPs %v apart, of unsolicited NAs %v apart (garp_group %s)\n", g.GarpInterval, g.GnaInterval, g.Interface)

@@ -122,6 +122,10 @@ func (p *parser) validateInstance(in *Instance) {
 		}
 	}
 
+	if in.Liveness != nil && in.Family == IPv6 {
+		p.diags.errorf(in.Liveness.Pos, "%s: fast_liveness probes are IPv4 only for now; remove the block from this IPv6 instance", name)
+	}
+
 	// Authentication: version 2 only.
 	if _, given := seen["authentication"]; given {
 		switch {
