@@ -143,8 +143,23 @@ static __always_inline void liveness_advert(const struct xvrrp_instance_key *key
 		lv->nonces[i] = 0;
 }
 
+/* liveness_serving: a master answers probes while it is MASTER with a running
+ * lease and its daemon keeps renewing it: no later than half an interval past
+ * the renewal its next advert was due. The lease alone runs longer than a
+ * backup's Master_Down_Interval (a frozen master keeps serving clients until its
+ * successor's first advert), so a frozen daemon's kernel would answer probes
+ * until then and liveness would find no frozen master sooner than plain VRRP.
+ * vrrp.LivenessServes is the same rule for the daemon's side. */
+static __always_inline int liveness_serving(const struct xvrrp_instance *inst, __u64 now)
+{
+	__u64 interval = (__u64)inst->interval_cs * 10000000ULL;
+	if (inst->state != XVRRP_STATE_MASTER || now >= inst->lease_until_ns)
+		return 0;
+	return interval == 0 || now <= inst->renewed_ns + interval + interval / 2;
+}
+
 /* liveness_answer: a master answers a probe to its MAC and address while it
- * is MASTER with a running lease, from XDP, never from user space. */
+ * is serving (liveness_serving), from XDP, never from user space. */
 static __always_inline int liveness_answer(struct ethhdr *eth, struct iphdr *ip, struct udphdr *udp,
 					   struct xvrrp_probe *pr, const struct xvrrp_instance_key *key)
 {
@@ -154,7 +169,7 @@ static __always_inline int liveness_answer(struct ethhdr *eth, struct iphdr *ip,
 	if ((!zero_mac(inst->mac) && differ(eth->h_dest, inst->mac, 6)) ||
 	    (!zero16(inst->local) && differ((__u8 *)&ip->daddr, inst->local, 4)))
 		return drop(XVRRP_COUNTER_LIVENESS_DESTINATION);
-	if (inst->state != XVRRP_STATE_MASTER || bpf_ktime_get_ns() >= inst->lease_until_ns)
+	if (!liveness_serving(inst, bpf_ktime_get_ns()))
 		return drop(XVRRP_COUNTER_LIVENESS_NO_LEASE);
 	__u8 mac[6];
 	__builtin_memcpy(mac, eth->h_dest, 6);

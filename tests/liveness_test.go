@@ -249,25 +249,27 @@ func TestLivenessFrozenMaster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The frozen master's last lease, from its last renewal: the kernel has
-	// since let it go on h2's first advert (the stall rule).
-	leaseEnd := st1.Renewed + vrrp.Lease(2, time.Second, 3)
+	// The frozen master's kernel answers probes until half an interval
+	// after its next renewal was due, or its lease ends, whichever is
+	// first; the kernel has since let the lease go on h2's first advert
+	// (the stall rule).
+	leaseEnd := st1.Renewed + min(vrrp.Lease(2, time.Second, 3), vrrp.LivenessServes(time.Second))
 	mdi := vrrp.MasterDownInterval(2, 100, time.Second, 3)
 	switch {
 	case lv.Lost != 1:
 		t.Errorf("liveness events %d, want 1", lv.Lost)
 	case lv.LostAt < leaseEnd:
-		t.Errorf("the backup declared the master lost at %v, before its lease ended at %v: the frozen master's kernel answers while it serves", lv.LostAt, leaseEnd)
+		t.Errorf("the backup declared the master lost at %v, before it stopped serving at %v: the frozen master's kernel answers until then", lv.LostAt, leaseEnd)
 	case lv.LostAt >= last.At+mdi:
 		t.Errorf("liveness fired at %v, not before Master_Down_Interval ran out at %v", lv.LostAt, last.At+mdi)
 	}
 	if lv.LastReply > leaseEnd {
-		t.Errorf("a reply at %v, after the frozen master's lease ended at %v", lv.LastReply, leaseEnd)
+		t.Errorf("a reply at %v, after the frozen master stopped serving at %v", lv.LastReply, leaseEnd)
 	}
 	if got := dp1Counter(t, dp1, loader.CounterLivenessNoLease); got <= noLease {
 		t.Error("the frozen master's kernel refused no probe for want of a lease")
 	}
-	t.Logf("last advert %v, lease end %v (+%v), liveness lost %v (+%v), Master_Down at %v (+%v)",
+	t.Logf("last advert %v, serving until %v (+%v), liveness lost %v (+%v), Master_Down at %v (+%v)",
 		last.At, leaseEnd, leaseEnd-last.At, lv.LostAt, lv.LostAt-last.At, last.At+mdi, mdi)
 }
 

@@ -226,6 +226,16 @@ func (m *Machine) nextAdvert(now time.Duration) time.Duration {
 	return next
 }
 
+// LivenessServes is how long after its daemon last renewed the lease a
+// master's kernel answers fast_liveness probes (while the lease runs, too):
+// until half an interval past the renewal its next advert was due. The lease
+// runs longer, so a frozen master serves clients until its successor
+// announces itself, but it stops answering probes as soon as its daemon is
+// late, and liveness takes over from it (liveness_serving in bpf/liveness.h).
+func LivenessServes(interval time.Duration) time.Duration {
+	return interval + interval/2
+}
+
 // LivenessTimeout is how long after a master's last liveness reply a backup's
 // kernel looks for missed ones: multiplier probe intervals and a skew by
 // priority, as Skew_Time scales Master_Down_Interval, so that of several

@@ -47,7 +47,8 @@ Extensions: xvrrp_check (built-in TCP and HTTP checks) and, in a vrrp_instance,
 a fast_liveness block (interval, multiplier): a backup probes its master every
 interval (IPv4 UDP port 7112, the master's MAC and address) and takes over once
 multiplier probes in a row go unanswered, well below Master_Down_Interval; the
-master's XDP program answers the probes while its lease runs, never its daemon.
+master's XDP program answers the probes while its lease runs and its daemon renews
+it, never its daemon.
 A master or backup without it (keepalived included) runs plain VRRP. keepalived
 refuses both blocks.
 
