@@ -3,12 +3,15 @@ package tests
 import (
 	"bytes"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/xvrrp/xvrrp/bench/lab"
 	"github.com/xvrrp/xvrrp/loader"
+	"github.com/xvrrp/xvrrp/tests/labtest"
 	"github.com/xvrrp/xvrrp/vrrp"
 	"github.com/xvrrp/xvrrp/vrrp/agent"
 )
@@ -30,7 +33,7 @@ func TestStalledMasterAnswersUntilSuccessor(t *testing.T) {
 			l, x1, x2 := pairH1First(t, node{prio: 150, interval: "0.1"}, node{prio: 100, interval: "0.1"})
 			h2 := l.Hosts[1]
 			waitLog(t, x2, "(VI_1) Entering BACKUP STATE (init)")
-			p, d, w := watchTakeover(t, l)
+			p, d, w := watchTakeover(t, l, "h1")
 			broken := time.Now()
 			if err := x1.Signal(sig); err != nil {
 				t.Fatal(err)
@@ -137,7 +140,7 @@ func TestFrozenPartitionedMasterStopsAtLease(t *testing.T) {
 
 // watchTakeover starts the client's probes through its ARP cache and at each
 // node's MAC, every millisecond, and a capture of adverts and ARP on its link.
-func watchTakeover(t *testing.T, l *lab.Lab) (*lab.Prober, *lab.DirectedProber, *lab.Capture) {
+func watchTakeover(t *testing.T, l *lab.Lab, master string) (*lab.Prober, *lab.DirectedProber, *lab.Capture) {
 	t.Helper()
 	w, err := l.Client.Capture("arp or ip proto 112")
 	if err != nil {
@@ -149,7 +152,7 @@ func watchTakeover(t *testing.T, l *lab.Lab) (*lab.Prober, *lab.DirectedProber, 
 		t.Fatal(err)
 	}
 	t.Cleanup(p.Stop)
-	answeredBy(t, p, "h1")
+	answeredBy(t, p, master)
 	d, err := l.Client.StartDirectedProber(vip4, l.Hosts, time.Millisecond, 5000)
 	if err != nil {
 		t.Fatal(err)
@@ -296,4 +299,87 @@ func kernelState(t *testing.T, pinDir string) loader.InstanceState {
 		return st
 	}
 	panic("unreachable")
+}
+
+// Make before break, in order: on a graceful stop (SIGTERM: priority 0, then
+// the hand-over), a demotion (a tracked file lowers the master below the
+// backup, which preempts) and a preemption (a higher priority comes up), the
+// outgoing master answers until the incoming master's first advert is on the
+// wire, the client goes unanswered only between that advert and the incoming
+// master's gratuitous ARP, and at each node's MAC no round of probes is
+// answered by both but for the one in flight as the advert passes.
+func TestHandoverOrder(t *testing.T) {
+	for _, tc := range []string{"graceful", "demotion", "preemption"} {
+		t.Run(tc, func(t *testing.T) {
+			health := filepath.Join(t.TempDir(), "health")
+			if err := os.WriteFile(health, []byte("0\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			n1 := node{prio: 150, interval: "0.1", extra: "    track_file {\n        health weight -100\n    }",
+				global: "}\nvrrp_track_file health {\n    file " + health}
+			n2 := node{prio: 100, interval: "0.1"}
+			from, to := "h1", "h2"
+			if tc == "preemption" {
+				from, to = "h2", "h1"
+			}
+			l := labtest.New(t, lab.Options{Hosts: 2, Client: true})
+			for _, h := range l.Hosts {
+				if err := h.StartResponder(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			start := func(h *lab.Host, n node) *lab.Xvrrp {
+				x, err := h.StartXvrrp(xvrrpBin, nodeConfig(n))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return x
+			}
+			var x1, x2 *lab.Xvrrp
+			if tc == "preemption" {
+				x2 = start(l.Hosts[1], n2)
+				waitLog(t, x2, "(VI_1) Entering MASTER STATE")
+			} else {
+				x1 = start(l.Hosts[0], n1)
+				waitLog(t, x1, "(VI_1) Entering MASTER STATE")
+				x2 = start(l.Hosts[1], n2)
+				waitLog(t, x2, "(VI_1) Entering BACKUP STATE (init)")
+			}
+			p, d, w := watchTakeover(t, l, from)
+			since := time.Now()
+			var toX *lab.Xvrrp
+			switch tc {
+			case "graceful":
+				if err := x1.Signal(syscall.SIGTERM); err != nil {
+					t.Fatal(err)
+				}
+				toX = x2
+			case "demotion":
+				if err := os.WriteFile(health, []byte("1\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				toX = x2
+			case "preemption":
+				x1 = start(l.Hosts[0], n1)
+				toX = x1
+			}
+			waitLog(t, toX, "(VI_1) Entering MASTER STATE")
+			answeredBy(t, p, to)
+			time.Sleep(100 * time.Millisecond)
+			p.Stop()
+			d.Stop()
+			frames, err := w.Stop()
+			if err != nil {
+				t.Fatal(err)
+			}
+			toHost := l.Host(to)
+			advert := firstAdvert(frames, toHost.IPv4.Addr(), since)
+			garp := firstGARP(frames, toHost, since)
+			if advert.IsZero() || garp.IsZero() {
+				t.Fatalf("want %s's advert and gratuitous ARP on the wire; advert %v, ARP %v", to, advert, garp)
+			}
+			checkTakeover(t, p.Answers(), since, advert, garp, from, to)
+			checkDirected(t, d.Rounds(), since, advert, from, to)
+		})
+	}
 }
