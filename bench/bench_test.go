@@ -96,6 +96,32 @@ func TestMeasureEdges(t *testing.T) {
 	}
 }
 
+// The outage counts probes that went unanswered, not the prober's own stalls:
+// probes every millisecond, answered by h1 up to 10 ms, one lost at 11 ms, then
+// answered by h2 from 12 ms; the prober sent nothing from 20 to 60 ms.
+func TestOutageCountsLostProbes(t *testing.T) {
+	var probes []lab.Answer
+	for ms := 0.0; ms < 100; ms++ {
+		if ms > 20 && ms < 60 {
+			continue
+		}
+		from := "h1"
+		switch {
+		case ms == 11:
+			from = ""
+		case ms > 11:
+			from = "h2"
+		}
+		probes = append(probes, lab.Answer{Sent: at(ms), From: from})
+	}
+	if got := outage(probes, at(5), at(99)); got != 2*time.Millisecond {
+		t.Errorf("outage = %v, want 2ms (10 ms to 12 ms), not the prober's 40 ms stall", got)
+	}
+	if got := outage(probes, at(30), at(99)); got != 0 {
+		t.Errorf("outage with every probe answered = %v, want 0", got)
+	}
+}
+
 func TestPercentile(t *testing.T) {
 	var ds []time.Duration
 	for i := 100; i >= 1; i-- {

@@ -20,7 +20,7 @@ const (
 	MetricDetect = "detect" // last advert that held the backup back → first advert of the new master
 	MetricGARP   = "garp"   // Master_Down expiry → first gratuitous ARP of the new master
 	MetricAnswer = "answer" // first gratuitous ARP → first probe answered by the new master
-	MetricOutage = "outage" // longest gap between answered probes
+	MetricOutage = "outage" // longest run of unanswered probes, answered probe to answered probe
 	MetricDual   = "dual"   // time two MACs answered probes for the VIP
 )
 
@@ -113,9 +113,13 @@ func (t *Trial) Measure() map[string]time.Duration {
 	return m
 }
 
-// outage is the longest time without answers among probes sent in [from, to]:
-// from the last answered probe before the gap (which may precede from) to the
-// first after it; the whole window if none was answered.
+// outage is the longest time the client went unanswered among probes sent in
+// [from, to]: from the last answered probe before one or more unanswered ones
+// (which may precede from) to the first answered after them; 0 when every probe
+// was answered; the whole window if none was. A gap between two answered
+// probes with none sent in between is the prober's own stall — a shared
+// machine can keep it off the CPU for tens of milliseconds — not the VIP's, and
+// does not count.
 func outage(probes []lab.Answer, from, to time.Time) time.Duration {
 	last := from
 	for _, p := range probes {
@@ -124,13 +128,19 @@ func outage(probes []lab.Answer, from, to time.Time) time.Duration {
 		}
 	}
 	var longest time.Duration
-	answered := false
+	answered, lost := false, false
 	for _, p := range probes {
-		if p.From == "" || !p.Sent.After(from) || p.Sent.After(to) {
+		if !p.Sent.After(from) || p.Sent.After(to) {
 			continue
 		}
-		longest = max(longest, p.Sent.Sub(last))
-		last, answered = p.Sent, true
+		if p.From == "" {
+			lost = true
+			continue
+		}
+		if lost {
+			longest = max(longest, p.Sent.Sub(last))
+		}
+		last, answered, lost = p.Sent, true, false
 	}
 	if !answered {
 		return to.Sub(from)

@@ -294,14 +294,17 @@ func fencedCounts(t *testing.T, pinDir string) (in, out uint64) {
 	return c[loader.CounterFencedIngress], c[loader.CounterFencedEgress]
 }
 
-// Proof 6: the master's daemon is SIGKILLed and leaves its VIP configured. Its
-// lease runs out before the backup's Master_Down_Interval, so the old master's
-// fence drops the VIP's traffic, and no probe is ever answered by both.
+// Proof 6: the master's daemon is SIGKILLed and leaves its VIP configured.
+// Nothing renews its lease, so the backup's first advert ends it in h1's
+// kernel (or the lease runs out): the old master's fence drops the VIP's
+// traffic — the probes sent to its MAC after the takeover — and no probe is
+// ever answered by both.
 func TestKilledMasterIsFenced(t *testing.T) {
 	l, x1, x2 := pairH1First(t, node{prio: 150}, node{prio: 100})
 	h1 := l.Hosts[0]
 	waitLog(t, x2, "(VI_1) Entering BACKUP STATE (init)")
 	p := probeVIP(t, l, "h1")
+	d := directedProbe(t, l)
 
 	if err := x1.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
@@ -312,6 +315,8 @@ func TestKilledMasterIsFenced(t *testing.T) {
 	answeredBy(t, p, "h2")
 	time.Sleep(300 * time.Millisecond)
 	p.Stop()
+	d.Stop()
+	checkNoneTwice(t, d.Rounds())
 
 	if !hasVIP(t, h1, vip4) {
 		t.Fatal("the killed daemon's VIP is gone: the test needs it left behind")
@@ -395,7 +400,7 @@ func TestRestartWithinLease(t *testing.T) { restartWithinLease(t, "") }
 // restartWithinLease is TestRestartWithinLease with extra lines in both
 // nodes' instance; it returns the master's lab host.
 func restartWithinLease(t *testing.T, extra string) *lab.Host {
-	// At 1 s adverts the lease is 3 s, ample for a restart.
+	// At 1 s adverts the lease is about 5 s, ample for a restart.
 	n1, n2 := node{prio: 150, interval: "1", extra: extra}, node{prio: 100, interval: "1", extra: extra}
 	l := labtest.New(t, lab.Options{Hosts: 2, Client: true})
 	h1, h2 := l.Hosts[0], l.Hosts[1]

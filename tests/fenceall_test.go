@@ -10,6 +10,7 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/xvrrp/xvrrp/bench/lab"
 	"github.com/xvrrp/xvrrp/tests/labtest"
+	"github.com/xvrrp/xvrrp/vrrp"
 	"golang.org/x/sys/unix"
 )
 
@@ -53,7 +54,7 @@ func TestFenceOnEveryInterface(t *testing.T) {
 	frozen := time.Now()
 	time.Sleep(time.Second)
 	p.Stop()
-	lease := 200 * time.Millisecond // 3 × 50 ms adverts, and some
+	lease := vrrp.Lease(3, 50*time.Millisecond, 0) + 50*time.Millisecond // and some
 	answered := 0
 	for _, a := range p.Answers() {
 		if a.Sent.After(frozen.Add(lease)) && a.From != "" {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/xvrrp/xvrrp/bench/lab"
+	"github.com/xvrrp/xvrrp/vrrp"
 	"github.com/xvrrp/xvrrp/vrrp/agent"
 )
 
@@ -51,7 +52,7 @@ func TestStatus(t *testing.T) {
 	m := status(t, h1, x1)
 	in := m.Instances[0]
 	if m.Source != "daemon" || in.Name != "VI_1" || in.State != "MASTER" || in.EffectivePriority != 150 || in.BasePriority != 150 ||
-		in.LeaseLeft <= 0 || in.LeaseLeft > 300*time.Millisecond || len(in.VIPs) != 1 || !in.VIPs[0].Present || in.VIPs[0].Fenced ||
+		in.LeaseLeft <= 0 || in.LeaseLeft > vrrp.Lease(3, 100*time.Millisecond, 0) || len(in.VIPs) != 1 || !in.VIPs[0].Present || in.VIPs[0].Fenced ||
 		in.VIPs[0].Address != "192.0.2.1/24" || in.VIPs[0].Dev != "eth0" {
 		t.Errorf("master's status: %+v", m)
 	}

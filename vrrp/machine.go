@@ -169,17 +169,24 @@ func MasterDownInterval(version, priority uint8, masterInterval time.Duration, a
 	return time.Duration(adverts)*masterInterval + SkewTime(version, priority, masterInterval)
 }
 
+// LeaseMargin is the least time a lease leaves the slowest backup, past its
+// Master_Down_Interval, to take over and announce itself: its daemon's
+// wake-up, the netlink calls that add the VIPs, the send, on a busy host.
+const LeaseMargin = 20 * time.Millisecond
+
 // Lease is how long past each advert a master may answer for its VIPs: the
-// Master_Down_Interval of a backup of priority 255, which would beat every real
-// backup (1–254) to it, so the lease always ends before any backup that heard
-// that advert can take over — whatever its priority, with the same
-// down_timer_adverts and the master's interval (VRRPv3 backups adopt it). The
-// kernel also ends a stalled master's lease on its successor's first advert,
-// but the lease is no longer for that: a master cut off from its backups hears
-// no advert, and must still be fenced before any of them takes over
-// (docs/architecture.md, "Why the lease is no longer than that").
+// Master_Down_Interval of a backup of priority 1, which every real backup
+// (1–254) reaches first, plus one interval (LeaseMargin at least) for that
+// backup to announce itself. A master whose daemon stops renewing — killed,
+// frozen — keeps answering until its successor's first advert reaches its
+// kernel, which ends the lease then and there (let_go in bpf/xvrrp.c: not
+// renewed for more than an interval), so clients go without an answer only
+// for the takeover itself and never get two. The lease is the bound for when
+// no advert can reach it: a frozen master that is also cut off from its
+// backups stops by itself when it ends (docs/architecture.md, "How long the
+// lease runs").
 func Lease(version uint8, interval time.Duration, adverts int) time.Duration {
-	return MasterDownInterval(version, 255, interval, adverts)
+	return MasterDownInterval(version, 1, interval, adverts) + max(interval, LeaseMargin)
 }
 
 // StallGrace is the rule for a backup that was itself stalled. Its

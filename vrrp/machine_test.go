@@ -308,18 +308,24 @@ func ExampleMachine() {
 	// [BACKUP->MASTER(master down) advert(100)]
 }
 
-// TestLeaseEndsBeforeAnyBackupTakesOver: for every version, advert interval
-// and down_timer_adverts a configuration may give, the master's lease past an
-// advert ends before the Master_Down_Interval of a backup of any priority
-// that heard it.
-func TestLeaseEndsBeforeAnyBackupTakesOver(t *testing.T) {
+// TestLeaseOutlastsEveryBackup: for every version, advert interval and
+// down_timer_adverts a configuration may give, the master's lease past an
+// advert ends after the Master_Down_Interval of a backup of any priority that
+// heard it, leaving it at least an interval (LeaseMargin at least) to announce
+// itself, and no later than that: the bound on a frozen master nobody's advert
+// can reach.
+func TestLeaseOutlastsEveryBackup(t *testing.T) {
 	check := func(version uint8, iv time.Duration, adverts int) {
 		lease := Lease(version, iv, adverts)
+		margin := max(iv, LeaseMargin)
 		for prio := 1; prio <= 254; prio++ {
-			if mdi := MasterDownInterval(version, uint8(prio), iv, adverts); lease >= mdi {
-				t.Fatalf("v%d every %v, down_timer_adverts %d: lease %v, backup of priority %d takes over after %v",
-					version, iv, adverts, lease, prio, mdi)
+			if mdi := MasterDownInterval(version, uint8(prio), iv, adverts); lease < mdi+margin {
+				t.Fatalf("v%d every %v, down_timer_adverts %d: lease %v, backup of priority %d takes over after %v, leaving less than %v",
+					version, iv, adverts, lease, prio, mdi, margin)
 			}
+		}
+		if bound := MasterDownInterval(version, 1, iv, adverts) + margin; lease > bound {
+			t.Fatalf("v%d every %v, down_timer_adverts %d: lease %v, past the bound %v", version, iv, adverts, lease, bound)
 		}
 	}
 	for adverts := 0; adverts <= 100; adverts++ { // 0: the default, 3

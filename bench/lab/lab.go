@@ -9,6 +9,7 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -333,6 +334,50 @@ func (h *Host) setPort(iface string, up bool) error {
 		}
 		return nh.LinkSetDown(port)
 	})
+}
+
+// BlockVRRP drops VRRP (IPv4 protocol 112, IPv6 next header 112) to and from
+// the host at the switch, as a firewall or a switch's IGMP snooping that lost
+// the group would: the host and the others no longer hear each other's
+// adverts, while everything else, the VIP's traffic and ARP included, still
+// flows. UnblockVRRP lifts it. Rules in the switch's nftables bridge family,
+// gone with the lab.
+func (h *Host) BlockVRRP() error {
+	port, ok := h.ports[h.Iface]
+	if !ok {
+		return fmt.Errorf("%s has no link %s", h.Name, h.Iface)
+	}
+	rules := fmt.Sprintf(`table bridge %[1]s {
+	chain forward {
+		type filter hook forward priority 0;
+		iifname %[2]q ip protocol 112 drop
+		oifname %[2]q ip protocol 112 drop
+		iifname %[2]q ip6 nexthdr 112 drop
+		oifname %[2]q ip6 nexthdr 112 drop
+	}
+}
+`, h.vrrpTable(), port)
+	return h.lab.nft([]byte(rules), "-f", "-")
+}
+
+// UnblockVRRP lets VRRP to and from the host through the switch again.
+func (h *Host) UnblockVRRP() error { return h.lab.nft(nil, "delete", "table", "bridge", h.vrrpTable()) }
+
+func (h *Host) vrrpTable() string { return "xvrrp_block_" + h.Name }
+
+// nft runs nft in the switch's namespace.
+func (l *Lab) nft(stdin []byte, args ...string) error {
+	cmd := (&Host{}).command(context.Background(), append([]string{"ip", "netns", "exec", l.switchNS, "nft"}, args...))
+	var out bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = bytes.NewReader(stdin), &out, &out
+	err := startOnSpawner(cmd)
+	if err == nil {
+		err = cmd.Wait()
+	}
+	if err != nil {
+		return fmt.Errorf("switch: nft %v: %w: %s", args, err, bytes.TrimSpace(out.Bytes()))
+	}
+	return nil
 }
 
 // SetLinkDown and SetLinkUp take the host's own interface down and up (`ip

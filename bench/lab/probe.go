@@ -6,11 +6,13 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/mdlayher/packet"
 	"golang.org/x/sys/unix"
@@ -115,19 +117,56 @@ func readAnswers(conn net.PacketConn, record func(seq int, from string)) {
 	}
 }
 
+// ProbeRTPriority is the SCHED_FIFO priority of the thread that sends a
+// prober's probes: above the daemons under test (xvrrp's SCHED_RR 10), whose
+// start-up at real-time priority — loading and verifying BPF programs — and
+// the other work of a shared machine otherwise kept the prober off the CPU for
+// tens of milliseconds, during which nothing was probed.
+const ProbeRTPriority = 20
+
 // every runs probe(i) every interval, at most limit times, until stop; then it
-// waits one more interval to let the last answers in.
+// waits one more interval to let the last answers in. It runs on a thread of
+// its own at real-time priority (best effort: without the privilege, at the
+// normal one) and sleeps in the kernel until each probe's absolute time, so
+// the Go scheduler's timers, which run on ordinary threads, cannot hold it
+// back; a probe whose time passed while it could not run is sent at once, and
+// the schedule goes on from there.
 func every(interval time.Duration, limit int, stop <-chan struct{}, probe func(i int)) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
+	runtime.LockOSThread()
+	// The thread stays locked when the goroutine ends, so the runtime
+	// discards it rather than reuse a real-time thread.
+	setFIFO(ProbeRTPriority)
+	next := monotonic()
 	for i := 0; i < limit; i++ {
 		probe(i)
 		select {
 		case <-stop:
 			time.Sleep(interval)
 			return
-		case <-t.C:
+		default:
 		}
+		next += interval
+		if now := monotonic(); next < now {
+			next = now
+		}
+		sleepUntil(next)
+	}
+}
+
+func setFIFO(priority int) {
+	param := struct{ priority int32 }{int32(priority)}
+	unix.RawSyscall(unix.SYS_SCHED_SETSCHEDULER, 0, 1 /* SCHED_FIFO */, uintptr(unsafe.Pointer(&param)))
+}
+
+func monotonic() time.Duration {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return time.Duration(ts.Nano())
+}
+
+func sleepUntil(t time.Duration) {
+	ts := unix.NsecToTimespec(int64(t))
+	for unix.ClockNanosleep(unix.CLOCK_MONOTONIC, unix.TIMER_ABSTIME, &ts, nil) == unix.EINTR {
 	}
 }
 

@@ -30,8 +30,9 @@ var manCommand = &cli.Command{
 const manDescription = `xvrrp runs the VRRP side of a keepalived.conf (VRRPv2 and v3, IPv4 and IPv6):
 a virtual IP that moves to a backup within milliseconds when the master fails. An
 XDP program validates, counts and time-stamps adverts in the kernel; a TC program
-fences the VIP on every node that is not master with a lease the daemon renews,
-so a crashed or frozen master stops answering by itself. Maps are pinned under
+fences the VIP on every node that is not master with a lease the daemon renews:
+a crashed or frozen master answers until its successor's first advert reaches its
+kernel, and stops then, or by itself when the lease ends. Maps are pinned under
 --pin-dir; bpftool map dump pinned shows them with named fields.
 
 use_vmac: the instance's VIPs live on a VMAC, a private macvlan on its interface

@@ -26,7 +26,7 @@ func (a *Agent) apply(in *instance, acts []vrrp.Action) {
 			a.transition(in, act, now)
 			moved = &acts[i]
 		case vrrp.ActAdvert:
-			a.advert(in, act.Priority, now)
+			a.advert(in, act.Priority)
 		}
 	}
 	if moved != nil && moved.To == vrrp.Master {
@@ -166,7 +166,7 @@ func (in *instance) nextKernelState(state vrrp.State, now time.Duration) loader.
 	return k
 }
 
-func (a *Agent) advert(in *instance, prio uint8, now time.Duration) {
+func (a *Agent) advert(in *instance, prio uint8) {
 	in.advert.Priority = prio
 	if err := in.sender.queue(&in.advert); err != nil {
 		a.log.Warn(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
@@ -177,10 +177,15 @@ func (a *Agent) advert(in *instance, prio uint8, now time.Duration) {
 		a.queued = append(a.queued, in)
 	}
 	// Every advert that leaves renews the lease; flush renews it once sent,
-	// from a time before the send: the lease must end before any backup's
-	// Master_Down_Interval, which runs from when the advert reached it.
+	// from a time before the send: a backup's Master_Down_Interval runs from
+	// when the advert reached it. The time is read now, not taken from the
+	// start of the transition: adding the VIPs before it goes through
+	// netlink, which waits for the RTNL lock every namespace shares, and a
+	// takeover that waited 250 ms for it wrote a lease already over, so the
+	// fence dropped the gratuitous ARPs that followed and clients kept the
+	// old master's MAC until the next burst, 5 s later.
 	in.renew = prio != 0 && in.m.State() == vrrp.Master
-	in.queuedAt = now
+	in.queuedAt = a.now()
 }
 
 // garpDue sends what is due of the gratuitous ARP schedule: a burst of

@@ -36,6 +36,8 @@ type world struct {
 	vips map[string]bool
 	// adverts: the error the next sends get
 	sendErr error
+	// onAdd, if set, runs as a VIP is added: a slow netlink call.
+	onAdd func()
 	// the kernel's Master_Down_Timers
 	downs map[loader.Key]*fakeDown
 	// lastReads counts LastAdvert calls
@@ -140,6 +142,9 @@ func (fakeKernel) Remove() error                                             { r
 type fakeAddrs struct{ w *world }
 
 func (f fakeAddrs) add(v vip) error {
+	if f.w.onAdd != nil {
+		f.w.onAdd()
+	}
 	f.w.do("add %v", v)
 	f.w.vips[v.String()] = true
 	return nil
@@ -367,6 +372,31 @@ func TestTakeoverOrder(t *testing.T) {
 	want = []string{"advert VRID 51 prio 100", "kernel VRID 51 MASTER prio 100 lease " + (lease + 100*time.Millisecond).String()}
 	if diff := cmp.Diff(want, r.w.take()); diff != "" {
 		t.Errorf("next advert (-want +got):\n%s", diff)
+	}
+}
+
+// A takeover whose VIP add waits (netlink waits for the RTNL lock, which
+// every namespace shares; 250 ms was seen beside other work) counts its first
+// lease from its advert, queued after the add, not from the start of the
+// takeover: the lease written before was over by then (at 10 ms adverts), and
+// the fence dropped the gratuitous ARPs that followed.
+func TestSlowVIPAddLeaseFromAdvert(t *testing.T) {
+	r := newRig(t, oneInstance(100, "garp_master_repeat 1"))
+	r.start()
+	r.flush()
+	r.w.take()
+	const slow = 250 * time.Millisecond
+	r.w.onAdd = func() { r.clock += slow }
+	at := time.Second + vrrp.MasterDownInterval(3, 100, 100*time.Millisecond, 3)
+	r.at(at)
+	want := []string{
+		"add 192.0.2.1/24 dev eth0",
+		"advert VRID 51 prio 100",
+		"kernel VRID 51 MASTER prio 100 lease " + (at + slow + vrrp.Lease(3, 100*time.Millisecond, 0)).String(),
+		"announce 192.0.2.1",
+	}
+	if diff := cmp.Diff(want, r.w.take()); diff != "" {
+		t.Errorf("takeover with a slow VIP add (-want +got):\n%s", diff)
 	}
 }
 
