@@ -187,6 +187,10 @@ func TestDynamicInterfaces(t *testing.T) {
 	if strings.Contains(x.Output(), "Entering") {
 		t.Fatalf("the instance ran without its interface:\n%s", x.Output())
 	}
+	// keepalived shows an instance waiting for its interface in FAULT.
+	if st := status(t, h, x).Instances[0]; st.Name != "VI_1" || st.State != "FAULT" || !strings.Contains(st.Fault, "eth9") {
+		t.Errorf("status of the waiting instance: %+v, want VI_1 in FAULT naming eth9", st)
+	}
 	// The interface first, its address a moment later: the instance waits
 	// for both.
 	err = h.Netlink(func(nh *netlink.Handle) error {

@@ -12,7 +12,8 @@ import (
 
 // dynamic_interfaces: an instance whose interface does not exist yet waits
 // for it, as keepalived's does, instead of failing the start. Until then it is
-// not run (keepalived keeps it in FAULT), and its sync group is held in FAULT.
+// not run; status shows it in FAULT, as keepalived does, and its sync group is
+// held in FAULT.
 
 // waitForInterface puts an instance whose interface is missing on the
 // pending list, when dynamic_interfaces allows it, and says so.

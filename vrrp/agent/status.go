@@ -110,6 +110,15 @@ func (a *Agent) status() Status {
 		is.Trackers = a.trackerStatus(in)
 		st.Instances = append(st.Instances, is)
 	}
+	// An instance waiting for its interface (dynamic_interfaces) is not
+	// run; keepalived shows such an instance in FAULT, and so does this.
+	for _, nc := range a.pending {
+		st.Instances = append(st.Instances, InstanceStatus{
+			Name: nc.Name, Interface: nc.Interface, VRID: nc.VRID, Family: nc.Family.String(),
+			Version: nc.Version, State: vrrp.Fault.String(), BasePriority: nc.Priority,
+			Fault: "interface " + nc.Interface + " does not exist (dynamic_interfaces: waiting for it)",
+		})
+	}
 	a.counters(&st)
 	return st
 }
