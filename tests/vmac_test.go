@@ -322,7 +322,7 @@ func TestVMACFence(t *testing.T) {
 	if on := vipOn(t, h1, vip4); on != "vrrp.51" {
 		t.Fatalf("the frozen master's VIP is on %q, want still on vrrp.51", on)
 	}
-	lease := 200 * time.Millisecond // 3 × 50 ms adverts, and some
+	lease := vrrp.Lease(3, 50*time.Millisecond, 0) + 50*time.Millisecond // and some
 	answered := 0
 	for _, a := range p.Answers() {
 		if a.Sent.After(frozen.Add(lease)) && a.From != "" {

@@ -89,6 +89,11 @@ type Action struct {
 	From, To State
 	Priority uint8
 	Why      string
+	// Silent is, for a backup that takes over on its Master_Down_Timer, how
+	// long the master had been silent when it decided: from the advert that
+	// last restarted the timer (the kernel's time stamp) to then. Zero when
+	// no advert did (the timer ran from entering BACKUP or a resignation).
+	Silent time.Duration
 }
 
 func (a Action) String() string {
@@ -212,10 +217,9 @@ func Lease(version uint8, interval time.Duration, adverts int) time.Duration {
 // at once when it runs again (its Adver_Timer passed during the stall) or, at
 // the latest, one interval later; Skew_Time keeps the backups' order.
 //
-// The kernel's master-down timer (bpf_timer) mirrors this rule: on expiry, if
-// bpf_ktime_get_ns() - deadline > skew and the instance was not graced, re-arm
-// at now + master_interval + skew and mark it graced; a newer advert clears
-// the mark.
+// The kernel's Master_Down_Timer (bpf_timer) applies no rule of its own: it
+// tells the daemon, which applies this one as at the moment it got the word
+// (agent's masterDown).
 func StallGrace(deadline, now, masterInterval, skew time.Duration, graced bool) time.Duration {
 	if graced || now-deadline <= skew {
 		return 0
@@ -384,7 +388,12 @@ func (m *Machine) Expire(now time.Duration, last *Heard) []Action {
 				return nil
 			}
 		}
-		return m.toMaster(now, "master down")
+		since := m.heldOffBy
+		acts := m.toMaster(now, "master down")
+		if since != 0 {
+			acts[0].Silent = now - since
+		}
+		return acts
 	case Master:
 		if last != nil && last.At > m.heard && last.Priority != 0 {
 			m.heard = last.At

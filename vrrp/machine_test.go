@@ -427,3 +427,29 @@ func TestAlignAdverts(t *testing.T) {
 		}
 	}
 }
+
+// TestSilentOnMasterDown: a backup that takes over on its Master_Down_Timer
+// says how long the master had been silent by the kernel's time stamps — from
+// the advert that last held it off, not from when its daemon handled it — and
+// nothing when no advert had (it never heard a master).
+func TestSilentOnMasterDown(t *testing.T) {
+	iv := 10 * ms
+	mdi := MasterDownInterval(3, 100, iv, 3)
+	m := NewMachine(Params{Version: 3, Priority: 100, Interval: iv, Addr: us})
+	m.Start(0)
+	m.Advert(8*ms, Heard{Addr: higher, Priority: 150, Interval: iv, At: 5 * ms}) // handled 3 ms late
+	acts := m.Expire(5*ms+mdi+ms, nil)
+	if len(acts) == 0 || acts[0].Kind != ActTransition || acts[0].To != Master {
+		t.Fatalf("Expire at the deadline: %v, want MASTER", joined(acts))
+	}
+	if want := mdi + ms; acts[0].Silent != want {
+		t.Errorf("silent %v, want %v (from the advert's time stamp)", acts[0].Silent, want)
+	}
+
+	m = NewMachine(Params{Version: 3, Priority: 100, Interval: iv, Addr: us})
+	m.Start(0)
+	acts = m.Expire(m.Deadline(), nil)
+	if len(acts) == 0 || acts[0].To != Master || acts[0].Silent != 0 {
+		t.Errorf("no master ever heard: %v silent %v, want MASTER with no silence told", joined(acts), acts[0].Silent)
+	}
+}

@@ -109,7 +109,11 @@ func (a *Agent) reportTransition(in *instance, act vrrp.Action) {
 	if act.From == vrrp.Init && act.To == vrrp.Backup {
 		msg += " (init)"
 	}
-	a.log.Info(msg, "from", act.From.String(), "why", act.Why)
+	if act.Silent > 0 {
+		a.log.Info(msg, "from", act.From.String(), "why", act.Why, "silent", act.Silent)
+	} else {
+		a.log.Info(msg, "from", act.From.String(), "why", act.Why)
+	}
 	a.notify.instance(in.cfg, stateName(act.To), in.m.Priority())
 }
 

@@ -268,6 +268,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	go func() {
 		evDone <- a.dp.ReadHeard(evCtx, func(e loader.Heard) {
 			if e.MasterDown {
+				// At becomes when the daemon got the word (masterDown):
+				// this reader runs whenever the process does, while the
+				// loop may be busy taking over the instances whose timers
+				// ran out with this one.
+				e.At = a.now()
 				// Nothing else would wake us for it: wait.
 				select {
 				case events <- e:
@@ -489,7 +494,7 @@ func (a *Agent) event(e loader.Heard) {
 		return
 	}
 	if e.MasterDown {
-		a.masterDown(in)
+		a.masterDown(in, e.At)
 		return
 	}
 	if e.Lost {

@@ -92,12 +92,21 @@ func (a *Agent) delegate(in *instance, now time.Duration) {
 func (in *instance) timedByKernel() bool { return in.delegated && in.m.HeldOffBy() != 0 }
 
 // masterDown takes the kernel's word that an instance's Master_Down_Timer
-// ran out: the machine decides on the last advert, as at its own deadline.
-func (a *Agent) masterDown(in *instance) {
+// ran out, which the daemon received at got (its event reader's clock): the
+// machine decides on the last advert, read now, as at that instant. A master
+// heard since still holds it off. A daemon that was itself stalled got the
+// word late and is graced (vrrp.StallGrace); one whose loop was merely busy —
+// taking over the instances whose timers ran out with this one — is not:
+// judged by when the loop got round to it, every instance after the first
+// was graced and took over a Master_Down_Interval late.
+func (a *Agent) masterDown(in *instance, got time.Duration) {
 	if in.m.State() != vrrp.Backup {
 		return
 	}
-	a.expireBackup(in, a.now())
+	if now := a.now(); got <= 0 || got > now {
+		got = now
+	}
+	a.expireBackup(in, got)
 }
 
 // expireBackup runs a backup's machine at or after its deadline with the

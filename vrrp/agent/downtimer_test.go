@@ -1,7 +1,10 @@
 package agent
 
 import (
+	"bytes"
+	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,5 +141,59 @@ func TestBackupTimesItselfUnlessKernelArmed(t *testing.T) {
 	r.loop()
 	if got := r.state("VI_1"); got != vrrp.Backup {
 		t.Errorf("MASTER_DOWN with the master alive: %v, want BACKUP", got)
+	}
+}
+
+// A daemon whose loop reaches a MASTER_DOWN late — busy taking over the
+// instances whose timers ran out with this one — decides as at the instant it
+// got the word (At, stamped by its event reader): it takes over at once, not
+// after a stall grace of an interval and Skew_Time, and says the master was
+// silent for the Master_Down_Interval. A master heard meanwhile still holds it
+// off. (A daemon that got the word late was stalled itself, and is graced:
+// TestNoTakeoverAfterStall in tests/.)
+func TestMasterDownJudgedWhenTheKernelRan(t *testing.T) {
+	key := loader.Key{Ifindex: 2, VRID: 51}
+	mdi := vrrp.MasterDownInterval(3, 100, 100*time.Millisecond, 3)
+	// A backup of a master at 100 ms whose timer the kernel runs.
+	delegated := func() (*rig, *bytes.Buffer) {
+		r := newRig(t, oneInstance(100, ""))
+		var log bytes.Buffer
+		r.log = slog.New(slog.NewTextHandler(&log, nil))
+		r.start()
+		r.clock += 10 * time.Millisecond
+		r.hear(51, "192.0.2.11", 150)
+		for range 10 {
+			r.clock += 100 * time.Millisecond
+			r.record(51, "192.0.2.11", 150)
+			if w := r.nextWake(); w != 0 && w <= r.clock {
+				r.at(r.clock)
+			}
+		}
+		if !r.insts[0].timedByKernel() {
+			t.Fatal("the kernel does not run the backup's timer")
+		}
+		return r, &log
+	}
+
+	r, log := delegated()
+	due := r.w.downs[key].st.Due
+	r.clock = due + 100*time.Millisecond // later than Skew_Time, 60.9 ms, the word came on time
+	r.event(loader.Heard{Key: key, Heard: vrrp.Heard{At: due}, MasterDown: true})
+	r.loop()
+	if got := r.state("VI_1"); got != vrrp.Master {
+		t.Fatalf("a MASTER_DOWN handled 100 ms after it came: %v, want MASTER at once", got)
+	}
+	if !strings.Contains(log.String(), "silent="+mdi.String()) {
+		t.Errorf("the takeover does not say the master was silent %v:\n%s", mdi, log)
+	}
+
+	r, _ = delegated()
+	due = r.w.downs[key].st.Due
+	r.clock = due + 100*time.Millisecond
+	r.record(51, "192.0.2.11", 150) // the master spoke after the timer ran
+	r.event(loader.Heard{Key: key, Heard: vrrp.Heard{At: due}, MasterDown: true})
+	r.loop()
+	if got := r.state("VI_1"); got != vrrp.Backup {
+		t.Errorf("a MASTER_DOWN handled after the master spoke again: %v, want BACKUP", got)
 	}
 }
