@@ -151,7 +151,7 @@ func TestBackupTimesItselfUnlessKernelArmed(t *testing.T) {
 // silent for the Master_Down_Interval. A master heard meanwhile still holds it
 // off. (A daemon that got the word late was stalled itself, and is graced:
 // TestNoTakeoverAfterStall in tests/.)
-func TestMasterDownJudgedWhenTheKernelRan(t *testing.T) {
+func TestMasterDownJudgedWhenItCame(t *testing.T) {
 	key := loader.Key{Ifindex: 2, VRID: 51}
 	mdi := vrrp.MasterDownInterval(3, 100, 100*time.Millisecond, 3)
 	// A backup of a master at 100 ms whose timer the kernel runs.
