@@ -646,3 +646,92 @@ func TestVMACRestartWithinLease(t *testing.T) {
 		t.Errorf("after the restart the VIP is on %q, want vrrp.51", on)
 	}
 }
+
+// TestVMACDeletedBehindItsBack: something else deletes an instance's VMAC
+// while its interface stays (an operator, a network manager tidying up
+// interfaces it does not know). keepalived 2.2.7 makes it again; so does
+// xvrrp, at once: the backup's with nothing on it, the master's with its VIP
+// put back and announced, so the client is answered by the same master
+// through the same virtual MAC within moments, and nobody changes state.
+func TestVMACDeletedBehindItsBack(t *testing.T) {
+	l, x1, x2 := pairH1First(t, node{prio: 150, extra: "use_vmac"}, node{prio: 100, extra: "use_vmac"})
+	h1, h2 := l.Hosts[0], l.Hosts[1]
+	waitLog(t, x1, "(VI_1) Entering MASTER STATE")
+	waitLog(t, x2, "(VI_1) Entering BACKUP STATE (init)")
+	p := probeVIP(t, l, "h1")
+
+	del := func(h *lab.Host) {
+		t.Helper()
+		if err := h.Netlink(func(nh *netlink.Handle) error {
+			lnk, err := nh.LinkByName("vrrp.51")
+			if err != nil {
+				return err
+			}
+			return nh.LinkDel(lnk)
+		}); err != nil {
+			t.Fatalf("%s: delete vrrp.51: %v", h.Name, err)
+		}
+	}
+	back := func(h *lab.Host, x *lab.Xvrrp) {
+		t.Helper()
+		waitLog(t, x, "(VI_1) VMAC interface vrrp.51 was deleted by something else: re-creating it")
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			parent, mode, mac, up, ok := vmacOf(t, h, "vrrp.51")
+			if ok && up && parent == "eth0" && mode == netlink.MACVLAN_MODE_PRIVATE && bytes.Equal(mac, vmac51) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: vrrp.51 not back: ok %v up %v parent %q mode %v MAC %v", h.Name, ok, up, parent, mode, mac)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+
+	del(h2)
+	back(h2, x2)
+	if on := vipOn(t, h2, vip4); on != "" {
+		t.Errorf("h2, backup: the VIP is on %q after its VMAC came back, want nowhere", on)
+	}
+
+	del(h1)
+	deleted := time.Now()
+	back(h1, x1)
+	for deadline := time.Now().Add(time.Second); ; time.Sleep(10 * time.Millisecond) {
+		on := vipOn(t, h1, vip4)
+		if on == "vrrp.51" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("h1, master: the VIP is on %q a second after its VMAC came back, want vrrp.51", on)
+		}
+	}
+	time.Sleep(500 * time.Millisecond)
+	p.Stop()
+	settled := deleted.Add(250 * time.Millisecond)
+	answered, unanswered := 0, 0
+	for _, a := range p.Answers() {
+		switch {
+		case !a.Sent.After(settled):
+		case a.From == "h1":
+			answered++
+		default:
+			unanswered++
+		}
+	}
+	if answered == 0 || unanswered > 0 {
+		t.Errorf("probes from 250 ms after the deletion: %d answered by h1, %d not: want all by h1", answered, unanswered)
+	}
+	if mac := clientNeigh(t, l, vip4); !bytes.Equal(mac, vmac51) {
+		t.Errorf("the client reaches the VIP at %v, want the VMAC %v", mac, vmac51)
+	}
+	if t.Failed() {
+		t.Logf("h1:\n%s\nh2:\n%s", lastLines(x1.Output(), 30), lastLines(x2.Output(), 30))
+	}
+	// h1: BACKUP (init), MASTER; h2: BACKUP (init). No more.
+	for x, want := range map[*lab.Xvrrp]int{x1: 2, x2: 1} {
+		if n := countIn(x.Proc, "Entering"); n != want {
+			t.Errorf("%d transitions, want %d:\n%s", n, want, lastLines(x.Output(), 20))
+		}
+	}
+}

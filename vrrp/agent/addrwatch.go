@@ -178,6 +178,15 @@ func (a *Agent) addrRemoved(g addrGone) {
 		if !in.isMaster() {
 			continue
 		}
+		if name, gone := a.vmacMissing(in); gone {
+			// The address went with its VMAC, deleted by something
+			// else: made again, the VMAC gets the addresses back.
+			a.log.Warn(fmt.Sprintf("(%s) VMAC interface %s was deleted by something else: re-creating it", in.cfg.Name, name))
+			if a.remakeVMACs(in, a.now()) {
+				a.reassess("")
+			}
+			continue
+		}
 		for _, v := range in.held() {
 			if !g.resync && (v.ip() != g.addr || v.link.Attrs().Index != g.index) {
 				continue

@@ -83,7 +83,8 @@ type instance struct {
 	// (promote_secondaries), put back at stop; nil: not set by us.
 	promoteWas []byte
 	// restored counts addresses and routes put back after something else
-	// removed them while master.
+	// removed them while master, and VMACs made again after something else
+	// deleted them.
 	restored uint64
 	// vmac is the instance's VMAC interface (use_vmac), nil without;
 	// addrVMACs are use_vmac_addr's, by name.

@@ -99,6 +99,8 @@ func (a *Agent) link(l linkState) {
 	now := a.now()
 	for _, in := range a.insts {
 		switch {
+		case l.deleted && in.hasVMAC(l.index):
+			changed = a.vmacGone(in, l, now) || changed
 		case in.ifi.Index == l.index && l.deleted:
 			if in.up || !in.gone {
 				a.log.Info(fmt.Sprintf("(%s) interface %s deleted", in.cfg.Name, l.name))

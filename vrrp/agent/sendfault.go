@@ -30,8 +30,23 @@ func (a *Agent) sendOutcome(in *instance, ok bool, failures []error, now time.Du
 		in.sendFailRun = 0
 		return
 	}
-	in.sendFailRun++
+	if len(failures) == 0 {
+		// Nothing left and nothing failed: the adverts were queued on a
+		// socket closed since (a VMAC made again, remakeVMACs).
+		return
+	}
 	last := failures[len(failures)-1]
+	if name, gone := a.vmacMissing(in); gone && interfaceGone(last) {
+		// Not the interface: its VMAC was deleted by something else,
+		// which the link update will say too. Made again now, the next
+		// advert leaves by the new one, and the instance stays as it is.
+		a.log.Warn(fmt.Sprintf("(%s) VMAC interface %s was deleted by something else: re-creating it", in.cfg.Name, name))
+		if a.remakeVMACs(in, now) {
+			a.reassess("")
+		}
+		return
+	}
+	in.sendFailRun++
 	if transient(last) && in.sendFailRun < transientSendRun {
 		return
 	}

@@ -3,11 +3,13 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"github.com/xvrrp/xvrrp/vrrp/config"
@@ -249,6 +251,103 @@ func (a *Agent) removeVMAC(in *instance) {
 		a.addrs.release(idx)
 	}
 	in.vmac, in.addrVMACs = nil, nil
+}
+
+// hasVMAC reports whether index is one of the instance's VMACs.
+func (in *instance) hasVMAC(index int) bool {
+	return slices.Contains(in.vmacIndexes(), index)
+}
+
+func (in *instance) vmacIndexes() []int {
+	var idx []int
+	if in.vmac != nil {
+		idx = append(idx, in.vmac.link.Attrs().Index)
+	}
+	for _, vm := range in.addrVMACs {
+		idx = append(idx, vm.link.Attrs().Index)
+	}
+	return idx
+}
+
+// vmacGone handles the deletion of one of the instance's VMACs by something
+// else — an operator, a network manager tidying up interfaces it does not
+// know — while its interface stays: keepalived 2.2.7 makes it again, and so
+// does xvrrp, at once (remakeVMACs). A VMAC that went with its interface is
+// left to the interface's return (rebind). It reports whether the instance's
+// state may have changed.
+func (a *Agent) vmacGone(in *instance, l linkState, now time.Duration) bool {
+	if in.gone {
+		return false
+	}
+	if _, err := a.nl.LinkByIndex(in.ifi.Index); err != nil {
+		return false // the interface went too: it takes its VMACs along
+	}
+	a.log.Warn(fmt.Sprintf("(%s) VMAC interface %s was deleted by something else: re-creating it", in.cfg.Name, l.name))
+	return a.remakeVMACs(in, now)
+}
+
+// vmacMissing reports whether a VMAC of the instance is gone while its
+// interface is there: an advert that could not leave by it says so before
+// the link update does.
+func (a *Agent) vmacMissing(in *instance) (string, bool) {
+	if in.gone || len(in.vmacIndexes()) == 0 {
+		return "", false
+	}
+	if _, err := a.nl.LinkByIndex(in.ifi.Index); err != nil {
+		return "", false
+	}
+	for _, vm := range append([]*vmacIf{in.vmac}, slices.Collect(maps.Values(in.addrVMACs))...) {
+		if vm == nil {
+			continue
+		}
+		if _, err := a.nl.LinkByIndex(vm.link.Attrs().Index); errors.As(err, new(netlink.LinkNotFoundError)) {
+			return vm.link.Attrs().Name, true
+		}
+	}
+	return "", false
+}
+
+// remakeVMACs makes the instance's VMACs again, with their sysctls and fence,
+// moves its sockets and addresses to them, and, on a master, puts back the
+// addresses that went with the old ones and announces them, as for a VIP
+// removed behind its back (addrRemoved): the instance stays in its state.
+// One that cannot be made leaves the instance in FAULT, retried as rebind is;
+// then it reports true: the state may have changed.
+func (a *Agent) remakeVMACs(in *instance, now time.Duration) bool {
+	gone := in.vmacIndexes()
+	if err := a.bind(in); err != nil {
+		a.log.Error(fmt.Sprintf("(%s) re-create VMAC interface: %v", in.cfg.Name, err))
+		in.rebindErr, in.rebindAt, in.up = err.Error(), now+time.Second, false
+		return true
+	}
+	// What the deleted VMACs held: the kernel's entry, sockets, announcers.
+	// Adverts queued on their sockets are dropped with them (sendOutcome).
+	kept := in.vmacIndexes()
+	for _, idx := range gone {
+		if slices.Contains(kept, idx) {
+			continue
+		}
+		if err := a.dp.ForgetVMAC(idx); err != nil {
+			a.log.Warn(fmt.Sprintf("(%s) forget VMAC %d in the kernel: %v", in.cfg.Name, idx, err))
+		}
+		for k, s := range a.socks {
+			if k.ifindex == idx {
+				s.close()
+				delete(a.socks, k)
+			}
+		}
+		a.addrs.release(idx)
+	}
+	in.restored++
+	for _, v := range in.vips {
+		if err := a.addrs.prepare(v); err != nil {
+			a.log.Warn(fmt.Sprintf("(%s) %v", in.cfg.Name, err))
+		}
+	}
+	if in.isMaster() {
+		a.addrRemoved(addrGone{resync: true})
+	}
+	return false
 }
 
 // setSysctl writes /proc/sys/net/PATH, keeping the value found the first time,
