@@ -735,3 +735,52 @@ func TestVMACDeletedBehindItsBack(t *testing.T) {
 		}
 	}
 }
+
+// TestSysctlsAfterKeepDatapathRestart: a daemon stopped with --keep-datapath
+// leaves its VMAC and the sysctls it set (arp_ignore and arp_filter on the
+// interface, promote_secondaries); the next run finds them set, and at its
+// final stop puts back the values found before the first run — not the ones
+// it found, which the first run set.
+func TestSysctlsAfterKeepDatapathRestart(t *testing.T) {
+	l := labtest.New(t, lab.Options{Hosts: 1})
+	h1 := l.Hosts[0]
+	conf := nodeConfig(node{prio: 150, extra: "use_vmac\n    promote_secondaries"})
+	keys := []string{"ipv4/conf/eth0/arp_ignore", "ipv4/conf/eth0/arp_filter", "ipv4/conf/eth0/promote_secondaries"}
+	for _, k := range keys {
+		if got := sysctl(t, h1, k); got != "0" {
+			t.Fatalf("%s = %s before xvrrp, want the kernel's 0", k, got)
+		}
+	}
+	x1, err := h1.StartXvrrp(xvrrpBin, conf, "--keep-datapath")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x1, "(VI_1) Entering MASTER STATE")
+	x1.Signal(syscall.SIGTERM)
+	<-x1.Done()
+	for _, k := range keys {
+		if got := sysctl(t, h1, k); got != "1" {
+			t.Errorf("%s = %s after a stop with --keep-datapath, want 1 as xvrrp set it", k, got)
+		}
+	}
+	x2, err := h1.StartXvrrp(xvrrpBin, conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitLog(t, x2, "(VI_1) Entering MASTER STATE")
+	x2.Signal(syscall.SIGTERM)
+	<-x2.Done()
+	for _, k := range keys {
+		if got := sysctl(t, h1, k); got != "0" {
+			t.Errorf("%s = %s after the final stop, want 0 as it was before the first run", k, got)
+		}
+	}
+	if _, stateDir := h1.XvrrpDirs(); fileExists(filepath.Join(stateDir, "sysctls.json")) {
+		t.Error("the record of sysctls to put back is still there after they were put back")
+	}
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

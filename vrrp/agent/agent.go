@@ -48,6 +48,11 @@ type Options struct {
 	// LinkRcvBuf sets the link-update socket's receive buffer when not 0, for
 	// tests that make it overflow.
 	LinkRcvBuf int
+	// SysctlFile, if set, keeps the sysctl values found before xvrrp first
+	// wrote them, across runs: a run stopped with KeepDatapath leaves them
+	// set, and the run after it must put back the originals, not what it
+	// found. Removed when they are put back.
+	SysctlFile string
 }
 
 // Monotonic reads CLOCK_MONOTONIC, the clock of the kernel's timestamps,
@@ -117,8 +122,9 @@ type Agent struct {
 	stopTrackers context.CancelFunc
 	notify       *notifier
 	groupState   map[string]vrrp.State // last state a sync group was notified in
-	// sysctlWas are the values use_vmac found before it wrote them, by
-	// path, in the order written; restoreSysctls puts them back.
+	// sysctlWas are the values promote_secondaries and use_vmac found
+	// before they wrote them (or an earlier run found: SysctlFile), by path,
+	// in the order written; restoreSysctls puts them back.
 	sysctlWas   map[string][]byte
 	sysctlOrder []string
 }
@@ -148,6 +154,7 @@ func New(cfg *config.Config, opt Options) (_ *Agent, err error) {
 		return nil, err
 	}
 	a.dp = dp
+	a.loadSysctls()
 	defer func() {
 		if err != nil {
 			// A failed start leaves nothing behind: no VIP it kept from an

@@ -79,9 +79,6 @@ type instance struct {
 	extraAt time.Duration
 	// srcGone: track_src_ip, and the address adverts go from was removed.
 	srcGone bool
-	// promoteWas is the interface's promote_secondaries before we set it
-	// (promote_secondaries), put back at stop; nil: not set by us.
-	promoteWas []byte
 	// restored counts addresses and routes put back after something else
 	// removed them while master, and VMACs made again after something else
 	// deleted them.

@@ -55,45 +55,32 @@ func (a *Agent) bindExcluded(inst *instance, lnk netlink.Link) error {
 // promoteSecondaries sets promote_secondaries on the instance's interface, as
 // keepalived does: removing a VIP that happens to be the primary address of
 // its subnet then promotes another rather than taking every address of that
-// subnet with it. The value found is put back at stop.
+// subnet with it. The value found is put back at stop (restoreSysctls).
 func (a *Agent) promoteSecondaries(inst *instance) {
 	if !inst.cfg.PromoteSecondaries {
 		return
 	}
-	path := "/proc/sys/net/ipv4/conf/" + inst.ifi.Name + "/promote_secondaries"
-	was, err := os.ReadFile(path)
-	if err == nil {
-		err = os.WriteFile(path, []byte("1\n"), 0)
-	}
-	if err != nil {
+	if err := a.setSysctl("ipv4/conf/"+inst.ifi.Name+"/promote_secondaries", "1"); err != nil {
 		a.log.Warn(fmt.Sprintf("(%s) promote_secondaries: %v", inst.cfg.Name, err))
-		return
-	}
-	if inst.promoteWas == nil {
-		inst.promoteWas = was
 	}
 }
 
-// restoreSysctls puts back what promoteSecondaries changed, last first, so
-// that of two instances on one interface the first's value stays.
+// restoreSysctls puts back what promote_secondaries and use_vmac changed,
+// last first, so that of two writes to one path the value found by the first
+// stays; a VMAC's own went with it. Then SysctlFile goes: nothing is left to
+// put back.
 func (a *Agent) restoreSysctls() {
-	for _, in := range slices.Backward(a.insts) {
-		if in.promoteWas == nil {
-			continue
-		}
-		path := "/proc/sys/net/ipv4/conf/" + in.ifi.Name + "/promote_secondaries"
-		if err := os.WriteFile(path, in.promoteWas, 0); err != nil {
-			a.log.Warn(fmt.Sprintf("(%s) put back promote_secondaries: %v", in.cfg.Name, err))
-		}
-		in.promoteWas = nil
-	}
-	// What use_vmac set, last first; a VMAC's own are gone with it.
 	for _, path := range slices.Backward(a.sysctlOrder) {
 		if err := os.WriteFile(path, a.sysctlWas[path], 0); err != nil && !errors.Is(err, os.ErrNotExist) {
 			a.log.Warn(fmt.Sprintf("put back %s: %v", path, err))
 		}
 	}
 	a.sysctlWas, a.sysctlOrder = nil, nil
+	if a.opt.SysctlFile != "" {
+		if err := os.Remove(a.opt.SysctlFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			a.log.Warn("remove the record of sysctls put back", "error", err)
+		}
+	}
 }
 
 var routeTypes = map[string]int{"blackhole": unix.RTN_BLACKHOLE, "unreachable": unix.RTN_UNREACHABLE, "prohibit": unix.RTN_PROHIBIT, "throw": unix.RTN_THROW}

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -367,8 +368,67 @@ func (a *Agent) setSysctl(path, val string) error {
 	if _, ok := a.sysctlWas[full]; !ok {
 		a.sysctlWas[full] = was
 		a.sysctlOrder = append(a.sysctlOrder, full)
+		a.saveSysctls()
 	}
 	return nil
+}
+
+// sysctlRecord is SysctlFile's content: each path and the value found before
+// the first write, in the order of the writes.
+type sysctlRecord struct {
+	Path string `json:"path"`
+	Was  string `json:"was"`
+}
+
+// saveSysctls writes SysctlFile, through a new file renamed over the old, so
+// that a daemon killed meanwhile leaves the old record or the new, whole.
+func (a *Agent) saveSysctls() {
+	if a.opt.SysctlFile == "" {
+		return
+	}
+	recs := make([]sysctlRecord, 0, len(a.sysctlOrder))
+	for _, p := range a.sysctlOrder {
+		recs = append(recs, sysctlRecord{Path: p, Was: string(a.sysctlWas[p])})
+	}
+	b, err := json.Marshal(recs)
+	if err == nil {
+		tmp := a.opt.SysctlFile + ".new"
+		if err = os.WriteFile(tmp, b, 0o600); err == nil {
+			err = os.Rename(tmp, a.opt.SysctlFile)
+		}
+	}
+	if err != nil {
+		a.log.Warn("record the sysctls to put back", "error", err)
+	}
+}
+
+// loadSysctls takes the record an earlier run left (one stopped with
+// --keep-datapath, or killed): the values it found are the ones to put back,
+// not what this run finds, which that run set.
+func (a *Agent) loadSysctls() {
+	if a.opt.SysctlFile == "" {
+		return
+	}
+	b, err := os.ReadFile(a.opt.SysctlFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	var recs []sysctlRecord
+	if err == nil {
+		err = json.Unmarshal(b, &recs)
+	}
+	if err != nil {
+		a.log.Warn("read the sysctls an earlier run set: they will not be put back", "file", a.opt.SysctlFile, "error", err)
+		return
+	}
+	a.sysctlWas = map[string][]byte{}
+	for _, r := range recs {
+		if _, ok := a.sysctlWas[r.Path]; !ok && strings.HasPrefix(r.Path, "/proc/sys/net/") {
+			a.sysctlWas[r.Path] = []byte(r.Was)
+			a.sysctlOrder = append(a.sysctlOrder, r.Path)
+		}
+	}
+	a.log.Info("putting back at stop the sysctls an earlier run found", "count", len(a.sysctlOrder))
 }
 
 // vipLink is where an address of the instance lives when it has no dev of its
