@@ -756,13 +756,17 @@ func TestSysctlsAfterKeepDatapathRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLog(t, x1, "(VI_1) Entering MASTER STATE")
-	x1.Signal(syscall.SIGTERM)
-	<-x1.Done()
-	for _, k := range keys {
-		if got := sysctl(t, h1, k); got != "1" {
-			t.Errorf("%s = %s after a stop with --keep-datapath, want 1 as xvrrp set it", k, got)
+	want := func(v, when string) {
+		t.Helper()
+		for _, k := range keys {
+			if got := sysctl(t, h1, k); got != v {
+				t.Errorf("%s = %s %s, want %s", k, got, when, v)
+			}
 		}
 	}
+	x1.Signal(syscall.SIGTERM)
+	<-x1.Done()
+	want("1", "after a stop with --keep-datapath, as xvrrp set it")
 	x2, err := h1.StartXvrrp(xvrrpBin, conf)
 	if err != nil {
 		t.Fatal(err)
@@ -770,11 +774,7 @@ func TestSysctlsAfterKeepDatapathRestart(t *testing.T) {
 	waitLog(t, x2, "(VI_1) Entering MASTER STATE")
 	x2.Signal(syscall.SIGTERM)
 	<-x2.Done()
-	for _, k := range keys {
-		if got := sysctl(t, h1, k); got != "0" {
-			t.Errorf("%s = %s after the final stop, want 0 as it was before the first run", k, got)
-		}
-	}
+	want("0", "after the final stop, as it was before the first run")
 	if _, stateDir := h1.XvrrpDirs(); fileExists(filepath.Join(stateDir, "sysctls.json")) {
 		t.Error("the record of sysctls to put back is still there after they were put back")
 	}

@@ -12,6 +12,21 @@ import (
 	"github.com/xvrrp/xvrrp/vrrp"
 )
 
+// settle starts the rig's VI_1 as the backup of a master at 100 ms whose
+// adverts the kernel keeps recording, for a second.
+func settle(r *rig) {
+	r.start()
+	r.clock += 10 * time.Millisecond
+	r.hear(51, "192.0.2.11", 150)
+	for range 10 {
+		r.clock += 100 * time.Millisecond
+		r.record(51, "192.0.2.11", 150)
+		if w := r.nextWake(); w != 0 && w <= r.clock {
+			r.at(r.clock)
+		}
+	}
+}
+
 // holdOff is the kernel's hold_off on the fake: a valid advert re-arms a
 // BACKUP's timer when it holds it off.
 func (w *world) holdOff(key loader.Key, h vrrp.Heard) {
@@ -89,18 +104,6 @@ func TestBackupSleepsWhileKernelTimes(t *testing.T) {
 // reload: that cancels it), and for preempt_delay, which the kernel is not
 // given; a MASTER_DOWN that finds the master alive changes nothing.
 func TestBackupTimesItselfUnlessKernelArmed(t *testing.T) {
-	settle := func(r *rig) {
-		r.start()
-		r.clock += 10 * time.Millisecond
-		r.hear(51, "192.0.2.11", 150)
-		for range 10 {
-			r.clock += 100 * time.Millisecond
-			r.record(51, "192.0.2.11", 150)
-			if w := r.nextWake(); w != 0 && w <= r.clock {
-				r.at(r.clock)
-			}
-		}
-	}
 	machineDeadline := func(r *rig) time.Duration { return r.insts[0].m.Deadline() }
 	key := loader.Key{Ifindex: 2, VRID: 51}
 
@@ -159,16 +162,7 @@ func TestMasterDownJudgedWhenItCame(t *testing.T) {
 		r := newRig(t, oneInstance(100, ""))
 		var log bytes.Buffer
 		r.log = slog.New(slog.NewTextHandler(&log, nil))
-		r.start()
-		r.clock += 10 * time.Millisecond
-		r.hear(51, "192.0.2.11", 150)
-		for range 10 {
-			r.clock += 100 * time.Millisecond
-			r.record(51, "192.0.2.11", 150)
-			if w := r.nextWake(); w != 0 && w <= r.clock {
-				r.at(r.clock)
-			}
-		}
+		settle(r)
 		if !r.insts[0].timedByKernel() {
 			t.Fatal("the kernel does not run the backup's timer")
 		}

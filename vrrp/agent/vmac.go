@@ -237,21 +237,26 @@ func (a *Agent) removeVMAC(in *instance) {
 		} else {
 			a.log.Info(fmt.Sprintf("(%s) Success removing VMAC interface %s", in.cfg.Name, name))
 		}
-		// Its socket and announcer; the fence's pins go when the link's
-		// deletion is heard (fenceLink), or with the datapath at stop.
-		idx := vm.link.Attrs().Index
-		if err := a.dp.ForgetVMAC(idx); err != nil {
-			a.log.Warn(fmt.Sprintf("(%s) forget VMAC %s in the kernel: %v", in.cfg.Name, name, err))
-		}
-		for k, s := range a.socks {
-			if k.ifindex == idx {
-				s.close()
-				delete(a.socks, k)
-			}
-		}
-		a.addrs.release(idx)
+		a.forgetVMAC(in, vm.link.Attrs().Index, name)
 	}
 	in.vmac, in.addrVMACs = nil, nil
+}
+
+// forgetVMAC lets go of what a VMAC that is gone held: the kernel's entry,
+// its socket and its announcer. The fence's pins go when the link's deletion
+// is heard (fenceLink), or with the datapath at stop. Adverts queued on the
+// socket go with it (sendOutcome).
+func (a *Agent) forgetVMAC(in *instance, idx int, name string) {
+	if err := a.dp.ForgetVMAC(idx); err != nil {
+		a.log.Warn(fmt.Sprintf("(%s) forget VMAC %s in the kernel: %v", in.cfg.Name, name, err))
+	}
+	for k, s := range a.socks {
+		if k.ifindex == idx {
+			s.close()
+			delete(a.socks, k)
+		}
+	}
+	a.addrs.release(idx)
 }
 
 // hasVMAC reports whether index is one of the instance's VMACs.
@@ -321,23 +326,11 @@ func (a *Agent) remakeVMACs(in *instance, now time.Duration) bool {
 		in.rebindErr, in.rebindAt, in.up = err.Error(), now+time.Second, false
 		return true
 	}
-	// What the deleted VMACs held: the kernel's entry, sockets, announcers.
-	// Adverts queued on their sockets are dropped with them (sendOutcome).
 	kept := in.vmacIndexes()
 	for _, idx := range gone {
-		if slices.Contains(kept, idx) {
-			continue
+		if !slices.Contains(kept, idx) {
+			a.forgetVMAC(in, idx, fmt.Sprintf("index %d", idx))
 		}
-		if err := a.dp.ForgetVMAC(idx); err != nil {
-			a.log.Warn(fmt.Sprintf("(%s) forget VMAC %d in the kernel: %v", in.cfg.Name, idx, err))
-		}
-		for k, s := range a.socks {
-			if k.ifindex == idx {
-				s.close()
-				delete(a.socks, k)
-			}
-		}
-		a.addrs.release(idx)
 	}
 	in.restored++
 	for _, v := range in.vips {
