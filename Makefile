@@ -27,6 +27,9 @@ LDFLAGS := -X main.commit=$(COMMIT)
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/xvrrp ./cmd/xvrrp
 
+# Installing the tools must start no service on the host (Debian starts the
+# prometheus server that promtool comes with, and keepalived): policy-rc.d
+# says so for the install, unless the host has one of its own.
 deps:
 	@missing=""; \
 	for p in $(APT_PROBES); do \
@@ -34,7 +37,11 @@ deps:
 	done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages (missing:$$missing)"; \
+		own=""; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+			printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own=1; \
+		fi; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
+		rc=$$?; [ -z "$$own" ] || rm -f /usr/sbin/policy-rc.d; exit $$rc; \
 	fi
 
 vet:
