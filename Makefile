@@ -29,7 +29,8 @@ build:
 
 # Installing the tools must start no service on the host (Debian starts the
 # prometheus server that promtool comes with, and keepalived): policy-rc.d
-# says so for the install, unless the host has one of its own.
+# says so for the install, unless the host has one of its own, and the
+# prometheus server we brought is not left enabled for the next boot.
 deps:
 	@missing=""; \
 	for p in $(APT_PROBES); do \
@@ -41,7 +42,9 @@ deps:
 			printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own=1; \
 		fi; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(APT_PACKAGES) >/dev/null; \
-		rc=$$?; [ -z "$$own" ] || rm -f /usr/sbin/policy-rc.d; exit $$rc; \
+		rc=$$?; [ -z "$$own" ] || rm -f /usr/sbin/policy-rc.d; \
+		case "$$missing " in *" promtool "*) systemctl disable prometheus >/dev/null 2>&1 || true ;; esac; \
+		exit $$rc; \
 	fi
 
 vet:
